@@ -1,0 +1,83 @@
+"""JSON API for appeals: public listing, organisers' create and update."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from app.appeals import service
+from app.appeals.schemas import AppealIn, AppealRead
+from app.core import paths
+from app.core.config import Settings
+from app.core.db import SessionDep
+from app.core.errors import Conflict, InvalidInput
+from app.models import Appeal, utcnow
+from app.organisers.deps import AdminToken
+
+router = APIRouter(prefix="/api/v1/appeals", tags=["appeals"])
+
+
+def settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
+
+
+def public_appeal(session: SessionDep, slug: str) -> Appeal:
+    return service.get_appeal(session, slug, include_drafts=False)
+
+
+CurrentAppeal = Annotated[Appeal, Depends(public_appeal)]
+
+
+def _read(session: SessionDep, appeal: Appeal, settings: Settings) -> AppealRead:
+    counted = service.counts(session, [appeal.id])[appeal.id]
+    return service.to_read(appeal, counted, base_url=settings.base_url, now=utcnow())
+
+
+@router.get("")
+def list_appeals(session: SessionDep, settings: SettingsDep) -> list[AppealRead]:
+    """Open and closed appeals with their counts (drafts are not listed)."""
+    appeals = service.list_appeals(session)
+    counted = service.counts(session, [a.id for a in appeals])
+    now = utcnow()
+    return [service.to_read(a, counted[a.id], base_url=settings.base_url, now=now) for a in appeals]
+
+
+@router.get("/{slug}")
+def get_appeal(session: SessionDep, settings: SettingsDep, appeal: CurrentAppeal) -> AppealRead:
+    return _read(session, appeal, settings)
+
+
+@router.post("", status_code=201)
+def create_appeal(
+    session: SessionDep, settings: SettingsDep, _token: AdminToken, data: AppealIn
+) -> AppealRead:
+    """Create an appeal (admin); 409 if the slug is taken."""
+    if service.find_appeal(session, data.slug) is not None:
+        raise Conflict(f"an appeal {data.slug!r} exists already; PUT /api/v1/appeals/{data.slug}")
+    appeal, _ = service.save_appeal(session, data=data, directory=paths.letter_templates_dir())
+    return _read(session, appeal, settings)
+
+
+@router.put("/{slug}")
+def put_appeal(
+    slug: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    _token: AdminToken,
+    data: AppealIn,
+    response: Response,
+) -> AppealRead:
+    """Create or replace the appeal with this slug (admin)."""
+    if data.slug != slug:
+        raise InvalidInput({"slug": f"must be {slug!r}, as in the URL"})
+    appeal, created = service.save_appeal(
+        session, data=data, directory=paths.letter_templates_dir()
+    )
+    if created:
+        response.status_code = 201
+    return _read(session, appeal, settings)

@@ -1,0 +1,149 @@
+"""Appeals: create or update by slug, look up, count, and decide whether one takes signatures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from app.appeals import templating
+from app.appeals.schemas import AppealIn, AppealRead, TargetRead
+from app.core.errors import AppealNotFound, InvalidInput
+from app.models import Appeal, AppealStatus, Letter, LetterStatus, Target
+
+# Letters that a supporter has confirmed: they count as signed.
+SIGNED = (LetterStatus.queued, LetterStatus.sent, LetterStatus.failed)
+
+
+def letter_source(appeal: Appeal | AppealIn, language: str) -> templating.LetterSource:
+    """Where the appeal's letter in `language` comes from."""
+    if appeal.template:
+        return templating.LetterSource(template=appeal.template)
+    letter = appeal.letter or {}
+    text = letter.get(language)
+    if text is None:
+        return templating.LetterSource()
+    if isinstance(text, dict):
+        return templating.LetterSource(subject=text["subject"], body=text["body"])
+    return templating.LetterSource(subject=text.subject, body=text.body)
+
+
+def check_letters(data: AppealIn, *, directory: Path) -> None:
+    """Render every language's letter with sample data; InvalidInput names what fails."""
+    errors: dict[str, str] = {}
+    for language in data.languages:
+        field = "template" if data.template else f"letter.{language}"
+        try:
+            templating.render(
+                letter_source(data, language), language, templating.SAMPLE, directory=directory
+            )
+        except templating.LetterTemplateError as exc:
+            errors.setdefault(field, f"{language}: {exc}")
+    if errors:
+        raise InvalidInput(errors)
+
+
+def save_appeal(session: Session, *, data: AppealIn, directory: Path) -> tuple[Appeal, bool]:
+    """Create the appeal or update the one with this slug; returns (appeal, created). Flushes."""
+    check_letters(data, directory=directory)
+    appeal = session.scalar(select(Appeal).where(Appeal.slug == data.slug))
+    created = appeal is None
+    if appeal is None:
+        appeal = Appeal(slug=data.slug)
+        session.add(appeal)
+    fields = data.model_dump(exclude={"slug", "targets", "letter"})
+    for name, value in fields.items():
+        setattr(appeal, name, value)
+    appeal.letter = (
+        {lang: text.model_dump() for lang, text in data.letter.items()} if data.letter else None
+    )
+    # Targets are updated in place by position so deliveries keep pointing at them.
+    existing = list(appeal.targets)
+    for position, target_in in enumerate(data.targets):
+        target = existing[position] if position < len(existing) else Target()
+        for name, value in target_in.model_dump().items():
+            setattr(target, name, value)
+        target.position = position
+        if position >= len(existing):
+            appeal.targets.append(target)
+    for extra in existing[len(data.targets) :]:
+        appeal.targets.remove(extra)
+    session.flush()
+    return appeal, created
+
+
+def find_appeal(session: Session, slug: str) -> Appeal | None:
+    return session.scalar(select(Appeal).where(Appeal.slug == slug))
+
+
+def get_appeal(session: Session, slug: str, *, include_drafts: bool = True) -> Appeal:
+    """The appeal with this slug, or AppealNotFound."""
+    appeal = find_appeal(session, slug)
+    if appeal is None or (not include_drafts and appeal.status is AppealStatus.draft):
+        raise AppealNotFound()
+    return appeal
+
+
+def list_appeals(session: Session, *, include_drafts: bool = False) -> list[Appeal]:
+    """Appeals, newest first; drafts only when asked."""
+    query = select(Appeal).order_by(Appeal.created_at.desc(), Appeal.id.desc())
+    if not include_drafts:
+        query = query.where(Appeal.status != AppealStatus.draft)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    signed: int = 0
+    sent: int = 0
+
+
+def counts(session: Session, appeal_ids: list[int]) -> dict[int, Counts]:
+    """Confirmed (signed) and sent letters per appeal, in one query."""
+    if not appeal_ids:
+        return {}
+    rows = session.execute(
+        select(
+            Letter.appeal_id,
+            func.count().filter(Letter.status.in_(SIGNED)),
+            func.sum(case((Letter.status == LetterStatus.sent, 1), else_=0)),
+        )
+        .where(Letter.appeal_id.in_(appeal_ids))
+        .group_by(Letter.appeal_id)
+    )
+    result = {appeal_id: Counts() for appeal_id in appeal_ids}
+    for appeal_id, signed, sent in rows:
+        result[appeal_id] = Counts(signed=signed or 0, sent=sent or 0)
+    return result
+
+
+def accepting(appeal: Appeal, now: datetime) -> bool:
+    """True while the appeal is open and inside its opens_at/closes_at window."""
+    if appeal.status is not AppealStatus.open:
+        return False
+    if appeal.opens_at is not None and now < appeal.opens_at:
+        return False
+    return appeal.closes_at is None or now < appeal.closes_at
+
+
+def to_read(appeal: Appeal, counted: Counts, *, base_url: str, now: datetime) -> AppealRead:
+    """The public view of an appeal."""
+    return AppealRead(
+        slug=appeal.slug,
+        title=appeal.title,
+        summary=appeal.summary,
+        status=appeal.status,
+        accepting=accepting(appeal, now),
+        languages=appeal.languages,
+        default_language=appeal.default_language,
+        targets=[TargetRead.model_validate(t) for t in appeal.targets],
+        goal=appeal.goal,
+        opens_at=appeal.opens_at,
+        closes_at=appeal.closes_at,
+        signed=counted.signed,
+        sent=counted.sent,
+        url=f"{base_url}/a/{appeal.slug}",
+    )

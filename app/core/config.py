@@ -1,0 +1,157 @@
+"""The one Settings object: every OUTCRY_* environment variable, validated at start-up."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SmtpConfig(BaseModel):
+    """OUTCRY_SMTP_URL taken apart."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    use_tls: bool = False  # smtps://: TLS from the first byte
+    start_tls: bool = False  # smtp://…?starttls=true
+    timeout: float = 30.0
+
+
+def parse_smtp_url(url: str) -> SmtpConfig:
+    """Parse `smtp://[user:pass@]host:port[?starttls=true]` or `smtps://…`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("scheme must be smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("a host is required")
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"starttls", "timeout"}
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    tls = parts.scheme == "smtps"
+    return SmtpConfig(
+        host=parts.hostname,
+        port=parts.port or (465 if tls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        use_tls=tls,
+        start_tls=query.get("starttls") in ("1", "true", "yes"),
+        timeout=float(query.get("timeout", "30")),
+    )
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment (prefix OUTCRY_); see DESIGN.md §4."""
+
+    model_config = SettingsConfigDict(env_prefix="OUTCRY_", extra="ignore")
+
+    database_url: str = "sqlite:///./outcry.db"
+    broker_url: str = ""
+    smtp_url: str = ""
+    outbox_dir: Path = Path("./outbox")
+    mail_from: str = "Outcry <letters@localhost>"
+    fax_gateway: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    # Where the generated key of the embedded default is kept between runs.
+    secret_key_file: Path = Path("./.outcry-secret")
+
+    # DNS lookups for supporters' addresses are off by default: they leak who signs
+    # to the resolver and fail offline. Turn on where deliverability matters more.
+    check_email_deliverability: bool = False
+    confirmation_days: int = Field(default=7, ge=1, le=90)
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Delivery tuning.
+    lease_seconds: int = Field(default=300, ge=5)
+    sweep_interval: float = Field(default=30.0, gt=0)
+    embedded_poll_interval: float = Field(default=1.0, gt=0)
+    send_concurrency: int = Field(default=8, ge=1, le=200)
+    # Backoff between attempts: base·2^(n-1) with jitter, capped; 8 attempts span about a day.
+    retry_base_seconds: float = Field(default=600.0, gt=0)
+    retry_cap_seconds: float = Field(default=8 * 3600.0, gt=0)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp(cls, value: str) -> str:
+        if value:
+            parse_smtp_url(value)
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "amqp", "memory"):
+            raise ValueError("must be a redis:// (or rediss://) URL")
+        return value
+
+    @field_validator("fax_gateway")
+    @classmethod
+    def _check_fax_gateway(cls, value: str) -> str:
+        if value and ("{number}" not in value or "@" not in value):
+            raise ValueError("must look like {number}@fax.example.net")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("mail_from")
+    @classmethod
+    def _check_mail_from(cls, value: str) -> str:
+        from email.headerregistry import Address
+        from email.utils import parseaddr
+
+        name, addr = parseaddr(value)
+        if "@" not in addr or any(c in value for c in "\r\n"):
+            raise ValueError("must be an address like 'Outcry <letters@example.org>'")
+        Address(display_name=name, addr_spec=addr)
+        return value
+
+    @property
+    def smtp(self) -> SmtpConfig | None:
+        return parse_smtp_url(self.smtp_url) if self.smtp_url else None
+
+    @property
+    def mail_from_address(self) -> str:
+        from email.utils import parseaddr
+
+        return parseaddr(self.mail_from)[1]
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is set: `outcry serve` delivers in-process."""
+        return not self.broker_url
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or the embedded default's generated and kept one."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.secret_key_file
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            key = secrets.token_urlsafe(48)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: if two processes start at once, one key wins and both read it.
+            try:
+                with path.open("x") as fh:
+                    path.chmod(0o600)
+                    fh.write(key)
+            except FileExistsError:
+                pass
+            return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,25 @@
+"""Where the files shipped beside the code live, in a checkout and in an installed wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def data_root() -> Path:
+    """The checkout's root, or site-packages/outcry_data in an installed wheel."""
+    installed = _ROOT / "outcry_data"
+    return installed if installed.is_dir() else _ROOT
+
+
+def letter_templates_dir() -> Path:
+    return data_root() / "templates" / "letters"
+
+
+def migrations_dir() -> Path:
+    return data_root() / "migrations"
+
+
+def demo_dir() -> Path:
+    return data_root() / "demo"

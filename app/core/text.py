@@ -1,0 +1,87 @@
+"""Checks for text that comes from outside: one-line fields, multi-line fields, languages."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Annotated
+
+from babel import Locale, UnknownLocaleError
+from pydantic import AfterValidator
+
+# C0/C1 controls, DEL, and the Unicode line/paragraph separators: none of them
+# belongs in a name or a header, and CR/LF there could add an e-mail header.
+_ONE_LINE_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Multi-line text keeps newlines and tabs, loses the other controls.
+_MULTI_LINE_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def one_line(value: str) -> str:
+    """NFC-normalise and strip a one-line field; refuse control characters."""
+    value = unicodedata.normalize("NFC", value).strip()
+    if _ONE_LINE_BAD.search(value):
+        raise ValueError("must be a single line without control characters")
+    return value
+
+
+def multi_line(value: str) -> str:
+    """NFC-normalise multi-line text, unify newlines, drop control characters."""
+    value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
+    value = _MULTI_LINE_BAD.sub("", value).replace("\u2028", "\n").replace("\u2029", "\n\n")
+    return value.strip()
+
+
+OneLine = Annotated[str, AfterValidator(one_line)]
+MultiLine = Annotated[str, AfterValidator(multi_line)]
+
+
+@lru_cache(maxsize=256)
+def language(code: str) -> str:
+    """A language code Babel knows, normalised (`RU` -> `ru`, `pt-BR` -> `pt_BR`)."""
+    try:
+        return str(Locale.parse(code.strip().replace("-", "_")))
+    except (UnknownLocaleError, ValueError, TypeError) as exc:
+        raise ValueError(f"unknown language {code!r}") from exc
+
+
+LanguageCode = Annotated[str, AfterValidator(language)]
+
+# Babel's territories include regions and private-use codes that are not countries.
+_NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
+
+
+@lru_cache(maxsize=64)
+def countries(lang: str) -> tuple[tuple[str, str], ...]:
+    """(ISO 3166-1 alpha-2 code, name in `lang`), sorted by name."""
+    names = Locale.parse(lang).territories
+    items = [
+        (code, name)
+        for code, name in names.items()
+        if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
+    ]
+    return tuple(sorted(items, key=lambda item: unicodedata.normalize("NFKD", item[1]).lower()))
+
+
+@lru_cache(maxsize=1)
+def country_codes() -> frozenset[str]:
+    return frozenset(code for code, _ in countries("en"))
+
+
+def country_name(code: str, lang: str) -> str:
+    """The country's name in `lang`, falling back to English and then the code."""
+    for candidate in (lang, "en"):
+        name = Locale.parse(candidate).territories.get(code)
+        if name:
+            return str(name)
+    return code
+
+
+def country(code: str) -> str:
+    code = code.strip().upper()
+    if code not in country_codes():
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code, like KZ")
+    return code
+
+
+CountryCode = Annotated[str, AfterValidator(country)]

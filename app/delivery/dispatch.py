@@ -1,0 +1,61 @@
+"""Hand delivery ids to whoever sends them: Celery through Redis, or the embedded loop.
+
+Only ids travel; the database stays the source of truth. An enqueue that fails
+(Redis down) loses nothing: the sweeper finds every due delivery again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+from celery import Celery
+
+log = logging.getLogger(__name__)
+
+SEND_TASK = "delivery.send"
+SWEEP_TASK = "delivery.sweep"
+
+
+class Dispatcher(Protocol):
+    def enqueue(self, ids: Sequence[int]) -> None: ...
+
+
+class WakeUp:
+    """For the embedded loop: wakes it so it sends at once instead of at its next poll."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def enqueue(self, ids: Sequence[int]) -> None:
+        if ids:
+            self.event.set()
+
+
+class CeleryDispatcher:
+    """Sends `delivery.send` tasks by name (app/ never imports workers/)."""
+
+    def __init__(self, broker_url: str):
+        self.client = Celery("outcry-client", broker=broker_url)
+        self.client.conf.broker_connection_retry_on_startup = False
+        self.client.conf.broker_transport_options = {"max_retries": 1}
+
+    def enqueue(self, ids: Sequence[int]) -> None:
+        for delivery_id in ids:
+            try:
+                self.client.send_task(SEND_TASK, args=[delivery_id], retry=False)
+            except Exception:
+                # The sweeper re-enqueues due deliveries; a letter is never lost here.
+                log.warning("could not enqueue delivery %s; the sweeper will", delivery_id)
+                return
+
+    def ping(self) -> bool:
+        """True if the broker answers."""
+        try:
+            with self.client.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=2)
+            return True
+        except Exception:
+            return False

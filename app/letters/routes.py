@@ -1,0 +1,44 @@
+"""JSON API for supporters: sign, confirm, follow a letter."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.appeals.routes import CurrentAppeal, SettingsDep
+from app.core.db import SessionDep
+from app.letters import service
+from app.letters.schemas import ConfirmIn, LetterCreated, LetterRead, SignatureIn
+from app.models import utcnow
+
+router = APIRouter(prefix="/api/v1", tags=["letters"])
+
+
+@router.post("/appeals/{slug}/letters", status_code=202)
+def sign(
+    session: SessionDep, settings: SettingsDep, appeal: CurrentAppeal, form: SignatureIn
+) -> LetterCreated:
+    """Sign the appeal's letter; 202 with the letter's status URL."""
+    letter = service.sign_letter(session, appeal=appeal, form=form, settings=settings, now=utcnow())
+    return LetterCreated(
+        id=letter.public_id, status=letter.status, status_url=service.status_url(settings, letter)
+    )
+
+
+@router.post("/letters/confirm")
+def confirm(session: SessionDep, settings: SettingsDep, body: ConfirmIn) -> LetterCreated:
+    """Confirm a letter with the token from the confirmation e-mail."""
+    letter, _already = service.confirm_letter(
+        session, token=body.token, settings=settings, now=utcnow()
+    )
+    return LetterCreated(
+        id=letter.public_id, status=letter.status, status_url=service.status_url(settings, letter)
+    )
+
+
+@router.get("/letters/{public_id}")
+def get_letter(
+    session: SessionDep, settings: SettingsDep, public_id: str, key: str = ""
+) -> LetterRead:
+    """The letter and each delivery's status and attempts; 404 for a wrong key."""
+    letter = service.get_letter(session, public_id=public_id, key=key)
+    return service.to_read(session, letter, settings=settings)

@@ -1,0 +1,83 @@
+"""What a supporter sends to sign, and what they see of their letter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.text import CountryCode, LanguageCode, MultiLine, OneLine
+from app.models import Channel, DeliveryStatus, LetterStatus
+
+MESSAGE_MAX = 2000
+
+
+class SignatureIn(BaseModel):
+    """The signing form, from the HTML page or `POST /api/v1/appeals/{slug}/letters`."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=5000)
+
+    name: Annotated[OneLine, Field(min_length=1, max_length=200)]
+    # Checked by email-validator in the service, where the DNS setting is known.
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+    country: CountryCode
+    organisation: Annotated[OneLine, Field(max_length=200)] = ""
+    city: Annotated[OneLine, Field(max_length=100)] = ""
+    message: Annotated[MultiLine, Field(max_length=MESSAGE_MAX)] = ""
+    language: LanguageCode | None = None
+    share_email: bool = False
+    copy_to_me: bool = False
+    org: Annotated[str, Field(max_length=64)] | None = None
+
+
+class LetterCreated(BaseModel):
+    id: str
+    status: LetterStatus
+    status_url: str
+
+
+class ConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class AttemptRead(BaseModel):
+    at: datetime
+    outcome: str
+    detail: str
+
+
+class DeliveryRead(BaseModel):
+    id: int
+    channel: Channel
+    status: DeliveryStatus
+    recipients: list[str]
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+    history: list[AttemptRead]
+
+
+class SignerRead(BaseModel):
+    name: str
+    organisation: str
+    country: str
+    city: str
+
+
+class LetterRead(BaseModel):
+    id: str
+    appeal: str
+    status: LetterStatus
+    language: str
+    signer: SignerRead
+    subject: str
+    body: str
+    created_at: datetime
+    confirmed_at: datetime | None
+    sent_at: datetime | None
+    deliveries: list[DeliveryRead]
+    pdf_url: str

@@ -1,0 +1,291 @@
+"""Signing, confirming and looking up a supporter's letter."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from babel.dates import format_date
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.appeals import service as appeals
+from app.appeals import templating
+from app.appeals.templating import AppealVars, LetterVars, SignerVars, TargetVars
+from app.core import paths, security
+from app.core.config import Settings
+from app.core.errors import (
+    AppealClosed,
+    DuplicateSignature,
+    InvalidConfirmation,
+    InvalidInput,
+    LetterNotFound,
+)
+from app.core.text import country_name
+from app.delivery import service as delivery
+from app.letters.schemas import (
+    AttemptRead,
+    DeliveryRead,
+    LetterRead,
+    SignatureIn,
+    SignerRead,
+)
+from app.models import (
+    Appeal,
+    Delivery,
+    Letter,
+    LetterStatus,
+    Organisation,
+    StatusEvent,
+    transition,
+)
+
+
+def normalise_email(address: str, *, check_deliverability: bool) -> str:
+    """The address as we store and compare it; InvalidInput naming `email` if it is not one."""
+    try:
+        valid = validate_email(address, check_deliverability=check_deliverability)
+    except EmailNotValidError as exc:
+        raise InvalidInput({"email": str(exc)}) from exc
+    # Mail providers treat the local part case-insensitively in practice; comparing
+    # it folded stops "Ada@x" and "ada@x" from signing one appeal twice.
+    return valid.normalized.lower()
+
+
+def localised_date(day: date, language: str) -> str:
+    return format_date(day, format="long", locale=language)
+
+
+def letter_vars(
+    appeal: Appeal,
+    *,
+    name: str,
+    organisation: str,
+    country: str,
+    city: str,
+    message: str,
+    language: str,
+    today: date,
+) -> LetterVars:
+    """The variables a letter template sees."""
+    first = appeal.targets[0]
+    return LetterVars(
+        appeal=AppealVars(title=appeal.title, slug=appeal.slug, sender_name=appeal.sender_name),
+        target=TargetVars(name=first.name, title=first.title, organisation=first.organisation),
+        signer=SignerVars(
+            name=name,
+            organisation=organisation,
+            country=country,
+            country_name=country_name(country, language) if country else "",
+            city=city,
+        ),
+        message=message,
+        date=localised_date(today, language),
+    )
+
+
+def render(appeal: Appeal, language: str, variables: LetterVars) -> templating.RenderedLetter:
+    """The appeal's letter in `language` with these variables."""
+    return templating.render(
+        appeals.letter_source(appeal, language),
+        language,
+        variables,
+        directory=paths.letter_templates_dir(),
+    )
+
+
+def preview(
+    appeal: Appeal, language: str, *, today: date, placeholders: dict[str, str]
+) -> templating.RenderedLetter:
+    """The letter with placeholders where the signer's details will go."""
+    variables = letter_vars(
+        appeal,
+        name=placeholders["name"],
+        organisation=placeholders["organisation"],
+        country="",
+        city=placeholders["city"],
+        message="",
+        language=language,
+        today=today,
+    )
+    return render(appeal, language, variables)
+
+
+def _language(appeal: Appeal, requested: str | None) -> str:
+    if requested is None:
+        return appeal.default_language
+    if requested not in appeal.languages:
+        raise InvalidInput({"language": f"must be one of {', '.join(appeal.languages)}"})
+    return requested
+
+
+def sign_letter(
+    session: Session, *, appeal: Appeal, form: SignatureIn, settings: Settings, now: datetime
+) -> Letter:
+    """Store a signed letter; enqueue its confirmation e-mail, or its deliveries when the
+    appeal needs no confirmation. Replaces an earlier never-confirmed letter of the same
+    address. Raises AppealClosed, DuplicateSignature or InvalidInput."""
+    if not appeals.accepting(appeal, now):
+        raise AppealClosed()
+    email = normalise_email(form.email, check_deliverability=settings.check_email_deliverability)
+    language = _language(appeal, form.language)
+    organisation = (
+        session.scalar(select(Organisation).where(Organisation.slug == form.org))
+        if form.org
+        else None
+    )
+    existing = session.scalar(
+        select(Letter).where(Letter.appeal_id == appeal.id, Letter.signer_email == email)
+    )
+    if existing is not None:
+        if existing.status is not LetterStatus.pending_confirmation:
+            raise DuplicateSignature()
+        # Never confirmed, so nothing went out: the new signature takes its place (and
+        # whoever typed someone else's address cannot lock the real owner out).
+        session.execute(delete(Letter).where(Letter.id == existing.id))
+        session.expunge(existing)
+
+    rendered = render(
+        appeal,
+        language,
+        letter_vars(
+            appeal,
+            name=form.name,
+            organisation=form.organisation,
+            country=form.country,
+            city=form.city,
+            message=form.message,
+            language=language,
+            today=now.date(),
+        ),
+    )
+    confirm = appeal.require_confirmation
+    letter = Letter(
+        public_id=security.new_token(12),
+        key=security.new_token(24),
+        appeal=appeal,
+        organisation=organisation,
+        signer_name=form.name,
+        signer_email=email,
+        signer_country=form.country,
+        signer_city=form.city,
+        signer_organisation=form.organisation,
+        message=form.message,
+        language=language,
+        share_email=form.share_email,
+        copy_to_me=form.copy_to_me,
+        status=LetterStatus.pending_confirmation if confirm else LetterStatus.queued,
+        subject=rendered.subject,
+        body=rendered.body,
+        created_at=now,
+        confirmed_at=None if confirm else now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(letter)
+            session.flush()
+    except IntegrityError as exc:  # the same address signing twice at the same moment
+        raise DuplicateSignature() from exc
+    if confirm:
+        delivery.plan_confirmation(session, letter=letter, mail_from=settings.mail_from, now=now)
+    else:
+        delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
+    return letter
+
+
+def confirm_letter(
+    session: Session, *, token: str, settings: Settings, now: datetime
+) -> tuple[Letter, bool]:
+    """Confirm the letter behind `token`: it becomes `queued` and its deliveries are written
+    and enqueued after commit. Returns (letter, already_confirmed)."""
+    public_id = security.unsign(settings.resolved_secret_key(), "confirm", token)
+    letter = (
+        session.scalar(select(Letter).where(Letter.public_id == public_id)) if public_id else None
+    )
+    if letter is None or letter.status is LetterStatus.expired:
+        raise InvalidConfirmation()
+    if letter.status is not LetterStatus.pending_confirmation:
+        return letter, True
+    if now - letter.created_at > timedelta(days=settings.confirmation_days):
+        raise InvalidConfirmation()
+    won = transition(
+        session,
+        letter,
+        LetterStatus.queued,
+        values={"confirmed_at": now},
+        detail="confirmed by the supporter",
+    )
+    if not won:  # confirmed a moment ago through the other link
+        return letter, True
+    delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
+    return letter, False
+
+
+def get_letter(session: Session, *, public_id: str, key: str) -> Letter:
+    """The letter if `key` is its secret; otherwise LetterNotFound (the same for both)."""
+    letter = session.scalar(select(Letter).where(Letter.public_id == public_id))
+    if letter is None or not security.same(letter.key, key or ""):
+        raise LetterNotFound()
+    return letter
+
+
+def _history(session: Session, deliveries: list[Delivery]) -> dict[int, list[AttemptRead]]:
+    ids = [d.id for d in deliveries]
+    history: dict[int, list[AttemptRead]] = {i: [] for i in ids}
+    if not ids:
+        return history
+    events = session.scalars(
+        select(StatusEvent)
+        .where(StatusEvent.delivery_id.in_(ids), StatusEvent.from_status == "sending")
+        .order_by(StatusEvent.id)
+    )
+    for event in events:
+        assert event.delivery_id is not None
+        history[event.delivery_id].append(
+            AttemptRead(at=event.created_at, outcome=event.to_status, detail=event.detail)
+        )
+    return history
+
+
+def to_read(session: Session, letter: Letter, *, settings: Settings) -> LetterRead:
+    """The supporter's view of their letter, with every delivery and its attempts."""
+    deliveries = list(letter.deliveries)
+    history = _history(session, deliveries)
+    return LetterRead(
+        id=letter.public_id,
+        appeal=letter.appeal.slug,
+        status=letter.status,
+        language=letter.language,
+        signer=SignerRead(
+            name=letter.signer_name,
+            organisation=letter.signer_organisation,
+            country=letter.signer_country,
+            city=letter.signer_city,
+        ),
+        subject=letter.subject,
+        body=letter.body,
+        created_at=letter.created_at,
+        confirmed_at=letter.confirmed_at,
+        sent_at=letter.sent_at,
+        deliveries=[
+            DeliveryRead(
+                id=d.id,
+                channel=d.channel,
+                status=d.status,
+                recipients=[*d.recipients, *d.cc],
+                attempts=d.attempts,
+                last_error=d.last_error,
+                sent_at=d.sent_at,
+                next_attempt_at=d.next_attempt_at if d.status in delivery.UNFINISHED else None,
+                history=history[d.id],
+            )
+            for d in deliveries
+        ],
+        pdf_url=f"{settings.base_url}/api/v1/letters/{letter.public_id}.pdf?key={letter.key}",
+    )
+
+
+def status_url(settings: Settings, letter: Letter) -> str:
+    """The API URL a supporter polls for their letter's status."""
+    return f"{settings.base_url}/api/v1/letters/{letter.public_id}?key={letter.key}"

@@ -1,0 +1,80 @@
+"""create_app(): settings, database, delivery, routers and the one error handler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.appeals.routes import router as appeals_router
+from app.core.config import Settings, get_settings
+from app.core.db import engine_for, session_factory
+from app.core.errors import install_handlers
+from app.core.limits import BodySizeLimit
+from app.delivery import transports
+from app.delivery.dispatch import CeleryDispatcher, Dispatcher, WakeUp
+from app.delivery.embedded import EmbeddedLoop
+from app.delivery.service import Deliverer
+from app.letters.routes import router as letters_router
+from app.ops.routes import registry_for
+from app.ops.routes import router as ops_router
+from app.web import pages
+from app.web.pages import STATIC_DIR
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, *, deliver_in_process: bool | None = None
+) -> FastAPI:
+    """The web app. Without a broker it also runs the embedded delivery loop while it serves
+    (unless deliver_in_process=False, as tests that drive delivery themselves ask)."""
+    settings = settings or get_settings()
+    engine = engine_for(settings.database_url)
+    sessions = session_factory(engine)
+    embedded = settings.embedded if deliver_in_process is None else deliver_in_process
+
+    dispatcher: Dispatcher
+    loop: EmbeddedLoop | None = None
+    if settings.broker_url:
+        dispatcher = CeleryDispatcher(settings.broker_url)
+    else:
+        wake = WakeUp()
+        dispatcher = wake
+        if embedded:
+            deliverer = Deliverer(sessions, transports.make_transport(settings), settings)
+            loop = EmbeddedLoop(deliverer, wake, interval=settings.embedded_poll_interval)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if loop is not None:
+            loop.start()
+            log.info("embedded delivery started")
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+
+    app = FastAPI(
+        title="Outcry",
+        summary="Protest letters and faxes, delivered.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.dispatcher = dispatcher
+    app.state.metrics = registry_for(sessions)
+    install_handlers(app, html=pages.error_page)
+    app.include_router(ops_router)
+    app.include_router(appeals_router)
+    app.include_router(letters_router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app

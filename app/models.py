@@ -1,0 +1,356 @@
+"""Every table, the status enums and their allowed transitions: the data model in one place."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    update,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ClauseElement
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite forgets the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    # Named constraints keep Alembic migrations stable across backends.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Stored as plain strings: adding a status later needs no ALTER TYPE.
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class AppealStatus(enum.StrEnum):
+    draft = "draft"
+    open = "open"
+    closed = "closed"
+
+
+class LetterStatus(enum.StrEnum):
+    pending_confirmation = "pending_confirmation"
+    queued = "queued"
+    sent = "sent"
+    failed = "failed"
+    expired = "expired"
+
+
+class DeliveryStatus(enum.StrEnum):
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    retrying = "retrying"
+    failed = "failed"
+
+
+class Channel(enum.StrEnum):
+    email = "email"  # the letter to the targets, Cc the campaign
+    fax = "fax"  # the letter as a PDF to one target's fax
+    copy = "copy"  # the supporter's own copy (copy_to_me)
+    confirmation = "confirmation"  # the e-mail asking the supporter to confirm
+
+
+LETTER_TRANSITIONS: dict[LetterStatus, frozenset[LetterStatus]] = {
+    LetterStatus.pending_confirmation: frozenset({LetterStatus.queued, LetterStatus.expired}),
+    LetterStatus.queued: frozenset({LetterStatus.sent, LetterStatus.failed}),
+    LetterStatus.failed: frozenset({LetterStatus.queued}),  # an organiser's retry
+    LetterStatus.sent: frozenset(),
+    LetterStatus.expired: frozenset(),
+}
+
+DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
+    DeliveryStatus.queued: frozenset({DeliveryStatus.sending}),
+    # sending -> sending: a new claim after the previous holder's lease ran out.
+    DeliveryStatus.sending: frozenset(
+        {
+            DeliveryStatus.sending,
+            DeliveryStatus.sent,
+            DeliveryStatus.retrying,
+            DeliveryStatus.failed,
+        }
+    ),
+    DeliveryStatus.retrying: frozenset({DeliveryStatus.sending}),
+    DeliveryStatus.failed: frozenset({DeliveryStatus.queued}),  # an organiser's retry
+    DeliveryStatus.sent: frozenset(),
+}
+
+
+class Organisation(Base):
+    """A union or group taking part; its slug attributes letters (`?org=`)."""
+
+    __tablename__ = "organisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Appeal(Base):
+    __tablename__ = "appeal"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[AppealStatus] = mapped_column(_enum(AppealStatus), default=AppealStatus.draft)
+    languages: Mapped[list[str]] = mapped_column(JSON)
+    default_language: Mapped[str] = mapped_column(String(8))
+    template: Mapped[str | None] = mapped_column(String(64))
+    # Inline letters: {lang: {"subject": …, "body": …}}; used when template is None.
+    letter: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
+    sender_name: Mapped[str] = mapped_column(String(200))
+    copies: Mapped[list[str]] = mapped_column(JSON, default=list)
+    goal: Mapped[int | None] = mapped_column(Integer)
+    opens_at: Mapped[datetime | None]
+    closes_at: Mapped[datetime | None]
+    require_confirmation: Mapped[bool] = mapped_column(Boolean, default=True)
+    attach_pdf: Mapped[bool] = mapped_column(Boolean, default=False)
+    moderation: Mapped[bool] = mapped_column(Boolean, default=False)
+    page_size: Mapped[str] = mapped_column(String(8), default="A4")
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    rate_limit: Mapped[int] = mapped_column(Integer, default=60)  # per recipient domain a minute
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    targets: Mapped[list[Target]] = relationship(
+        back_populates="appeal",
+        order_by="Target.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+
+class Target(Base):
+    __tablename__ = "target"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    fax: Mapped[str | None] = mapped_column(String(20))  # E.164
+    address: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str | None] = mapped_column(String(8))
+
+    appeal: Mapped[Appeal] = relationship(back_populates="targets")
+
+
+class Letter(Base):
+    __tablename__ = "letter"
+    __table_args__ = (
+        # One letter per person per appeal: a second signature is a 409, never a resend.
+        UniqueConstraint("appeal_id", "signer_email"),
+        Index("ix_letter_appeal_status", "appeal_id", "status"),
+        Index("ix_letter_appeal_created", "appeal_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    key: Mapped[str] = mapped_column(String(64))  # the supporter's secret for status and PDF
+    confirm_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL"), index=True
+    )
+    signer_name: Mapped[str] = mapped_column(String(200))
+    signer_email: Mapped[str] = mapped_column(String(254))
+    signer_country: Mapped[str] = mapped_column(String(2))
+    signer_city: Mapped[str] = mapped_column(String(100), default="")
+    signer_organisation: Mapped[str] = mapped_column(String(200), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(8))
+    share_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    copy_to_me: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[LetterStatus] = mapped_column(_enum(LetterStatus))
+    # The exact text that goes out: rendered once at signing, immutable once confirmed.
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+    appeal: Mapped[Appeal] = relationship()
+    organisation: Mapped[Organisation | None] = relationship()
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="letter", order_by="Delivery.id", cascade="all, delete-orphan"
+    )
+
+
+class Delivery(Base):
+    __tablename__ = "delivery"
+    __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    letter_id: Mapped[int] = mapped_column(ForeignKey("letter.id", ondelete="CASCADE"), index=True)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("target.id", ondelete="SET NULL"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    recipients: Mapped[list[str]] = mapped_column(JSON)  # To (for fax: the E.164 number)
+    cc: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus), default=DeliveryStatus.queued
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    letter: Mapped[Letter] = relationship(back_populates="deliveries")
+    target: Mapped[Target | None] = relationship()
+
+
+class StatusEvent(Base):
+    """One row per status change of a letter or delivery: the audit trail and attempt log."""
+
+    __tablename__ = "status_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    letter_id: Mapped[int] = mapped_column(ForeignKey("letter.id", ondelete="CASCADE"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery.id", ondelete="CASCADE"), index=True
+    )
+    from_status: Mapped[str] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Organiser(Base):
+    __tablename__ = "organiser"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token, stored as its SHA-256; organisation None means admin scope."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation | None] = relationship()
+
+
+class InvalidTransition(Exception):
+    """A status change the state machine does not allow."""
+
+
+def transition(
+    session: Session,
+    row: Letter | Delivery,
+    to: LetterStatus | DeliveryStatus,
+    *,
+    detail: str = "",
+    expect: LetterStatus | DeliveryStatus | None = None,
+    where: tuple[Any, ...] = (),
+    values: dict[str, Any] | None = None,
+) -> bool:
+    """Move `row` to status `to` with a conditional UPDATE and record a StatusEvent.
+
+    The UPDATE only matches while the row is still in `expect` (default: its
+    current status) and `where` holds, so of two processes racing for the same
+    row exactly one wins; the loser gets False and changes nothing.
+    """
+    table: type[Letter] | type[Delivery] = type(row)
+    allowed = LETTER_TRANSITIONS if isinstance(row, Letter) else DELIVERY_TRANSITIONS
+    current = expect if expect is not None else row.status
+    if to not in allowed[current]:  # type: ignore[index]
+        raise InvalidTransition(f"{table.__tablename__} {row.id}: {current} -> {to}")
+    result = session.execute(
+        update(table)
+        .where(table.id == row.id, table.status == current, *where)
+        .values(status=to, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.add(
+        StatusEvent(
+            letter_id=row.id if isinstance(row, Letter) else row.letter_id,
+            delivery_id=row.id if isinstance(row, Delivery) else None,
+            from_status=current.value,
+            to_status=to.value,
+            detail=detail,
+        )
+    )
+    session.flush()
+    # Keep the loaded object in step with the row without marking it dirty: a later
+    # flush must never write these columns again unconditionally.
+    set_committed_value(row, "status", to)
+    for name, value in (values or {}).items():
+        if isinstance(value, ClauseElement):
+            session.expire(row, [name])
+        else:
+            set_committed_value(row, name, value)
+    return True

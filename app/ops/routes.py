@@ -1,0 +1,82 @@
+"""Health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import Delivery, DeliveryStatus, Letter, LetterStatus
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    """The database (and the broker, when one is configured) answer."""
+    checks: dict[str, str] = {}
+    try:
+        with request.app.state.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    dispatcher = request.app.state.dispatcher
+    if hasattr(dispatcher, "ping"):
+        checks["broker"] = "ok" if dispatcher.ping() else "error: no answer"
+    else:
+        checks["broker"] = "embedded"
+    ready = all(v in ("ok", "embedded") for v in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+class OutboxCollector(Collector):
+    """Counts read from the database at scrape time: right however many workers run."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        letters = GaugeMetricFamily("outcry_letters", "Letters by status", labels=["status"])
+        deliveries = GaugeMetricFamily(
+            "outcry_deliveries", "Deliveries by status", labels=["status"]
+        )
+        with self.sessions() as session:
+            by_letter = dict(
+                session.execute(select(Letter.status, func.count()).group_by(Letter.status)).all()
+            )
+            by_delivery = dict(
+                session.execute(
+                    select(Delivery.status, func.count()).group_by(Delivery.status)
+                ).all()
+            )
+        for status in LetterStatus:
+            letters.add_metric([status.value], by_letter.get(status, 0))
+        for dstatus in DeliveryStatus:
+            deliveries.add_metric([dstatus.value], by_delivery.get(dstatus, 0))
+        yield letters
+        yield deliveries
+
+
+def registry_for(sessions: sessionmaker[Session]) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(OutboxCollector(sessions))
+    return registry
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    """Prometheus metrics."""
+    return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,33 @@
+"""The Celery app: Redis carries delivery ids; the database decides what is sent."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from app.core.config import get_settings
+from app.delivery.dispatch import SWEEP_TASK
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("outcry", broker=settings.broker_url or "redis://127.0.0.1:6379/0")
+    app.conf.update(
+        # Ack after the task ran, and give the task back if the worker process dies,
+        # so a SIGKILL mid-send leaves the id in Redis for another worker.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=4,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
+        },
+        imports=("workers.tasks",),
+    )
+    return app
+
+
+celery_app = make_celery()
