@@ -1,0 +1,335 @@
+"""Per-recipient-domain rate limits for delivery, shared by every worker through Redis.
+
+The limit is a sliding-window log: at most ``limit`` slots are granted for a key in any
+window of ``period`` seconds, and the slot granted at ``t`` frees at exactly
+``t + period``. Recipient mail servers count "N per minute" over windows like this; a
+token bucket / GCRA with a burst of N would let up to 2N-1 through in one window (a full
+burst, then one more every period/N), which is what gets a sender greylisted.
+
+A delivery over the limit is never failed: ``try_acquire*`` says how long to wait and
+takes nothing, ``acquire*`` sleeps that long and tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import idna
+import redis
+
+__all__ = [
+    "MemoryRateLimiter",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "clear_limiters",
+    "domain_key",
+    "limiter_for",
+]
+
+DEFAULT_PERIOD = 60.0
+
+# A refused request always waits at least this long, so a caller's retry loop can
+# never spin on a wait of 0.0 produced by float rounding.
+_MIN_WAIT = 1e-6
+
+
+class RateLimiter(Protocol):
+    """What delivery code uses; both implementations below provide it."""
+
+    def try_acquire(self, key: str, *, limit: int, period: float = DEFAULT_PERIOD) -> float:
+        """Take one slot for `key`: 0.0 if taken, else seconds until one frees (none taken)."""
+        ...
+
+    def try_acquire_many(
+        self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
+    ) -> float:
+        """Take one slot in every key or none: 0.0 if all taken, else seconds to wait."""
+        ...
+
+    async def acquire(
+        self,
+        key: str,
+        *,
+        limit: int,
+        period: float = DEFAULT_PERIOD,
+        max_wait: float | None = None,
+    ) -> bool:
+        """Sleep until a slot for `key` is taken; False (nothing taken) if past max_wait."""
+        ...
+
+    async def acquire_many(
+        self,
+        keys: Iterable[str],
+        *,
+        limit: int,
+        period: float = DEFAULT_PERIOD,
+        max_wait: float | None = None,
+    ) -> bool:
+        """Sleep until a slot in every key is taken; False (nothing taken) if past max_wait."""
+        ...
+
+
+def domain_key(appeal_slug: str, recipient: str) -> str:
+    """Return the rate-limit key of the recipient's domain within one appeal."""
+    local, at, domain = recipient.strip().rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"not an e-mail address with a domain: {recipient!r}")
+    if domain.startswith("[") and domain.endswith("]"):
+        # An address literal (user@[192.0.2.1]) has no IDNA form; it is its own domain.
+        ascii_domain = domain.lower()
+    else:
+        try:
+            # UTS 46 mapping lowercases and normalises as IDNA 2008 resolvers do, so
+            # "Bücher.Example" and "bücher.example." share one limit. The trailing dot
+            # of a fully qualified name is the same domain too.
+            ascii_domain = idna.encode(domain.rstrip("."), uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise ValueError(f"invalid domain in e-mail address {recipient!r}: {exc}") from exc
+    # The braces are a Redis Cluster hash tag: every key of one appeal hashes to one
+    # slot, so a multi-recipient delivery can take its domains in one script call.
+    return f"{{appeal:{appeal_slug}}}:domain:{ascii_domain}"
+
+
+def _checked(keys: Iterable[str], limit: int, period: float) -> list[str]:
+    """Validate arguments; return the keys without duplicates, in order."""
+    if isinstance(keys, str):
+        # A bare string is an Iterable[str] of characters: almost certainly a mistake.
+        raise TypeError("keys must be a collection of keys, not one string")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    if not (period > 0 and math.isfinite(period)):
+        raise ValueError(f"period must be a positive number of seconds, got {period}")
+    # A delivery to two addresses at one domain takes one slot of that domain, and the
+    # Lua script below relies on each key appearing once.
+    return list(dict.fromkeys(keys))
+
+
+class _AsyncAcquire:
+    """The waiting half of a limiter, built on its try_acquire_many."""
+
+    def try_acquire_many(
+        self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
+    ) -> float:
+        raise NotImplementedError
+
+    async def _try_acquire_many_async(self, keys: list[str], *, limit: int, period: float) -> float:
+        return self.try_acquire_many(keys, limit=limit, period=period)
+
+    def try_acquire(self, key: str, *, limit: int, period: float = DEFAULT_PERIOD) -> float:
+        """Take one slot for `key`: 0.0 if taken, else seconds until one frees (none taken)."""
+        return self.try_acquire_many([key], limit=limit, period=period)
+
+    async def acquire(
+        self,
+        key: str,
+        *,
+        limit: int,
+        period: float = DEFAULT_PERIOD,
+        max_wait: float | None = None,
+    ) -> bool:
+        """Sleep until a slot for `key` is taken; False (nothing taken) if past max_wait."""
+        return await self.acquire_many([key], limit=limit, period=period, max_wait=max_wait)
+
+    async def acquire_many(
+        self,
+        keys: Iterable[str],
+        *,
+        limit: int,
+        period: float = DEFAULT_PERIOD,
+        max_wait: float | None = None,
+    ) -> bool:
+        """Sleep until a slot in every key is taken; False (nothing taken) if past max_wait."""
+        keys = _checked(keys, limit, period)
+        loop = asyncio.get_running_loop()
+        deadline = None if max_wait is None else loop.time() + max_wait
+        while True:
+            wait = await self._try_acquire_many_async(keys, limit=limit, period=period)
+            if wait == 0.0:
+                return True
+            # Give up now rather than sleep for a slot we could not take in time anyway.
+            if deadline is not None and loop.time() + wait > deadline:
+                return False
+            # Others (coroutines, processes) may take the freed slot first; then we get a
+            # new wait and go round again. No fairness is promised, only the limit.
+            await asyncio.sleep(wait)
+
+
+@dataclass
+class _Window:
+    grants: deque[float] = field(default_factory=deque)
+    expires_at: float = 0.0
+
+
+class MemoryRateLimiter(_AsyncAcquire):
+    """Sliding-window log in this process, for the embedded mode (one process, no Redis).
+
+    Thread-safe; the lock is held for microseconds, so it is also called directly
+    from asyncio code.
+    """
+
+    # How often (in clock seconds) idle keys are dropped, so a long-running embedded
+    # server does not keep one entry per domain it ever wrote to.
+    sweep_interval = 300.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, _Window] = {}
+        self._next_sweep = clock() + self.sweep_interval
+
+    def try_acquire_many(
+        self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
+    ) -> float:
+        """Take one slot in every key or none: 0.0 if all taken, else seconds to wait."""
+        keys = _checked(keys, limit, period)
+        with self._lock:
+            now = self._clock()
+            wait = 0.0
+            for key in keys:
+                window = self._windows.get(key)
+                if window is None:
+                    continue
+                grants = window.grants
+                while grants and grants[0] <= now - period:
+                    grants.popleft()
+                if len(grants) >= limit:
+                    # The slot frees when the grant `limit` places from the newest leaves
+                    # the window (normally the oldest; more if the limit was lowered).
+                    freed_at = grants[len(grants) - limit] + period
+                    wait = max(wait, freed_at - now, _MIN_WAIT)
+            if wait > 0.0:
+                return wait
+            for key in keys:
+                window = self._windows.setdefault(key, _Window())
+                window.grants.append(now)
+                window.expires_at = now + period
+            if now >= self._next_sweep:
+                self._sweep(now)
+            return 0.0
+
+    def _sweep(self, now: float) -> None:
+        idle = [key for key, window in self._windows.items() if window.expires_at <= now]
+        for key in idle:
+            del self._windows[key]
+        self._next_sweep = now + self.sweep_interval
+
+
+# KEYS: the limit keys, each once. ARGV[1]: limit; ARGV[2]: period in microseconds.
+# Returns 0 when a slot was taken in every key, else the microseconds until all of them
+# have a free slot (and nothing was taken).
+#
+# One script, so the check and the take are atomic across all workers and all keys.
+# The clock is the Redis server's TIME, so clocks of worker machines don't matter.
+# Scores are integer microseconds (about 1.7e15, exact in a double). Members must be
+# unique within a key: TIME's two fields plus the count after pruning are (two calls in
+# one microsecond see different counts). They are concatenated as strings because Lua
+# 5.1 prints a number that large with 14 digits only.
+# Redis Cluster: all KEYS of one call must hash to one slot; domain_key() puts the
+# appeal in a {hash tag} for that.
+_SLIDING_WINDOW_LUA = """
+if redis.replicate_commands then
+  redis.replicate_commands()  -- needed for TIME before writes on Redis < 5; a no-op after
+end
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local counts = {}
+local wait = 0
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - period)
+  local count = redis.call('ZCARD', key)
+  counts[i] = count
+  if count >= limit then
+    local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    local key_wait = tonumber(entry[2]) + period - now
+    if key_wait > wait then
+      wait = key_wait
+    end
+  end
+end
+if wait > 0 then
+  return wait
+end
+-- The newest entry leaves the window after one period, so the key expires then; an
+-- idle domain costs nothing.
+local ttl_ms = math.ceil(period / 1000)
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, time[1] .. '.' .. time[2] .. '.' .. counts[i])
+  redis.call('PEXPIRE', key, ttl_ms)
+end
+return 0
+"""
+
+
+class RedisRateLimiter(_AsyncAcquire):
+    """Sliding-window log in Redis, shared by every worker process on every machine.
+
+    Redis errors (server down, timeout) propagate: the caller treats them like any
+    other transient delivery error and retries later.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "outcry:rl:") -> None:
+        self.client = client
+        self._prefix = prefix
+        # register_script sends EVALSHA and reloads the script itself after a Redis
+        # restart or SCRIPT FLUSH.
+        self._script = client.register_script(_SLIDING_WINDOW_LUA)
+
+    def try_acquire_many(
+        self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
+    ) -> float:
+        """Take one slot in every key or none: 0.0 if all taken, else seconds to wait."""
+        keys = _checked(keys, limit, period)
+        if not keys:
+            return 0.0
+        period_us = max(1, round(period * 1_000_000))
+        wait_us = self._script(keys=[self._prefix + key for key in keys], args=[limit, period_us])
+        return int(wait_us) / 1_000_000
+
+    async def _try_acquire_many_async(self, keys: list[str], *, limit: int, period: float) -> float:
+        # The client is synchronous; in a thread, a slow or unreachable Redis stalls
+        # this one delivery, not every send sharing the event loop.
+        return await asyncio.to_thread(self.try_acquire_many, keys, limit=limit, period=period)
+
+
+_shared: dict[str | None, RateLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def limiter_for(redis_url: str | None) -> RateLimiter:
+    """Return this process's shared limiter: Redis when a URL is given, else in-memory."""
+    # Shared because an in-memory limit only holds if every sender in the process uses
+    # one limiter, and so that all senders share one Redis connection pool. An empty
+    # setting ("") means no Redis, like None.
+    url = redis_url or None
+    with _shared_lock:
+        limiter = _shared.get(url)
+        if limiter is None:
+            limiter = _shared[url] = _new_limiter(url)
+        return limiter
+
+
+def clear_limiters() -> None:
+    """Forget the shared limiters and close their Redis clients (between tests)."""
+    with _shared_lock:
+        for limiter in _shared.values():
+            if isinstance(limiter, RedisRateLimiter):
+                limiter.client.close()
+        _shared.clear()
+
+
+def _new_limiter(redis_url: str | None) -> RateLimiter:
+    if redis_url is None:
+        return MemoryRateLimiter()
+    # Timeouts so an unreachable Redis fails the attempt instead of hanging a worker;
+    # options in the URL (?socket_timeout=…) take precedence.
+    client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+    return RedisRateLimiter(client)

@@ -1,0 +1,371 @@
+"""The per-recipient-domain rate limiter, against a real Redis (database 15) and in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from app.delivery.ratelimit import (
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    clear_limiters,
+    domain_key,
+    limiter_for,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+PREFIX = "outcry:rl:"
+
+
+class FakeClock:
+    """A clock the test moves by hand, so sliding-window tests need no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter(request: pytest.FixtureRequest) -> RateLimiter:
+    if request.param == "memory":
+        return MemoryRateLimiter()
+    client: redis.Redis = request.getfixturevalue("redis_client")
+    return RedisRateLimiter(client)
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# --- the limit holds --------------------------------------------------------------------
+
+
+def test_burst_takes_exactly_the_limit_then_says_how_long_to_wait(limiter: RateLimiter) -> None:
+    key = domain_key("free-them", "president@example.org")
+
+    granted = [limiter.try_acquire(key, limit=60) for _ in range(60)]
+    wait = limiter.try_acquire(key, limit=60)
+
+    assert granted == [0.0] * 60
+    # The first slot of the burst frees one period after it was taken.
+    assert 59.0 < wait <= 60.0
+
+
+def test_refused_request_takes_nothing(limiter: RateLimiter) -> None:
+    for _ in range(3):
+        assert limiter.try_acquire("k", limit=3) == 0.0
+    for _ in range(5):
+        assert limiter.try_acquire("k", limit=3) > 0.0
+
+    # Five refusals did not push the next free slot further away.
+    assert limiter.try_acquire("k", limit=3) <= 60.0
+    # Other keys are not affected.
+    assert limiter.try_acquire("other", limit=3) == 0.0
+
+
+def test_memory_window_slides_with_the_clock() -> None:
+    clock = FakeClock()
+    limiter = MemoryRateLimiter(clock=clock)
+    for _ in range(30):
+        assert limiter.try_acquire("k", limit=60) == 0.0
+    clock.now += 30
+    for _ in range(30):
+        assert limiter.try_acquire("k", limit=60) == 0.0
+
+    clock.now += 29.9
+    assert limiter.try_acquire("k", limit=60) == pytest.approx(0.1)
+
+    # At exactly one period after the first 30, those 30 slots are free, and no more.
+    clock.now += 0.1
+    for _ in range(30):
+        assert limiter.try_acquire("k", limit=60) == 0.0
+    assert limiter.try_acquire("k", limit=60) == pytest.approx(30.0)
+
+
+def test_memory_lowered_limit_waits_for_enough_grants_to_leave() -> None:
+    clock = FakeClock()
+    limiter = MemoryRateLimiter(clock=clock)
+    for second in range(10):
+        clock.now = 1000.0 + second
+        assert limiter.try_acquire("k", limit=10, period=60) == 0.0
+
+    # Ten grants at 0..9 s; with a limit of 4, six must leave: the one at 6 s is the
+    # sixth, freeing at 66 s.
+    clock.now = 1010.0
+    assert limiter.try_acquire("k", limit=4, period=60) == pytest.approx(56.0)
+
+
+def test_redis_slot_frees_after_the_period(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client)
+    for _ in range(3):
+        assert limiter.try_acquire("k", limit=3, period=0.5) == 0.0
+    wait = limiter.try_acquire("k", limit=3, period=0.5)
+    assert 0.0 < wait <= 0.5
+
+    time.sleep(wait)
+
+    assert limiter.try_acquire("k", limit=3, period=0.5) == 0.0
+
+
+def test_redis_keys_are_namespaced_and_expire(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client)
+    key = domain_key("free-them", "president@example.org")
+    limiter.try_acquire(key, limit=5, period=0.3)
+
+    redis_key = PREFIX + key
+    assert redis_client.exists(redis_key) == 1
+    assert 0 < redis_client.pttl(redis_key) <= 300
+
+    time.sleep(0.35)
+
+    assert redis_client.exists(redis_key) == 0
+    assert redis_client.keys("*") == []
+
+
+def test_memory_forgets_idle_keys() -> None:
+    clock = FakeClock()
+    limiter = MemoryRateLimiter(clock=clock)
+    limiter.try_acquire("idle", limit=5, period=60)
+    clock.now += limiter.sweep_interval + 1
+
+    limiter.try_acquire("busy", limit=5, period=60)
+
+    # White-box: the embedded server must not grow one entry per domain forever.
+    assert set(limiter._windows) == {"busy"}
+
+
+# --- several recipients: all or nothing ---------------------------------------------------
+
+
+def test_many_keys_are_all_or_nothing(limiter: RateLimiter) -> None:
+    full, free = "{appeal:a}:domain:full.example", "{appeal:a}:domain:free.example"
+    assert limiter.try_acquire(full, limit=2) == 0.0
+    assert limiter.try_acquire(full, limit=2) == 0.0
+
+    assert limiter.try_acquire_many([free, full], limit=2) > 0.0
+
+    # Nothing was taken from the free domain by the refused delivery.
+    assert limiter.try_acquire(free, limit=2) == 0.0
+    assert limiter.try_acquire(free, limit=2) == 0.0
+    assert limiter.try_acquire(free, limit=2) > 0.0
+
+
+def test_many_keys_take_one_slot_in_each(limiter: RateLimiter) -> None:
+    to = domain_key("a", "minister@gov.example")
+    cc = domain_key("a", "copies@union.example")
+    cc2 = domain_key("a", "Press@Union.Example")
+
+    assert limiter.try_acquire_many([to, cc, cc2], limit=2) == 0.0
+
+    # Two Cc at one domain took one slot of it: one slot left in each domain.
+    assert limiter.try_acquire(to, limit=2) == 0.0
+    assert limiter.try_acquire(cc, limit=2) == 0.0
+    assert limiter.try_acquire(to, limit=2) > 0.0
+    assert limiter.try_acquire(cc, limit=2) > 0.0
+
+
+def test_many_keys_wait_for_the_slowest_domain() -> None:
+    clock = FakeClock()
+    limiter = MemoryRateLimiter(clock=clock)
+    limiter.try_acquire("early", limit=1)
+    clock.now += 20
+    limiter.try_acquire("late", limit=1)
+
+    # "early" frees in 40 s, "late" in 60 s: the delivery needs both.
+    assert limiter.try_acquire_many(["early", "late"], limit=1) == pytest.approx(60.0)
+
+
+def test_arguments_are_checked(limiter: RateLimiter) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        limiter.try_acquire("k", limit=0)
+    with pytest.raises(ValueError, match="period"):
+        limiter.try_acquire("k", limit=1, period=0)
+    with pytest.raises(TypeError, match="one string"):
+        limiter.try_acquire_many("k", limit=1)
+
+
+# --- several processes share one limit -----------------------------------------------------
+
+
+def _hammer(
+    key: str,
+    limit: int,
+    period: float,
+    duration: float,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """Child process: take slots as fast as allowed; report (before, after) of each grant."""
+    client = redis.Redis.from_url(REDIS_URL)
+    limiter = RedisRateLimiter(client)
+    barrier.wait()
+    grants: list[tuple[float, float]] = []
+    end = time.time() + duration
+    while time.time() < end:
+        before = time.time()
+        wait = limiter.try_acquire(key, limit=limit, period=period)
+        after = time.time()
+        if wait == 0.0:
+            grants.append((before, after))
+        else:
+            # Poll much faster than slots free, so the processes really compete.
+            time.sleep(min(wait, 0.002))
+    client.close()
+    results.put(grants)
+
+
+def test_two_processes_never_exceed_the_limit_together(redis_client: redis.Redis) -> None:
+    limit, period, duration = 10, 1.0, 2.2
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_hammer, args=("shared", limit, period, duration, barrier, results))
+        for _ in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    per_process = [results.get(timeout=30) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=10)
+        assert proc.exitcode == 0
+
+    grants = sorted(grant for process_grants in per_process for grant in process_grants)
+    # Each grant happened inside its (before, after) interval. Were limit + 1 grants ever
+    # inside one window of `period`, some set of limit + 1 of them would span less than
+    # the period even measured at its widest (first `before` to last `after`).
+    for i, (before, after) in enumerate(grants):
+        later_afters = sorted(a for b, a in grants[i + 1 :] if b >= before)
+        if len(later_afters) < limit:
+            break
+        widest = max(after, later_afters[limit - 1]) - before
+        assert widest >= period, f"{limit + 1} grants within {widest:.4f} s"
+    # Slots free at 0, 1 and 2 s; the grants span under 3 s, so at most three limits'
+    # worth. At least two were used (not vacuous), and both processes got slots.
+    assert 2 * limit <= len(grants) <= 3 * limit
+    assert all(per_process)
+
+
+# --- waiting from asyncio -----------------------------------------------------------------
+
+
+def test_acquire_waits_then_takes_the_slot(limiter: RateLimiter) -> None:
+    assert limiter.try_acquire("k", limit=1, period=0.3) == 0.0
+
+    started = time.monotonic()
+    taken = _run(limiter.acquire("k", limit=1, period=0.3))
+    elapsed = time.monotonic() - started
+
+    assert taken is True
+    assert 0.2 < elapsed < 1.0
+    assert limiter.try_acquire("k", limit=1, period=0.3) > 0.0
+
+
+def test_acquire_gives_up_at_once_when_max_wait_is_too_short(limiter: RateLimiter) -> None:
+    assert limiter.try_acquire("k", limit=1, period=30) == 0.0
+
+    started = time.monotonic()
+    taken = _run(limiter.acquire("k", limit=1, period=30, max_wait=0.5))
+    elapsed = time.monotonic() - started
+
+    assert taken is False
+    assert elapsed < 0.2
+    assert limiter.try_acquire("other", limit=1, period=30) == 0.0
+
+
+def test_acquire_within_max_wait_succeeds(limiter: RateLimiter) -> None:
+    assert limiter.try_acquire("k", limit=1, period=0.2) == 0.0
+
+    assert _run(limiter.acquire("k", limit=1, period=0.2, max_wait=0.5)) is True
+
+
+def test_concurrent_sends_are_spread_over_windows(limiter: RateLimiter) -> None:
+    async def send_all() -> list[float]:
+        start = time.monotonic()
+
+        async def send() -> float:
+            assert await limiter.acquire_many(["to", "cc"], limit=2, period=0.3)
+            return time.monotonic() - start
+
+        return sorted(await asyncio.gather(*(send() for _ in range(5))))
+
+    times = _run(send_all())
+
+    # Two at once, two one period later, the last two periods later; nobody waits
+    # needlessly long (the upper bounds are loose for a busy test machine).
+    assert times[1] < 0.25
+    assert times[2] - times[0] >= 0.25
+    assert times[4] - times[2] >= 0.25
+    assert times[4] < 1.5
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def test_domain_key_lowercases_and_idna_encodes() -> None:
+    key = domain_key("free-them", "Präsident@Bücher.Example")
+
+    assert key == "{appeal:free-them}:domain:xn--bcher-kva.example"
+    assert domain_key("free-them", "president@bücher.example.") == key
+    assert domain_key("free-them", "x@XN--BCHER-KVA.EXAMPLE") == key
+
+
+def test_domain_key_separates_appeals_and_domains() -> None:
+    assert domain_key("a", "x@example.org") != domain_key("b", "x@example.org")
+    assert domain_key("a", "x@example.org") != domain_key("a", "x@example.net")
+    # IDNA 2008: ß is its own letter, so straße.de is not strasse.de.
+    assert domain_key("a", "x@straße.de").endswith(":domain:xn--strae-oqa.de")
+
+
+def test_domain_key_keeps_address_literals() -> None:
+    assert domain_key("a", "x@[192.0.2.1]").endswith(":domain:[192.0.2.1]")
+
+
+@pytest.mark.parametrize(
+    "address", ["nobody", "nobody@", "@example.org", "", "x@bad..example", "x@-bad-.example"]
+)
+def test_domain_key_rejects_an_address_without_a_valid_domain(address: str) -> None:
+    with pytest.raises(ValueError, match="e-mail address"):
+        domain_key("a", address)
+
+
+# --- choosing the implementation -----------------------------------------------------------
+
+
+@pytest.fixture
+def clean_shared_limiters() -> Iterator[None]:
+    clear_limiters()
+    yield
+    clear_limiters()
+
+
+@pytest.mark.usefixtures("clean_shared_limiters", "redis_client")
+def test_limiter_for_picks_redis_or_memory_and_shares_one_per_process() -> None:
+    memory = limiter_for(None)
+    shared = limiter_for(REDIS_URL)
+
+    assert isinstance(memory, MemoryRateLimiter)
+    assert limiter_for(None) is memory
+    assert limiter_for("") is memory
+    assert isinstance(shared, RedisRateLimiter)
+    assert limiter_for(REDIS_URL) is shared
+    assert shared.try_acquire("k", limit=1) == 0.0
+    assert shared.try_acquire("k", limit=1) > 0.0
