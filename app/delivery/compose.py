@@ -31,11 +31,12 @@ def _targets(appeal: Appeal, addresses: list[str]) -> list[Address]:
 
 
 def _supporter_text(template: str, language: str, **context: object) -> tuple[str, str]:
-    env = i18n.make_environment(language)
-    tmpl = env.get_template(template)
+    """(subject, body) from an e-mail template's two blocks, in the supporter's language."""
+    tmpl = i18n.make_environment(language).get_template(template)
     ctx = tmpl.new_context(context)
-    subject = "".join(tmpl.blocks["subject"](ctx)) if "subject" in tmpl.blocks else ""
-    return " ".join(subject.split()), tmpl.render(context)
+    subject = "".join(tmpl.blocks["subject"](ctx))
+    body = "".join(tmpl.blocks["body"](tmpl.new_context(context)))
+    return " ".join(subject.split()), body.strip("\n") + "\n"
 
 
 def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings) -> Outgoing:

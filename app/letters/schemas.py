@@ -5,12 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.text import CountryCode, LanguageCode, MultiLine, OneLine
 from app.models import Channel, DeliveryStatus, LetterStatus
 
 MESSAGE_MAX = 2000
+
+
+def syntax_only(value: str) -> str:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
 
 
 class SignatureIn(BaseModel):
@@ -19,8 +28,8 @@ class SignatureIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=5000)
 
     name: Annotated[OneLine, Field(min_length=1, max_length=200)]
-    # Checked by email-validator in the service, where the DNS setting is known.
-    email: Annotated[str, Field(min_length=3, max_length=254)]
+    # Syntax here, with the other fields; the DNS check (a setting) in the service.
+    email: Annotated[str, Field(min_length=3, max_length=254), AfterValidator(syntax_only)]
     country: CountryCode
     organisation: Annotated[OneLine, Field(max_length=200)] = ""
     city: Annotated[OneLine, Field(max_length=100)] = ""

@@ -1,0 +1,76 @@
+"""The appeals API: public reads, admin writes."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.organisers import service as organisers
+from tests.appeals.factories import appeal_data, make_appeal
+
+
+@pytest.fixture
+def admin(session: Session) -> dict[str, str]:
+    _, raw = organisers.create_token(session, organisation=None)
+    session.commit()
+    return {"Authorization": f"Bearer {raw}"}
+
+
+@pytest.fixture
+def union(session: Session) -> dict[str, str]:
+    org = organisers.ensure_organisation(session, slug="unite")
+    _, raw = organisers.create_token(session, organisation=org)
+    session.commit()
+    return {"Authorization": f"Bearer {raw}"}
+
+
+def test_public_list_hides_drafts_and_addresses(client: TestClient, session: Session) -> None:
+    make_appeal(session)
+    make_appeal(session, slug="secret-plan", status="draft")
+    session.commit()
+    listed = client.get("/api/v1/appeals").json()
+    assert [a["slug"] for a in listed] == ["free-them"]
+    assert listed[0]["signed"] == 0
+    assert "president@example.org" not in client.get("/api/v1/appeals/free-them").text
+    assert client.get("/api/v1/appeals/secret-plan").status_code == 404
+
+
+def test_create_needs_a_token(client: TestClient) -> None:
+    assert client.post("/api/v1/appeals", json=appeal_data()).status_code == 401
+    bad = {"Authorization": "Bearer oc_not-a-token"}
+    assert client.post("/api/v1/appeals", json=appeal_data(), headers=bad).status_code == 401
+
+
+def test_union_token_cannot_create(client: TestClient, union: dict[str, str]) -> None:
+    response = client.post("/api/v1/appeals", json=appeal_data(), headers=union)
+    assert response.status_code == 403
+
+
+def test_admin_creates_then_409(client: TestClient, admin: dict[str, str]) -> None:
+    response = client.post("/api/v1/appeals", json=appeal_data(), headers=admin)
+    assert response.status_code == 201, response.text
+    assert response.json()["url"] == "http://testserver/a/free-them"
+    again = client.post("/api/v1/appeals", json=appeal_data(), headers=admin)
+    assert again.status_code == 409
+
+
+def test_put_creates_and_replaces(client: TestClient, admin: dict[str, str]) -> None:
+    url = "/api/v1/appeals/free-them"
+    assert client.put(url, json=appeal_data(), headers=admin).status_code == 201
+    response = client.put(url, json=appeal_data(title="Renamed"), headers=admin)
+    assert response.status_code == 200
+    assert response.json()["title"] == "Renamed"
+
+
+def test_put_slug_must_match(client: TestClient, admin: dict[str, str]) -> None:
+    response = client.put("/api/v1/appeals/other", json=appeal_data(), headers=admin)
+    assert response.status_code == 422
+    assert "slug" in response.json()["fields"]
+
+
+def test_invalid_appeal_names_field(client: TestClient, admin: dict[str, str]) -> None:
+    data = appeal_data(targets=[{"name": "X", "email": "not-an-address"}])
+    response = client.post("/api/v1/appeals", json=data, headers=admin)
+    assert response.status_code == 422
+    assert "targets.0.email" in response.json()["fields"]
