@@ -81,11 +81,12 @@ def build(
         msg["Reply-To"] = reply_to
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
-    msg["Content-Language"] = header_text(language)
     msg["MIME-Version"] = "1.0"
     # No forced encoding: long paragraphs get quoted-printable, so no line passes
     # SMTP's 998-octet limit.
     msg.set_content(body if body.endswith("\n") else body + "\n", charset="utf-8")
+    # After set_content, which clears every Content-* header.
+    msg["Content-Language"] = header_text(language)
     for attachment in attachments:
         msg.add_attachment(
             attachment.content,
