@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +21,7 @@ from app.delivery.ratelimit import (
     limiter_for,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = os.environ.get("OUTCRY_TEST_RATELIMIT_REDIS_URL", "redis://127.0.0.1:6379/15")
 PREFIX = "outcry:rl:"
 
 
