@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -19,6 +20,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    insert,
+    select,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -250,8 +253,14 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=8)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Until when the delivery is handed out: to a worker (status sending: the claim's
+    # lease) or to the broker (queued/retrying: its id is in a task). The sweeper hands
+    # it out again only after that; NULL means just written and enqueued after commit.
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Recipients (To or Cc) the server has accepted the message for: a later attempt
+    # goes only to the others, so nobody gets the same letter twice.
+    accepted: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     message_id: Mapped[str] = mapped_column(String(255))
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -354,3 +363,66 @@ def transition(
         else:
             set_committed_value(row, name, value)
     return True
+
+
+def transition_many(
+    session: Session,
+    table: type[Letter] | type[Delivery],
+    ids: Collection[int],
+    to: LetterStatus | DeliveryStatus,
+    *,
+    expect: LetterStatus | DeliveryStatus,
+    detail: str | Mapping[int, str] = "",
+    where: tuple[Any, ...] = (),
+    values: dict[str, Any] | None = None,
+    skip_locked: bool = False,
+) -> list[int]:
+    """Move every row of `ids` still in `expect` (and matching `where`) to `to`, recording a
+    StatusEvent for each; returns the ids that moved.
+
+    transition() for many rows: the same rules, one UPDATE and one INSERT however many
+    rows. `detail` may give each row its own text. With `skip_locked`, rows another
+    transaction is changing at this moment are left to it instead of waited for (on
+    PostgreSQL), so two workers taking overlapping batches never block or deadlock.
+    Objects already loaded are not refreshed.
+    """
+    allowed = LETTER_TRANSITIONS if table is Letter else DELIVERY_TRANSITIONS
+    if to not in allowed[expect]:  # type: ignore[index]
+        raise InvalidTransition(f"{table.__tablename__}: {expect} -> {to}")
+    if not ids:
+        return []
+    condition = (table.status == expect, *where)
+    if skip_locked:
+        free = (
+            select(table.id)
+            .where(table.id.in_(ids), *condition)
+            .order_by(table.id)
+            .with_for_update(skip_locked=True)
+        )
+        chosen = table.id.in_(free.scalar_subquery())
+    else:
+        chosen = table.id.in_(ids)
+    letter_id = Delivery.letter_id if table is Delivery else Letter.id
+    rows = session.execute(
+        update(table)
+        .where(chosen, *condition)
+        .values(status=to, **(values or {}))
+        .returning(table.id, letter_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not rows:
+        return []
+    session.execute(
+        insert(StatusEvent),
+        [
+            {
+                "letter_id": letter,
+                "delivery_id": row_id if table is Delivery else None,
+                "from_status": expect.value,
+                "to_status": to.value,
+                "detail": detail if isinstance(detail, str) else detail.get(row_id, ""),
+            }
+            for row_id, letter in rows
+        ],
+    )
+    return [row_id for row_id, _ in rows]
