@@ -6,7 +6,9 @@ import asyncio
 import os
 import re
 import tempfile
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -16,14 +18,29 @@ import aiosmtplib
 
 from app.core.config import Settings, SmtpConfig
 
+Refusal = tuple[int, str]  # an SMTP reply: code and text
+
 
 class SendError(Exception):
-    """A failed send; `reply` keeps what the server said."""
+    """A failed send; `reply` keeps what the server said.
+
+    When the server answered recipient by recipient, `refused` holds each refused
+    recipient's reply and `accepted` the recipients it took the message for (a partial
+    success: the message went to those, and must not go to them again).
+    """
 
     permanent = False
 
-    def __init__(self, reply: str):
+    def __init__(
+        self,
+        reply: str,
+        *,
+        refused: dict[str, Refusal] | None = None,
+        accepted: Sequence[str] = (),
+    ):
         self.reply = reply
+        self.refused = refused or {}
+        self.accepted = tuple(accepted)
         super().__init__(reply)
 
 
@@ -84,13 +101,37 @@ def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {exc.message}".strip()
 
 
-class SmtpTransport:
-    """One SMTP connection kept open and reused, reconnecting after an error."""
+def _refusals(refused: dict[str, Refusal]) -> str:
+    return "; ".join(f"{rcpt}: {code} {text}".strip() for rcpt, (code, text) in refused.items())
 
-    def __init__(self, config: SmtpConfig):
+
+# A connection unused for this long is checked with NOOP before it carries a message:
+# servers drop idle clients, and a letter should not pay a retry for that.
+IDLE_CHECK_SECONDS = 10.0
+
+
+@dataclass(eq=False)
+class _Connection:
+    client: aiosmtplib.SMTP | None = None
+    used_at: float = 0.0
+
+
+class SmtpTransport:
+    """A small pool of SMTP connections, kept open and reused, each reconnecting after an error.
+
+    `size` messages go out at once, each over its own connection (one SMTP session
+    carries one transaction at a time). The most recently used connection is handed
+    out first, so under light load one connection stays warm and the others age out.
+    """
+
+    def __init__(self, config: SmtpConfig, *, size: int = 1):
+        if size < 1:
+            raise ValueError(f"size must be at least 1, got {size}")
         self.config = config
-        self._client: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        self.size = size
+        self._connections = [_Connection() for _ in range(size)]
+        # Made on first use, inside the event loop that sends.
+        self._idle: asyncio.LifoQueue[_Connection] | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
         cfg = self.config
@@ -106,49 +147,91 @@ class SmtpTransport:
             await client.login(cfg.username, cfg.password)
         return client
 
-    async def _drop(self) -> None:
-        client, self._client = self._client, None
+    @staticmethod
+    def _drop(conn: _Connection) -> None:
+        client, conn.client = conn.client, None
         if client is not None:
             try:
                 client.close()
-            except Exception:
+            except Exception:  # closing a broken connection may fail; it is gone either way
                 pass
 
-    async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
-        async with self._lock:
+    async def _ready(self, conn: _Connection) -> aiosmtplib.SMTP:
+        """The connection's client, connected (and checked, if it sat idle)."""
+        client = conn.client
+        if client is not None and client.is_connected:
+            if time.monotonic() - conn.used_at < IDLE_CHECK_SECONDS:
+                return client
             try:
-                if self._client is None or not self._client.is_connected:
-                    self._client = await self._connect()
-                errors, reply = await self._client.send_message(
-                    message, sender=sender, recipients=list(recipients)
-                )
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                replies = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
-                permanent = all(r.code >= 500 for r in exc.recipients)
-                await self._reset()
-                raise (PermanentError if permanent else TransientError)(replies) from exc
-            except aiosmtplib.SMTPResponseException as exc:
-                await self._reset()
-                if exc.code >= 500:
-                    raise PermanentError(_reply(exc)) from exc
-                raise TransientError(_reply(exc)) from exc
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                await self._drop()
-                raise TransientError(f"{type(exc).__name__}: {exc}") from exc
-        refused = "; ".join(f"{rcpt}: {resp.code} {resp.message}" for rcpt, resp in errors.items())
-        return f"{reply}" + (f" (refused: {refused})" if refused else "")
+                await client.noop()
+                return client
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                self._drop(conn)
+        self._drop(conn)
+        conn.client = await self._connect()
+        return conn.client
 
-    async def _reset(self) -> None:
-        # After a refused transaction the connection is still good: RSET keeps it.
+    async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
+        if self._idle is None:
+            self._idle = asyncio.LifoQueue()
+            for conn in self._connections:
+                self._idle.put_nowait(conn)
+        conn = await self._idle.get()
         try:
-            if self._client is not None and self._client.is_connected:
-                await self._client.rset()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            await self._drop()
+            try:
+                return await self._send(conn, message, sender=sender, recipients=recipients)
+            except _Closing:
+                # 421: the server refused the message and is closing this session (too
+                # many messages on it, shutting down). Nothing was taken, so one more
+                # try on a fresh connection is safe and spares the letter a backoff.
+                pass
+            try:
+                return await self._send(conn, message, sender=sender, recipients=recipients)
+            except _Closing as exc:
+                raise TransientError(exc.reply) from exc
+        finally:
+            conn.used_at = time.monotonic()
+            self._idle.put_nowait(conn)
+
+    async def _send(
+        self,
+        conn: _Connection,
+        message: EmailMessage,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+    ) -> str:
+        try:
+            client = await self._ready(conn)
+            errors, reply = await client.send_message(
+                message, sender=sender, recipients=list(recipients)
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            # aiosmtplib has sent RSET already: the connection stays usable.
+            refused = {r.recipient: (r.code, r.message) for r in exc.recipients}
+            permanent = all(code >= 500 for code, _ in refused.values())
+            error = PermanentError if permanent else TransientError
+            raise error(_refusals(refused), refused=refused) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:
+                self._drop(conn)
+                raise _Closing(_reply(exc)) from exc
+            if exc.code >= 500:
+                raise PermanentError(_reply(exc)) from exc
+            raise TransientError(_reply(exc)) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self._drop(conn)
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        if errors:
+            refused = {rcpt: (resp.code, resp.message) for rcpt, resp in errors.items()}
+            accepted = [r for r in recipients if r not in refused]
+            raise PartlyRefused(f"{reply} (refused: {_refusals(refused)})", refused, accepted)
+        return reply
 
     async def close(self) -> None:
-        async with self._lock:
-            client, self._client = self._client, None
+        """Say QUIT on every open connection."""
+        for conn in self._connections:
+            client, conn.client = conn.client, None
             if client is not None and client.is_connected:
                 try:
                     await client.quit()
@@ -156,9 +239,21 @@ class SmtpTransport:
                     client.close()
 
 
+class _Closing(SendError):
+    """A 421 reply: the server closes the session; the message was not taken."""
+
+
+class PartlyRefused(SendError):
+    """The server took the message for some recipients and refused the others."""
+
+    def __init__(self, reply: str, refused: dict[str, Refusal], accepted: Sequence[str]):
+        super().__init__(reply, refused=refused, accepted=accepted)
+        self.permanent = all(code >= 500 for code, _ in refused.values())
+
+
 def make_transport(settings: Settings) -> Transport:
     """SMTP when OUTCRY_SMTP_URL is set, otherwise the outbox folder."""
     smtp = settings.smtp
     if smtp is not None:
-        return SmtpTransport(smtp)
+        return SmtpTransport(smtp, size=settings.send_concurrency)
     return OutboxTransport(settings.outbox_dir)
