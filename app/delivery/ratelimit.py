@@ -31,6 +31,7 @@ __all__ = [
     "clear_limiters",
     "domain_key",
     "limiter_for",
+    "recipient_key",
 ]
 
 DEFAULT_PERIOD = 60.0
@@ -51,6 +52,12 @@ class RateLimiter(Protocol):
         self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
     ) -> float:
         """Take one slot in every key or none: 0.0 if all taken, else seconds to wait."""
+        ...
+
+    def next_turn(
+        self, keys: Iterable[str], *, wait: float, limit: int, period: float = DEFAULT_PERIOD
+    ) -> float:
+        """Seconds until a caller refused with `wait` should come back, spaced from others."""
         ...
 
     async def acquire(
@@ -95,6 +102,29 @@ def domain_key(appeal_slug: str, recipient: str) -> str:
     # The braces are a Redis Cluster hash tag: every key of one appeal hashes to one
     # slot, so a multi-recipient delivery can take its domains in one script call.
     return f"{{appeal:{appeal_slug}}}:domain:{ascii_domain}"
+
+
+def recipient_key(appeal_slug: str, recipient: str) -> str:
+    """The rate-limit key of one recipient: its domain, or for a fax its number."""
+    if "@" not in recipient:
+        # A fax number (E.164): the line is the "server" that must not be flooded.
+        return f"{{appeal:{appeal_slug}}}:number:{recipient.strip()}"
+    try:
+        return domain_key(appeal_slug, recipient)
+    except ValueError:
+        # Checked when the address was stored; should one slip through, it still
+        # counts against its own (lowercased) domain and the server refuses it.
+        domain = recipient.rpartition("@")[2].strip().lower()
+        return f"{{appeal:{appeal_slug}}}:domain:{domain}"
+
+
+# Turns: a backlog must not come back all at once. When many deliveries to one domain
+# are refused together, each is told to wait for the same freed slot; were they all to
+# return then, all but one would be refused again, and N waiting deliveries would cost
+# N²/limit refusals. next_turn() hands out turns instead: the first refused caller
+# comes back when the slot frees, each later one period/limit after the one before, so
+# the backlog returns at the rate it can be served. Turns only spread the waiting; the
+# slot is still taken with try_acquire*() when the caller comes back.
 
 
 def _checked(keys: Iterable[str], limit: int, period: float) -> list[str]:
@@ -182,7 +212,21 @@ class MemoryRateLimiter(_AsyncAcquire):
         self._clock = clock
         self._lock = threading.Lock()
         self._windows: dict[str, _Window] = {}
+        self._turns: dict[str, float] = {}  # key -> when the next refused caller may return
         self._next_sweep = clock() + self.sweep_interval
+
+    def next_turn(
+        self, keys: Iterable[str], *, wait: float, limit: int, period: float = DEFAULT_PERIOD
+    ) -> float:
+        """Seconds until a caller refused with `wait` should come back: `wait` at the least,
+        and period/limit after the caller sent back before it on any of these keys."""
+        keys = _checked(keys, limit, period)
+        with self._lock:
+            now = self._clock()
+            turn = max([now + max(wait, 0.0), *(self._turns.get(k, 0.0) for k in keys)])
+            for key in keys:
+                self._turns[key] = turn + period / limit
+            return turn - now
 
     def try_acquire_many(
         self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
@@ -218,6 +262,8 @@ class MemoryRateLimiter(_AsyncAcquire):
         idle = [key for key, window in self._windows.items() if window.expires_at <= now]
         for key in idle:
             del self._windows[key]
+        for key in [key for key, turn in self._turns.items() if turn <= now]:
+            del self._turns[key]
         self._next_sweep = now + self.sweep_interval
 
 
@@ -269,6 +315,34 @@ return 0
 """
 
 
+# KEYS: the turn keys. ARGV[1]: the caller's wait; ARGV[2]: the spacing (period/limit);
+# both in microseconds. Returns the microseconds until the caller's turn. Times are the
+# Redis server's, as in the script above; they are written with %.0f because Lua 5.1
+# would print them with 14 digits only.
+_NEXT_TURN_LUA = """
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local step = tonumber(ARGV[2])
+local turn = now + tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local last = tonumber(redis.call('GET', key) or '0')
+  if last > turn then
+    turn = last
+  end
+end
+local following = turn + step
+-- Kept until that turn has passed; an idle domain costs nothing.
+local ttl_ms = math.ceil((following - now) / 1000) + 1000
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, string.format('%.0f', following), 'PX', ttl_ms)
+end
+return turn - now
+"""
+
+
 class RedisRateLimiter(_AsyncAcquire):
     """Sliding-window log in Redis, shared by every worker process on every machine.
 
@@ -282,6 +356,22 @@ class RedisRateLimiter(_AsyncAcquire):
         # register_script sends EVALSHA and reloads the script itself after a Redis
         # restart or SCRIPT FLUSH.
         self._script = client.register_script(_SLIDING_WINDOW_LUA)
+        self._turn_script = client.register_script(_NEXT_TURN_LUA)
+
+    def next_turn(
+        self, keys: Iterable[str], *, wait: float, limit: int, period: float = DEFAULT_PERIOD
+    ) -> float:
+        """Seconds until a caller refused with `wait` should come back: `wait` at the least,
+        and period/limit after the caller sent back before it on any of these keys."""
+        keys = _checked(keys, limit, period)
+        if not keys:
+            return max(wait, 0.0)
+        wait_us = max(0, round(wait * 1_000_000))
+        step_us = max(1, round(period / limit * 1_000_000))
+        turn_us = self._turn_script(
+            keys=[f"{self._prefix}turn:{key}" for key in keys], args=[wait_us, step_us]
+        )
+        return int(turn_us) / 1_000_000
 
     def try_acquire_many(
         self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
