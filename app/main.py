@@ -15,9 +15,10 @@ from app.core.db import engine_for, session_factory
 from app.core.errors import install_handlers
 from app.core.limits import BodySizeLimit
 from app.delivery import transports
+from app.delivery.deliverer import Deliverer
 from app.delivery.dispatch import CeleryDispatcher, Dispatcher, WakeUp
 from app.delivery.embedded import EmbeddedLoop
-from app.delivery.service import Deliverer
+from app.delivery.routes import router as delivery_router
 from app.letters.routes import router as letters_router
 from app.ops.routes import registry_for
 from app.ops.routes import router as ops_router
@@ -40,7 +41,7 @@ def create_app(
     dispatcher: Dispatcher
     loop: EmbeddedLoop | None = None
     if settings.broker_url:
-        dispatcher = CeleryDispatcher(settings.broker_url)
+        dispatcher = CeleryDispatcher(settings.broker_url, batch=settings.send_batch)
     else:
         wake = WakeUp()
         dispatcher = wake
@@ -74,6 +75,7 @@ def create_app(
     app.include_router(ops_router)
     app.include_router(appeals_router)
     app.include_router(letters_router)
+    app.include_router(delivery_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

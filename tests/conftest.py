@@ -24,8 +24,8 @@ from app.core.config import Settings
 from app.core.db import dispose_engine, engine_for, session_factory, session_scope
 from app.core.migrate import upgrade
 from app.delivery import transports
+from app.delivery.deliverer import Deliverer, Outcome
 from app.delivery.ratelimit import clear_limiters
-from app.delivery.service import Deliverer, Outcome
 from app.main import create_app
 from app.models import Base
 from tests.support.smtp import SmtpSink

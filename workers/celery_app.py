@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Queue
 
 from app.core.config import get_settings
-from app.delivery.dispatch import SWEEP_TASK
+from app.delivery.dispatch import SEND_QUEUE, SWEEP_QUEUE, SWEEP_TASK
 
 
 def make_celery() -> Celery:
@@ -22,8 +23,18 @@ def make_celery() -> Celery:
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # Sweeps have a queue of their own: behind thousands of sends they would come
+        # too late to recover anything.
+        task_default_queue=SEND_QUEUE,
+        task_queues=(Queue(SEND_QUEUE), Queue(SWEEP_QUEUE)),
+        task_routes={SWEEP_TASK: {"queue": SWEEP_QUEUE}},
         beat_schedule={
-            "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
+            "sweep": {
+                "task": SWEEP_TASK,
+                "schedule": settings.sweep_interval,
+                # A sweep that waited longer than the next one is no use: drop it.
+                "options": {"expires": settings.sweep_interval},
+            },
         },
         imports=("workers.tasks",),
     )

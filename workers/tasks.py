@@ -1,20 +1,25 @@
-"""Thin tasks over app.delivery.service: they take ids, the service does the work."""
+"""Thin tasks over the delivery service: they take ids, the Deliverer does the work."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 
 from app.core.config import get_settings
 from app.core.db import engine_for, session_factory
 from app.delivery import transports
-from app.delivery.dispatch import SEND_TASK, SWEEP_TASK
-from app.delivery.service import Deliverer
+from app.delivery.deliverer import SWEEP_PAGE, Deliverer
+from app.delivery.dispatch import SEND_TASK, SWEEP_TASK, batches
 from workers.celery_app import celery_app
 
 log = logging.getLogger(__name__)
+
+# A sweep hands out at most this many pages, so one sweep task ends even if the
+# database keeps finding more.
+SWEEP_PAGES = 20
 
 
 @dataclass
@@ -29,7 +34,7 @@ _state: _Process | None = None
 
 def _process() -> _Process:
     """One event loop and one transport per worker process, made after the fork, so the
-    SMTP connection stays open from one task to the next."""
+    SMTP connections stay open from one task to the next."""
     global _state
     if _state is None or _state.pid != os.getpid():
         settings = get_settings()
@@ -40,20 +45,29 @@ def _process() -> _Process:
 
 
 @celery_app.task(name=SEND_TASK, ignore_result=True)
-def send(delivery_id: int) -> str:
-    """Claim, send and record one delivery; a no-op if it is not due or taken."""
+def send(ids: list[int] | int) -> dict[str, int]:
+    """Claim, send and record these deliveries (each not due or taken is skipped); returns
+    how many came to each result."""
     state = _process()
-    outcome = state.loop.run_until_complete(state.deliverer.deliver(delivery_id))
-    return outcome.result
+    # One id: a task enqueued before tasks carried batches.
+    batch = [ids] if isinstance(ids, int) else list(ids)
+    outcomes = state.loop.run_until_complete(state.deliverer.deliver_many(batch))
+    return dict(Counter(o.result for o in outcomes))
 
 
 @celery_app.task(name=SWEEP_TASK, ignore_result=True)
 def sweep() -> int:
-    """Expire unconfirmed letters and re-enqueue every delivery that is due or lost."""
-    state = _process()
-    ids = state.deliverer.sweep(grace=state.deliverer.settings.sweep_interval)
-    for delivery_id in ids:
-        send.delay(delivery_id)
-    if ids:
-        log.info("sweeper re-enqueued %d deliveries", len(ids))
-    return len(ids)
+    """Expire unconfirmed letters and enqueue every delivery that is due or whose worker
+    stopped; returns how many were enqueued."""
+    deliverer = _process().deliverer
+    total = 0
+    for _ in range(SWEEP_PAGES):
+        ids = deliverer.sweep(grace=deliverer.settings.sweep_interval)
+        for batch in batches(ids, deliverer.settings.send_batch):
+            send.delay(batch)
+        total += len(ids)
+        if len(ids) < SWEEP_PAGE:
+            break
+    if total:
+        log.info("sweeper enqueued %d deliveries", total)
+    return total

@@ -68,10 +68,17 @@ class Settings(BaseSettings):
     confirmation_days: int = Field(default=7, ge=1, le=90)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
     # Delivery tuning.
+    # How long a delivery handed out (to a worker, or to the broker by a sweep) is left
+    # alone before the sweeper hands it out again: longer than any one send can take.
     lease_seconds: int = Field(default=300, ge=5)
     sweep_interval: float = Field(default=30.0, gt=0)
     embedded_poll_interval: float = Field(default=1.0, gt=0)
+    # SMTP connections per worker process, and so messages in flight at once.
     send_concurrency: int = Field(default=8, ge=1, le=200)
+    # Delivery ids per task, claimed and recorded together in one transaction each.
+    send_batch: int = Field(default=50, ge=1, le=1000)
+    # The window over which an appeal's rate_limit counts (60: "per minute").
+    rate_period_seconds: float = Field(default=60.0, gt=0)
     # Backoff between attempts: base·2^(n-1) with jitter, capped; 8 attempts span about a day.
     retry_base_seconds: float = Field(default=600.0, gt=0)
     retry_cap_seconds: float = Field(default=8 * 3600.0, gt=0)

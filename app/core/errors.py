@@ -48,6 +48,10 @@ class LetterNotFound(NotFound):
     default_detail = "No such letter, or the key is wrong."
 
 
+class DeliveryNotFound(NotFound):
+    default_detail = "No such delivery."
+
+
 class InvalidConfirmation(NotFound):
     code = "invalid_token"
     default_detail = "This confirmation link is not valid. It may have expired."
@@ -66,6 +70,11 @@ class AppealClosed(Conflict):
 class DuplicateSignature(Conflict):
     code = "duplicate_signature"
     default_detail = "This e-mail address has already signed this appeal."
+
+
+class DeliveryNotFailed(Conflict):
+    code = "not_failed"
+    default_detail = "Only a failed delivery can be retried."
 
 
 class InvalidInput(OutcryError):

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 SEND_TASK = "delivery.send"
 SWEEP_TASK = "delivery.sweep"
+SEND_QUEUE = "celery"  # Celery's default, so tasks sent before there were two still run
+SWEEP_QUEUE = "sweep"
 
 
 class Dispatcher(Protocol):
@@ -34,21 +36,27 @@ class WakeUp:
             self.event.set()
 
 
-class CeleryDispatcher:
-    """Sends `delivery.send` tasks by name (app/ never imports workers/)."""
+def batches(ids: Sequence[int], size: int) -> list[list[int]]:
+    """`ids` in lists of at most `size`, in order."""
+    return [list(ids[start : start + size]) for start in range(0, len(ids), size)]
 
-    def __init__(self, broker_url: str):
+
+class CeleryDispatcher:
+    """Sends `delivery.send` tasks by name (app/ never imports workers/), `batch` ids a task."""
+
+    def __init__(self, broker_url: str, *, batch: int = 50):
+        self.batch = batch
         self.client = Celery("outcry-client", broker=broker_url)
         self.client.conf.broker_connection_retry_on_startup = False
         self.client.conf.broker_transport_options = {"max_retries": 1}
 
     def enqueue(self, ids: Sequence[int]) -> None:
-        for delivery_id in ids:
+        for batch in batches(ids, self.batch):
             try:
-                self.client.send_task(SEND_TASK, args=[delivery_id], retry=False)
+                self.client.send_task(SEND_TASK, args=[batch], queue=SEND_QUEUE, retry=False)
             except Exception:
                 # The sweeper re-enqueues due deliveries; a letter is never lost here.
-                log.warning("could not enqueue delivery %s; the sweeper will", delivery_id)
+                log.warning("could not enqueue deliveries %s; the sweeper will", batch)
                 return
 
     def ping(self) -> bool:

@@ -6,8 +6,8 @@ import asyncio
 import logging
 import threading
 
+from app.delivery.deliverer import Deliverer
 from app.delivery.dispatch import WakeUp
-from app.delivery.service import Deliverer
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Claim, send and record deliveries: the one code path of the workers and the embedded loop.
+"""The outbox in the database: plan, hand out, claim, record, settle and retry deliveries.
 
 The database decides what is still to be sent. A delivery is claimed with a
 conditional UPDATE that sets a lease; the claim is committed before the network
@@ -7,41 +7,38 @@ still holds (status `sending` and the same attempt number). A worker that dies
 mid-send leaves a lease that runs out, and the sweeper hands the delivery out
 again: delivery is at-least-once, and the deterministic Message-ID makes a resend
 recognisable.
+
+Every function here flushes and never commits: the caller owns the transaction
+(a request, or the Deliverer in app/delivery/deliverer.py around each network call).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Table, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy.orm import Session, joinedload
 
-from app.core.config import Settings
-from app.core.db import session_scope
-from app.delivery import compose
-from app.delivery.messages import Outgoing, message_id
-from app.delivery.transports import SendError, Transport
+from app.core.errors import DeliveryNotFailed, DeliveryNotFound, Forbidden
+from app.delivery.messages import message_id
 from app.models import (
-    Appeal,
+    ApiToken,
     Channel,
     Delivery,
     DeliveryStatus,
     Letter,
     LetterStatus,
     transition,
-    utcnow,
+    transition_many,
 )
-
-log = logging.getLogger(__name__)
 
 # Channels whose outcome decides the letter's status; the supporter's own mails don't.
 TARGET_CHANNELS = (Channel.email, Channel.fax)
 UNFINISHED = (DeliveryStatus.queued, DeliveryStatus.sending, DeliveryStatus.retrying)
+WAITING = (DeliveryStatus.queued, DeliveryStatus.retrying)
 
 
 def enqueue_after_commit(session: Session, ids: Sequence[int]) -> None:
@@ -55,6 +52,9 @@ def take_enqueued(session: Session) -> list[int]:
     return ids
 
 
+# --- planning: the outbox rows, written with the letter ----------------------------------
+
+
 def _new(letter: Letter, channel: Channel, to: list[str], cc: list[str], now: datetime) -> Delivery:
     return Delivery(
         letter_id=letter.id,
@@ -65,6 +65,7 @@ def _new(letter: Letter, channel: Channel, to: list[str], cc: list[str], now: da
         attempts=0,
         max_attempts=letter.appeal.max_attempts,
         next_attempt_at=now,
+        accepted=[],
         message_id="",
         created_at=now,
     )
@@ -89,6 +90,7 @@ def plan_letter(
     if emails:
         deliveries.append(_new(letter, Channel.email, emails, list(appeal.copies), now))
     if letter.copy_to_me:
+        # Its own message, so the target's never names the supporter (unless share_email).
         deliveries.append(_new(letter, Channel.copy, [letter.signer_email], [], now))
     for delivery in deliveries:
         delivery.letter = letter
@@ -106,56 +108,172 @@ def plan_confirmation(
     return delivery
 
 
-def due(session: Session, *, now: datetime, limit: int = 500, grace: float = 0) -> list[int]:
-    """Deliveries that should be sent now: due ones, and claims whose lease ran out.
+# --- the sweeper: hand out what is due ----------------------------------------------------
 
-    `grace` leaves alone queued deliveries that became due only moments ago: their
-    ids are still on their way through the broker, and the sweeper should not
-    enqueue them a second time.
+
+def due(
+    session: Session, *, now: datetime, limit: int = 1000, grace: float = 0
+) -> list[tuple[int, DeliveryStatus]]:
+    """(id, status) of deliveries to hand out now: due, and no longer held by anyone.
+
+    A delivery is held while its lease_until lies ahead: by a worker (sending) or by
+    the broker (queued or retrying, handed out by a sweep). One never handed out
+    (lease_until NULL) was enqueued when its transaction committed; `grace` gives
+    that id time to come through the broker before a sweep enqueues it again.
     """
     query = (
-        select(Delivery.id)
+        select(Delivery.id, Delivery.status)
         .where(
+            Delivery.status.in_(UNFINISHED),
+            Delivery.next_attempt_at <= now,
             or_(
+                Delivery.lease_until <= now,
                 and_(
-                    Delivery.status.in_((DeliveryStatus.queued, DeliveryStatus.retrying)),
+                    Delivery.lease_until.is_(None),
                     Delivery.next_attempt_at <= now - timedelta(seconds=grace),
                 ),
-                and_(Delivery.status == DeliveryStatus.sending, Delivery.lease_until < now),
-            )
+            ),
         )
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
     )
-    return list(session.scalars(query))
+    return [(row.id, row.status) for row in session.execute(query)]
+
+
+def hand_out(
+    session: Session, *, now: datetime, lease: timedelta, limit: int = 1000, grace: float = 0
+) -> list[int]:
+    """Take the due deliveries for the broker until now + lease and return their ids.
+
+    A claim whose lease ran out (its worker died or hung) is settled first: that
+    attempt is logged as interrupted and the delivery is retried, or failed if it
+    was the last attempt allowed.
+    """
+    found = due(session, now=now, limit=limit, grace=grace)
+    lapsed = [i for i, status in found if status is DeliveryStatus.sending]
+    if lapsed:
+        ran_out = (Delivery.lease_until < now,)
+        note = "interrupted: the worker stopped before recording the result"
+        retried = transition_many(
+            session,
+            Delivery,
+            lapsed,
+            DeliveryStatus.retrying,
+            expect=DeliveryStatus.sending,
+            where=(*ran_out, Delivery.attempts < Delivery.max_attempts),
+            values={"next_attempt_at": now, "last_error": note},
+            detail=note,
+        )
+        failed = transition_many(
+            session,
+            Delivery,
+            lapsed,
+            DeliveryStatus.failed,
+            expect=DeliveryStatus.sending,
+            where=(*ran_out, Delivery.attempts >= Delivery.max_attempts),
+            values={"lease_until": None, "last_error": note},
+            detail=f"{note}; no attempts left",
+        )
+        settle_letters(session, _letters_of(session, failed), now=now)
+        # Those neither retried nor failed were taken by a worker a moment ago.
+        lapsed = list(set(lapsed) - set(retried))
+    ids = [i for i, _ in found if i not in lapsed]
+    if ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status.in_(WAITING))
+            .values(lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
+
+
+def _letters_of(session: Session, delivery_ids: Sequence[int]) -> list[int]:
+    if not delivery_ids:
+        return []
+    return list(session.scalars(select(Delivery.letter_id).where(Delivery.id.in_(delivery_ids))))
+
+
+# --- a worker: load, defer, claim, record --------------------------------------------------
+
+
+def claimable(session: Session, ids: Iterable[int], *, now: datetime) -> list[Delivery]:
+    """The deliveries of `ids` that may be claimed now, with letter, appeal and target loaded."""
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.id.in_(list(ids)),
+                Delivery.status.in_(WAITING),
+                Delivery.next_attempt_at <= now,
+            )
+            .options(
+                joinedload(Delivery.letter).joinedload(Letter.appeal),
+                joinedload(Delivery.target),
+            )
+            .order_by(Delivery.id)
+        ).unique()
+    )
+
+
+def defer(session: Session, until: dict[int, datetime]) -> None:
+    """Put off deliveries that are still waiting (rate limit): no attempt counted, no event."""
+    if not until:
+        return
+    table = Delivery.__table__
+    assert isinstance(table, Table)
+    session.execute(
+        update(table)
+        # No IN (…) here: an executemany cannot expand one.
+        .where(table.c.id == bindparam("d_id"), or_(*(table.c.status == s.value for s in WAITING)))
+        .values(next_attempt_at=bindparam("at"), lease_until=bindparam("at")),
+        [{"d_id": delivery_id, "at": at} for delivery_id, at in until.items()],
+    )
 
 
 def claim(
-    session: Session, delivery_id: int, *, now: datetime, lease: timedelta
-) -> Delivery | None:
-    """Take the delivery for one attempt (status `sending`, a lease); None if not ours to send."""
-    delivery = session.get(Delivery, delivery_id, populate_existing=True)
-    if delivery is None:
-        return None
-    values = {"attempts": Delivery.attempts + 1, "lease_until": now + lease}
-    if delivery.status in (DeliveryStatus.queued, DeliveryStatus.retrying):
-        condition: tuple[object, ...] = (Delivery.next_attempt_at <= now,)
-    elif delivery.status is DeliveryStatus.sending:
-        condition = (Delivery.lease_until < now,)
-    else:
-        return None
-    won = transition(
-        session,
-        delivery,
-        DeliveryStatus.sending,
-        where=condition,
-        values=values,
-        detail=f"attempt {delivery.attempts + 1}",
-    )
-    if not won:
-        return None
-    session.refresh(delivery)
-    return delivery
+    session: Session, deliveries: Sequence[Delivery], *, now: datetime, lease: timedelta
+) -> dict[int, int]:
+    """Take each delivery for one attempt (status `sending`, a lease); {id: attempt} of those won.
+
+    A delivery is won only if it is still as it was loaded (status, attempt count) and
+    due; one that another worker is claiming at this moment is left to it.
+    """
+    won: dict[int, int] = {}
+    for status in WAITING:
+        batch = [d for d in deliveries if d.status is status]
+        if not batch:
+            continue
+        moved = transition_many(
+            session,
+            Delivery,
+            [d.id for d in batch],
+            DeliveryStatus.sending,
+            expect=status,
+            where=(
+                tuple_(Delivery.id, Delivery.attempts).in_([(d.id, d.attempts) for d in batch]),
+                Delivery.next_attempt_at <= now,
+            ),
+            values={"attempts": Delivery.attempts + 1, "lease_until": now + lease},
+            detail={d.id: f"attempt {d.attempts + 1}" for d in batch},
+            skip_locked=True,
+        )
+        attempts = {d.id: d.attempts + 1 for d in batch}
+        won.update((i, attempts[i]) for i in moved)
+    return won
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one claimed attempt came to, for record()."""
+
+    delivery_id: int
+    attempt: int
+    max_attempts: int
+    reply: str
+    failed: bool = False  # False: the message went to every recipient still owed it
+    permanent: bool = False  # a failure not worth retrying
+    accepted: tuple[str, ...] | None = None  # all who have it now, when that changed
 
 
 def backoff(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -165,212 +283,169 @@ def backoff(attempt: int, *, base: float, cap: float, rng: random.Random | None 
     return delay * jitter
 
 
-def record_sent(
-    session: Session, delivery: Delivery, *, attempt: int, reply: str, now: datetime
-) -> bool:
-    """Mark this attempt sent (if the claim still holds) and settle the letter."""
-    done = transition(
-        session,
-        delivery,
-        DeliveryStatus.sent,
-        expect=DeliveryStatus.sending,
-        where=(Delivery.attempts == attempt,),
-        values={"sent_at": now, "lease_until": None, "last_error": None},
-        detail=reply[:2000],
-    )
-    if done:
-        settle_letter(session, delivery.letter_id, now=now)
-    return done
-
-
-def record_failure(
+def record(
     session: Session,
-    delivery: Delivery,
+    attempts: Sequence[Attempt],
     *,
-    attempt: int,
-    error: SendError,
     now: datetime,
     retry_base: float,
     retry_cap: float,
-) -> bool:
-    """Schedule a retry with backoff, or fail for good on a permanent error or the last attempt."""
-    final = error.permanent or attempt >= delivery.max_attempts
-    to = DeliveryStatus.failed if final else DeliveryStatus.retrying
-    delay = 0.0 if final else backoff(attempt, base=retry_base, cap=retry_cap)
-    done = transition(
+) -> dict[int, DeliveryStatus]:
+    """Record each attempt whose claim still holds and settle the letters concerned.
+
+    Successes are written in one statement; a failure schedules a retry with backoff,
+    or fails the delivery for good (a permanent error, or no attempts left). Returns
+    the status each recorded delivery now has; an attempt missing from it had lost its
+    claim (the lease ran out and the delivery was handed out again).
+    """
+    done: dict[int, DeliveryStatus] = {}
+    sent = [a for a in attempts if not a.failed]
+    claims = [(a.delivery_id, a.attempt) for a in sent]
+    for delivery_id in transition_many(
         session,
-        delivery,
-        to,
+        Delivery,
+        [a.delivery_id for a in sent],
+        DeliveryStatus.sent,
         expect=DeliveryStatus.sending,
-        where=(Delivery.attempts == attempt,),
-        values={
-            "lease_until": None,
-            "last_error": error.reply[:2000],
-            "next_attempt_at": now + timedelta(seconds=delay),
-        },
-        detail=error.reply[:2000],
-    )
-    if done and final:
-        settle_letter(session, delivery.letter_id, now=now)
+        where=(tuple_(Delivery.id, Delivery.attempts).in_(claims),),
+        values={"sent_at": now, "lease_until": None, "last_error": None},
+        detail={a.delivery_id: a.reply[:2000] for a in sent},
+    ):
+        done[delivery_id] = DeliveryStatus.sent
+    for a in attempts:
+        if a.failed and _record_failure(session, a, now=now, base=retry_base, cap=retry_cap):
+            done[a.delivery_id] = _failure_status(a)
+    finished = [i for i, s in done.items() if s is not DeliveryStatus.retrying]
+    settle_letters(session, _letters_of(session, finished), now=now)
     return done
 
 
-def settle_letter(session: Session, letter_id: int, *, now: datetime) -> None:
-    """Set the letter sent (every target delivery sent) or failed (one failed, none pending)."""
-    # The row lock serialises two deliveries of one letter finishing at once, so the
-    # second sees the first's result and the letter cannot be left `queued`.
-    letter = session.scalar(
-        select(Letter)
-        .where(Letter.id == letter_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if letter is None or letter.status is not LetterStatus.queued:
-        return
-    rows = session.execute(
-        select(Delivery.status, func.count())
-        .where(Delivery.letter_id == letter_id, Delivery.channel.in_(TARGET_CHANNELS))
-        .group_by(Delivery.status)
-    ).all()
-    by_status = dict(rows)
-    if not by_status or any(by_status.get(s) for s in UNFINISHED):
-        return
-    if by_status.get(DeliveryStatus.failed):
-        transition(session, letter, LetterStatus.failed, detail="a delivery failed")
+def _failure_status(attempt: Attempt) -> DeliveryStatus:
+    final = attempt.permanent or attempt.attempt >= attempt.max_attempts
+    return DeliveryStatus.failed if final else DeliveryStatus.retrying
+
+
+def _record_failure(
+    session: Session, a: Attempt, *, now: datetime, base: float, cap: float
+) -> bool:
+    to = _failure_status(a)
+    values: dict[str, object] = {"last_error": a.reply[:2000]}
+    if to is DeliveryStatus.retrying:
+        at = now + timedelta(seconds=backoff(a.attempt, base=base, cap=cap))
+        # Released until then: the next sweep after `at` hands it out.
+        values.update(next_attempt_at=at, lease_until=at)
     else:
-        transition(session, letter, LetterStatus.sent, values={"sent_at": now})
+        values.update(lease_until=None)
+    if a.accepted is not None:
+        values["accepted"] = list(a.accepted)
+    return bool(
+        transition_many(
+            session,
+            Delivery,
+            [a.delivery_id],
+            to,
+            expect=DeliveryStatus.sending,
+            where=(Delivery.attempts == a.attempt,),
+            values=values,
+            detail=a.reply[:2000],
+        )
+    )
 
 
-def retry(session: Session, delivery: Delivery, *, now: datetime) -> None:
-    """Re-queue a failed delivery (an organiser's retry) with a fresh set of attempts."""
-    transition(
+def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime) -> None:
+    """Set each letter sent (every target delivery sent) or failed (one failed, none pending)."""
+    ids = sorted(set(letter_ids))
+    if not ids:
+        return
+    # The row locks serialise two deliveries of one letter finishing at once, so the
+    # second sees the first's result and the letter cannot be left `queued`; taken in
+    # id order, so two workers settling overlapping letters never deadlock.
+    queued = list(
+        session.scalars(
+            select(Letter.id)
+            .where(Letter.id.in_(ids), Letter.status == LetterStatus.queued)
+            .order_by(Letter.id)
+            .with_for_update()
+        )
+    )
+    if not queued:
+        return
+    counts: dict[int, dict[DeliveryStatus, int]] = {i: {} for i in queued}
+    for letter_id, status, n in session.execute(
+        select(Delivery.letter_id, Delivery.status, func.count())
+        .where(Delivery.letter_id.in_(queued), Delivery.channel.in_(TARGET_CHANNELS))
+        .group_by(Delivery.letter_id, Delivery.status)
+    ):
+        counts[letter_id][status] = n
+    finished = {i: c for i, c in counts.items() if c and not any(c.get(s) for s in UNFINISHED)}
+    failed = [i for i, c in finished.items() if c.get(DeliveryStatus.failed)]
+    sent = [i for i in finished if i not in set(failed)]
+    transition_many(
+        session,
+        Letter,
+        sent,
+        LetterStatus.sent,
+        expect=LetterStatus.queued,
+        values={"sent_at": now},
+    )
+    transition_many(
+        session,
+        Letter,
+        failed,
+        LetterStatus.failed,
+        expect=LetterStatus.queued,
+        detail="a delivery failed",
+    )
+
+
+# --- organisers ----------------------------------------------------------------------------
+
+
+def retry(session: Session, *, delivery_id: int, token: ApiToken, now: datetime) -> Delivery:
+    """Re-queue a failed delivery with a fresh set of attempts (its letter back to `queued`)
+    and enqueue it after commit. A union token may only retry its organisation's letters.
+    Raises DeliveryNotFound, Forbidden or DeliveryNotFailed."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise DeliveryNotFound()
+    letter = delivery.letter
+    if token.organisation_id is not None and letter.organisation_id != token.organisation_id:
+        raise Forbidden("This delivery belongs to another organisation's letter.")
+    won = delivery.status is DeliveryStatus.failed and transition(
         session,
         delivery,
         DeliveryStatus.queued,
         values={
             "next_attempt_at": now,
-            "max_attempts": delivery.attempts + delivery.letter.appeal.max_attempts,
+            "lease_until": None,
+            "max_attempts": delivery.attempts + letter.appeal.max_attempts,
             "last_error": None,
         },
-        detail="retry requested",
+        detail="retry requested by an organiser",
     )
-    letter = delivery.letter
+    if not won:
+        raise DeliveryNotFailed(f"The delivery is {delivery.status}, not failed.")
     if letter.status is LetterStatus.failed:
-        transition(session, letter, LetterStatus.queued, detail="retry requested")
+        transition(session, letter, LetterStatus.queued, detail="retry requested by an organiser")
     enqueue_after_commit(session, [delivery.id])
+    return delivery
 
 
 def expire_unconfirmed(session: Session, *, now: datetime, days: int) -> int:
     """Letters never confirmed within `days` become `expired`; returns how many."""
     cutoff = now - timedelta(days=days)
     stale = session.scalars(
-        select(Letter)
+        select(Letter.id)
         .where(Letter.status == LetterStatus.pending_confirmation, Letter.created_at < cutoff)
         .limit(1000)
     ).all()
-    return sum(
-        transition(session, letter, LetterStatus.expired, detail=f"not confirmed in {days} days")
-        for letter in stale
+    return len(
+        transition_many(
+            session,
+            Letter,
+            stale,
+            LetterStatus.expired,
+            expect=LetterStatus.pending_confirmation,
+            detail=f"not confirmed in {days} days",
+        )
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    delivery_id: int
-    result: str  # sent | retrying | failed | skipped | lost (claim taken over)
-    detail: str = ""
-
-
-class Deliverer:
-    """Sends deliveries through one transport; shared by Celery tasks and the embedded loop."""
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        transport: Transport,
-        settings: Settings,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-    ):
-        self.sessions = sessions
-        self.transport = transport
-        self.settings = settings
-        self.clock = clock
-
-    def _claim(self, delivery_id: int) -> tuple[Delivery, Outgoing] | None:
-        with session_scope(self.sessions) as session:
-            lease = timedelta(seconds=self.settings.lease_seconds)
-            delivery = claim(session, delivery_id, now=self.clock(), lease=lease)
-            if delivery is None:
-                return None
-            letter = session.get(Letter, delivery.letter_id)
-            assert letter is not None
-            appeal = session.get(Appeal, letter.appeal_id)
-            assert appeal is not None
-            outgoing = compose.outgoing(delivery, letter, appeal, settings=self.settings)
-            return delivery, outgoing
-
-    def _record(self, delivery: Delivery, *, reply: str | None, error: SendError | None) -> str:
-        with session_scope(self.sessions) as session:
-            row = session.get(Delivery, delivery.id)
-            if row is None:
-                return "lost"
-            now = self.clock()
-            attempt = delivery.attempts
-            if error is None:
-                ok = record_sent(session, row, attempt=attempt, reply=reply or "", now=now)
-                return "sent" if ok else "lost"
-            ok = record_failure(
-                session,
-                row,
-                attempt=attempt,
-                error=error,
-                now=now,
-                retry_base=self.settings.retry_base_seconds,
-                retry_cap=self.settings.retry_cap_seconds,
-            )
-            if not ok:
-                return "lost"
-            return str(row.status)
-
-    async def deliver(self, delivery_id: int) -> Outcome:
-        """Claim, send and record one delivery; safe to call twice (the second is skipped)."""
-        claimed = await asyncio.to_thread(self._claim, delivery_id)
-        if claimed is None:
-            return Outcome(delivery_id, "skipped")
-        delivery, outgoing = claimed
-        try:
-            reply = await self.transport.send(
-                outgoing.message, sender=outgoing.sender, recipients=outgoing.recipients
-            )
-        except SendError as exc:
-            log.warning("delivery %s attempt %s: %s", delivery_id, delivery.attempts, exc.reply)
-            result = await asyncio.to_thread(self._record, delivery, reply=None, error=exc)
-            return Outcome(delivery_id, result, exc.reply)
-        result = await asyncio.to_thread(self._record, delivery, reply=reply, error=None)
-        if result == "lost":
-            log.warning("delivery %s was sent but its claim had been taken over", delivery_id)
-        return Outcome(delivery_id, result, reply)
-
-    async def deliver_many(self, ids: Sequence[int]) -> list[Outcome]:
-        """Deliver `ids` concurrently, at most settings.send_concurrency at a time."""
-        gate = asyncio.Semaphore(self.settings.send_concurrency)
-
-        async def one(delivery_id: int) -> Outcome:
-            async with gate:
-                try:
-                    return await self.deliver(delivery_id)
-                except Exception:
-                    # A bug or a database outage must not stop the other sends; the
-                    # lease runs out and the sweeper hands this delivery out again.
-                    log.exception("delivery %s crashed", delivery_id)
-                    return Outcome(delivery_id, "error")
-
-        return list(await asyncio.gather(*(one(i) for i in ids)))
-
-    def sweep(self, *, grace: float = 0) -> list[int]:
-        """Expire stale unconfirmed letters and return every delivery id that is due."""
-        with session_scope(self.sessions) as session:
-            now = self.clock()
-            expire_unconfirmed(session, now=now, days=self.settings.confirmation_days)
-            return due(session, now=now, grace=grace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -12,6 +13,8 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
 
 
 def free_port() -> int:
@@ -26,6 +29,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per connection
+    at: float = field(default_factory=time.time)  # when the message was accepted
 
     @property
     def message(self) -> EmailMessage:
@@ -60,7 +65,12 @@ class Handler:
             return reply
         with self.lock:
             self.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.content),
+                    peer=tuple(session.peer[:2]),
+                )
             )
         return "250 2.0.0 Message accepted"
 
@@ -89,6 +99,14 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+    def message_ids(self) -> list[str]:
+        """The Message-ID of every message received, duplicates included."""
+        with self.handler.lock:
+            received = list(self.messages)
+        # A regular expression, not the email parser: tests count thousands of these.
+        found = (_MESSAGE_ID.search(r.data) for r in received)
+        return [m.group(1).decode() if m else "" for m in found]
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         """Wait until at least `count` messages have arrived."""

@@ -1,0 +1,295 @@
+"""Deliverer: the one send loop of the Celery workers and the embedded mode.
+
+A batch of delivery ids goes through four steps, each one transaction at most:
+load what is claimable and compose it; ask the rate limiter (a delivery over its
+target's limit is put off, its attempt not counted); claim; send everything claimed
+concurrently over the transport's connections; record every result at once. So a
+batch of fifty letters costs a handful of database round trips, not fifty times as
+many, and a claim is committed before its message leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.core.db import session_scope
+from app.delivery import compose, service
+from app.delivery.messages import Outgoing
+from app.delivery.ratelimit import RateLimiter, limiter_for, recipient_key
+from app.delivery.service import Attempt
+from app.delivery.transports import SendError, Transport
+from app.models import Delivery, DeliveryStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+# A delivery refused by the rate limit waits in the worker if its slot frees this soon;
+# a longer wait is written to the database, and a later sweep hands it out again.
+INLINE_WAIT_SECONDS = 1.0
+# How many due deliveries one sweep hands out; a sweep task takes pages until done.
+SWEEP_PAGE = 5000
+# Pauses before trying again to record results the database would not take: the
+# messages have gone, and a lost record means sending them again.
+RECORD_RETRY_PAUSES = (0.5, 2.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    delivery_id: int
+    # sent | retrying | failed | deferred (rate limit) | skipped (not due, or taken) |
+    # lost (sent, but the claim had been taken over) | error (see the log)
+    result: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    delivery: Delivery
+    outgoing: Outgoing | None  # None: it could not be composed (`problem` says why)
+    envelope: tuple[str, ...]  # the recipients still owed the message
+    keys: tuple[str, ...]  # rate-limit keys; none for the supporter's own mail
+    limit: int
+    problem: str = ""
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    """The limiter every sender shares: in Redis with a Redis broker, else in this process."""
+    url = settings.broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return limiter_for(url)
+    if url:
+        log.warning("rate limits hold per worker process only: the broker is not Redis")
+    return limiter_for(None)
+
+
+def judge(delivery: Delivery, attempt: int, error: SendError) -> Attempt:
+    """What a failed send means: delivered after all (only copies refused), retry, or fail."""
+    accepted = list(delivery.accepted)
+    accepted += [r for r in error.accepted if r not in accepted]
+    owed = [r for r in delivery.recipients if r not in accepted]
+    result = Attempt(
+        delivery_id=delivery.id,
+        attempt=attempt,
+        max_attempts=delivery.max_attempts,
+        reply=error.reply,
+        failed=True,
+        permanent=error.permanent,
+        accepted=tuple(accepted) if error.accepted else None,
+    )
+    if error.accepted and not owed:
+        # Every target has it and only a copy (Cc) was refused: the letter is delivered,
+        # and sending it again would give the targets a second one.
+        return replace(result, failed=False)
+    if error.refused and all(r in error.refused for r in owed):
+        # The targets' own replies decide, not those for the campaign's copies.
+        return replace(result, permanent=all(error.refused[r][0] >= 500 for r in owed))
+    return result
+
+
+class Deliverer:
+    """Sends deliveries through one transport; shared by Celery tasks and the embedded loop."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        transport: Transport,
+        settings: Settings,
+        *,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.sessions = sessions
+        self.transport = transport
+        self.settings = settings
+        self.limiter = limiter if limiter is not None else rate_limiter(settings)
+        self.clock = clock
+
+    async def deliver(self, delivery_id: int) -> Outcome:
+        """Claim, send and record one delivery; safe to call twice (the second is skipped)."""
+        [outcome] = await self.deliver_many([delivery_id])
+        return outcome
+
+    async def deliver_many(self, ids: Sequence[int]) -> list[Outcome]:
+        """Deliver `ids` in batches of settings.send_batch; each id not due or taken is skipped."""
+        unique = list(dict.fromkeys(ids))
+        size = self.settings.send_batch
+        outcomes: list[Outcome] = []
+        for start in range(0, len(unique), size):
+            batch = unique[start : start + size]
+            try:
+                outcomes += await self._deliver_batch(batch)
+            except Exception:
+                # A database outage or a bug must not stop the other batches; a claim
+                # taken here runs out, and the sweeper hands the delivery out again.
+                log.exception("delivering %d deliveries failed", len(batch))
+                outcomes += [Outcome(i, "error") for i in batch]
+        return outcomes
+
+    async def _deliver_batch(self, ids: list[int]) -> list[Outcome]:
+        outcomes = {i: Outcome(i, "skipped") for i in ids}
+        jobs = await asyncio.to_thread(self._load, ids)
+        ready, later, errors = await self._pace(jobs)
+        outcomes.update((i, Outcome(i, "error", why)) for i, why in errors.items())
+        if later:
+            await asyncio.to_thread(self._defer, later)
+            outcomes.update(
+                (i, Outcome(i, "deferred", f"rate limit: until {at:%H:%M:%S}"))
+                for i, at in later.items()
+            )
+        claimed = await asyncio.to_thread(self._claim, ready)
+        attempts = await asyncio.gather(*(self._send(job, n) for job, n in claimed))
+        recorded = await self._record(attempts)
+        for a in attempts:
+            status = recorded.get(a.delivery_id)
+            if status is None:
+                log.warning(
+                    "delivery %s was tried but its claim had been taken over", a.delivery_id
+                )
+                outcomes[a.delivery_id] = Outcome(a.delivery_id, "lost", a.reply)
+            else:
+                outcomes[a.delivery_id] = Outcome(a.delivery_id, status.value, a.reply)
+        return [outcomes[i] for i in ids]
+
+    # --- the steps ---------------------------------------------------------------------
+
+    def _load(self, ids: list[int]) -> list[_Job]:
+        with session_scope(self.sessions) as session:
+            deliveries = service.claimable(session, ids, now=self.clock())
+            # Composed here, in the session, so a composer may read what it needs.
+            return [self._job(d) for d in deliveries]
+
+    def _job(self, delivery: Delivery) -> _Job:
+        appeal = delivery.letter.appeal
+        keys: tuple[str, ...] = ()
+        if delivery.channel in service.TARGET_CHANNELS:
+            recipients = [*delivery.recipients, *delivery.cc]
+            keys = tuple(dict.fromkeys(recipient_key(appeal.slug, r) for r in recipients))
+        try:
+            outgoing = compose.outgoing(delivery, delivery.letter, appeal, settings=self.settings)
+        except Exception as exc:
+            log.exception("delivery %s could not be composed", delivery.id)
+            problem = f"could not compose the message: {type(exc).__name__}: {exc}"
+            return _Job(delivery, None, (), keys, appeal.rate_limit, problem)
+        envelope = tuple(r for r in outgoing.recipients if r not in delivery.accepted)
+        return _Job(delivery, outgoing, envelope, keys, appeal.rate_limit)
+
+    async def _pace(
+        self, jobs: list[_Job]
+    ) -> tuple[list[_Job], dict[int, datetime], dict[int, str]]:
+        """Split jobs into those with a rate-limit slot, those put off (until when), errors."""
+        ready: list[_Job] = []
+        later: dict[int, datetime] = {}
+        errors: dict[int, str] = {}
+        period = self.settings.rate_period_seconds
+
+        async def pace(job: _Job) -> None:
+            if not job.keys:
+                ready.append(job)
+                return
+            try:
+                deadline = time.monotonic() + INLINE_WAIT_SECONDS
+                while True:
+                    wait = await asyncio.to_thread(
+                        self.limiter.try_acquire_many, job.keys, limit=job.limit, period=period
+                    )
+                    if wait == 0.0:
+                        ready.append(job)
+                        return
+                    if time.monotonic() + wait > deadline:
+                        break
+                    await asyncio.sleep(wait)
+                turn = await asyncio.to_thread(
+                    self.limiter.next_turn, job.keys, wait=wait, limit=job.limit, period=period
+                )
+            except Exception as exc:
+                # No answer from the limiter: never send unchecked. The delivery stays
+                # as it is, and a later sweep hands it out again.
+                log.warning("rate limiter failed for delivery %s: %s", job.delivery.id, exc)
+                errors[job.delivery.id] = f"rate limiter: {exc}"
+                return
+            later[job.delivery.id] = self.clock() + timedelta(seconds=turn)
+
+        await asyncio.gather(*(pace(job) for job in jobs))
+        return ready, later, errors
+
+    def _defer(self, until: dict[int, datetime]) -> None:
+        with session_scope(self.sessions) as session:
+            service.defer(session, until)
+
+    def _claim(self, jobs: list[_Job]) -> list[tuple[_Job, int]]:
+        if not jobs:
+            return []
+        with session_scope(self.sessions) as session:
+            won = service.claim(
+                session,
+                [job.delivery for job in jobs],
+                now=self.clock(),
+                lease=timedelta(seconds=self.settings.lease_seconds),
+            )
+        return [(job, won[job.delivery.id]) for job in jobs if job.delivery.id in won]
+
+    async def _send(self, job: _Job, attempt: int) -> Attempt:
+        delivery = job.delivery
+        done = Attempt(delivery.id, attempt, delivery.max_attempts, reply="")
+        if job.outgoing is None:
+            return replace(done, reply=job.problem, failed=True, permanent=True)
+        if not job.envelope:
+            return replace(done, reply="every recipient has the message already")
+        try:
+            reply = await self.transport.send(
+                job.outgoing.message, sender=job.outgoing.sender, recipients=job.envelope
+            )
+        except SendError as exc:
+            log.warning("delivery %s attempt %s: %s", delivery.id, attempt, exc.reply)
+            return judge(delivery, attempt, exc)
+        except Exception as exc:
+            # A transport bug: retried with backoff like a connection error, rather than
+            # left `sending` until its lease runs out.
+            log.exception("delivery %s attempt %s: the transport failed", delivery.id, attempt)
+            return replace(done, reply=f"{type(exc).__name__}: {exc}", failed=True)
+        return replace(done, reply=reply)
+
+    async def _record(self, attempts: Sequence[Attempt]) -> dict[int, DeliveryStatus]:
+        if not attempts:
+            return {}
+        for pause in (*RECORD_RETRY_PAUSES, None):
+            try:
+                return await asyncio.to_thread(self._record_once, attempts)
+            except SQLAlchemyError:
+                if pause is None:
+                    raise
+                log.exception("recording %d attempts failed; again in %s s", len(attempts), pause)
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _record_once(self, attempts: Sequence[Attempt]) -> dict[int, DeliveryStatus]:
+        with session_scope(self.sessions) as session:
+            return service.record(
+                session,
+                attempts,
+                now=self.clock(),
+                retry_base=self.settings.retry_base_seconds,
+                retry_cap=self.settings.retry_cap_seconds,
+            )
+
+    def sweep(self, *, grace: float = 0, limit: int = SWEEP_PAGE) -> list[int]:
+        """Expire stale unconfirmed letters; hand out (for lease_seconds) and return the ids of
+        up to `limit` deliveries that are due."""
+        with session_scope(self.sessions) as session:
+            now = self.clock()
+            service.expire_unconfirmed(session, now=now, days=self.settings.confirmation_days)
+            return service.hand_out(
+                session,
+                now=now,
+                lease=timedelta(seconds=self.settings.lease_seconds),
+                limit=limit,
+                grace=grace,
+            )
