@@ -11,13 +11,14 @@ import asyncio
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -26,8 +27,9 @@ from app.core.migrate import upgrade
 from app.delivery import transports
 from app.delivery.deliverer import Deliverer, Outcome
 from app.delivery.ratelimit import clear_limiters
+from app.delivery.service import UNFINISHED
 from app.main import create_app
-from app.models import Base
+from app.models import Base, Delivery, utcnow
 from tests.support.smtp import SmtpSink
 
 PG_ADMIN = os.environ.get("OUTCRY_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -140,22 +142,42 @@ def smtp() -> Iterator[SmtpSink]:
         yield sink
 
 
-def drain(settings: Settings, *, rounds: int = 20) -> list[Outcome]:
-    """Run the delivery service until nothing is due (what a worker would do)."""
+def drain(settings: Settings, *, rounds: int = 50, horizon: float = 1.0) -> list[Outcome]:
+    """Run the delivery service until nothing is due within `horizon` seconds (what a worker
+    and its sweeper would do, quickly: tests make backoffs a few hundredths of a second)."""
     sessions = session_factory(engine_for(settings.database_url))
     deliverer = Deliverer(sessions, transports.make_transport(settings), settings)
+
+    def pending() -> bool:
+        soon = utcnow() + timedelta(seconds=horizon)
+        with session_scope(sessions) as session:
+            waiting = session.scalar(
+                select(func.count()).where(
+                    Delivery.status.in_(UNFINISHED), Delivery.next_attempt_at <= soon
+                )
+            )
+        return bool(waiting)
 
     async def run() -> list[Outcome]:
         outcomes: list[Outcome] = []
         try:
             for _ in range(rounds):
                 ids = await asyncio.to_thread(deliverer.sweep)
-                if not ids:
+                if ids:
+                    outcomes += await deliverer.deliver_many(ids)
+                elif not await asyncio.to_thread(pending):
                     break
-                outcomes += await deliverer.deliver_many(ids)
-                await asyncio.sleep(0.06)  # let test backoffs (≤ 0.05 s) come due
+                await asyncio.sleep(0.05)  # let test backoffs come due
         finally:
             await deliverer.transport.close()
         return outcomes
 
     return asyncio.run(run())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    """Every test starts with nothing sent: the in-memory limiter lives as long as the process."""
+    clear_limiters()
+    yield
+    clear_limiters()

@@ -17,7 +17,7 @@ from functools import lru_cache
 # Any control or line-breaking character in a header value could start a new header.
 _HEADER_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]+")
 HEADER_MAX = 900
-_MAX_LINE = email.policy.default.max_line_length  # 78
+_MAX_LINE: int = email.policy.default.max_line_length or 78
 
 
 def header_text(value: str) -> str:

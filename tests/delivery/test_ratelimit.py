@@ -370,3 +370,47 @@ def test_limiter_for_picks_redis_or_memory_and_shares_one_per_process() -> None:
     assert limiter_for(REDIS_URL) is shared
     assert shared.try_acquire("k", limit=1) == 0.0
     assert shared.try_acquire("k", limit=1) > 0.0
+
+
+# --- turns for refused callers ---------------------------------------------------------------
+
+
+def test_next_turn_spaces_refused_callers_by_period_over_limit(limiter: RateLimiter) -> None:
+    turns = [limiter.next_turn(["k"], wait=10.0, limit=4, period=60) for _ in range(3)]
+
+    # The first comes back when the slot frees; each later one a quarter minute after.
+    assert turns == pytest.approx([10.0, 25.0, 40.0], abs=0.05)
+    # Another key has its own line.
+    assert limiter.next_turn(["other"], wait=2.0, limit=4, period=60) == pytest.approx(
+        2.0, abs=0.05
+    )
+
+
+def test_next_turn_is_never_sooner_than_the_wait() -> None:
+    clock = FakeClock()
+    limiter = MemoryRateLimiter(clock=clock)
+    assert limiter.next_turn(["k"], wait=1.0, limit=60) == pytest.approx(1.0)
+    clock.now += 100  # the line has long gone
+
+    assert limiter.next_turn(["k"], wait=5.0, limit=60) == pytest.approx(5.0)
+
+
+def test_next_turn_over_several_keys_follows_the_longest_line(limiter: RateLimiter) -> None:
+    limiter.next_turn(["busy"], wait=30.0, limit=2, period=60)
+
+    turn = limiter.next_turn(["busy", "quiet"], wait=1.0, limit=2, period=60)
+
+    assert turn == pytest.approx(60.0, abs=0.05)
+    # Both keys' lines now end behind this caller.
+    assert limiter.next_turn(["quiet"], wait=0.0, limit=2, period=60) == pytest.approx(
+        90.0, abs=0.05
+    )
+
+
+def test_redis_turns_expire_after_they_have_passed(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client)
+    limiter.next_turn(["k"], wait=0.1, limit=10, period=1.0)
+
+    [key] = redis_client.keys(f"{PREFIX}turn:*")
+    assert key == f"{PREFIX}turn:k".encode()
+    assert 0 < redis_client.pttl(key) <= 1300

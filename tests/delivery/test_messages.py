@@ -1,0 +1,97 @@
+"""MIME messages: what set_content() would make, without its cost; headers stay apart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.policy import SMTP
+
+import pytest
+
+from app.delivery import messages
+
+BODIES = {
+    "short ascii": "Dear President,\n\nRelease them.\n",
+    "long ascii paragraphs": ("We protest the threats against the strike committee. " * 8 + "\n")
+    * 6,
+    "short cyrillic": "Уважаемый Президент!\n\nОсвободите их.\n",
+    "long cyrillic": ("Мы протестуем против угроз забастовочному комитету. " * 6 + "\n") * 6,
+    "latin with accents": ("Müller, Bücher und Straße grüßen den Präsidenten herzlich. " * 4)
+    + "\n",
+    "line endings": "one\r\ntwo\rthree\n\n",
+    "one very long line": "x" * 3000,
+    "empty": "",
+}
+
+
+def build(body: str, **overrides: object) -> EmailMessage:
+    values: dict[str, object] = {
+        "subject": "Free them now",
+        "body": body,
+        "from_name": "Ada Example via Solidarity",
+        "from_address": "letters@localhost",
+        "to": [messages.mailbox("A. President", "president@example.org")],
+        "cc": [messages.plain("copies@example.org")],
+        "message_id": "<outcry.letter.x.1@localhost>",
+        "date": datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+        "language": "ru",
+    }
+    values.update(overrides)
+    return messages.build(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("body", BODIES.values(), ids=BODIES.keys())
+def test_the_body_is_encoded_as_set_content_encodes_it(body: str) -> None:
+    reference = EmailMessage()
+    reference.set_content(body, charset="utf-8")
+
+    message = build(body)
+
+    assert message["Content-Transfer-Encoding"] == reference["Content-Transfer-Encoding"]
+    assert message.get_payload() == reference.get_payload()
+    raw = message.as_bytes(policy=SMTP)
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    parsed = message_from_bytes(raw, policy=policy.default)
+    # A 7bit or 8bit body read back off the wire keeps the wire's CRLFs.
+    assert parsed.get_content().replace("\r\n", "\n") == reference.get_content()
+
+
+def test_headers_reused_between_messages_never_mix() -> None:
+    first = build("a", to=[messages.plain("one@example.org")], subject="First")
+    second = build("b", to=[messages.plain("two@example.org")], subject="Second")
+    again = build("c", to=[messages.plain("one@example.org")], subject="First")
+
+    assert str(first["To"]) == "one@example.org"
+    assert str(second["To"]) == "two@example.org"
+    assert (str(again["To"]), str(again["Subject"])) == ("one@example.org", "First")
+
+
+def test_names_with_commas_quotes_and_cyrillic_survive() -> None:
+    message = build(
+        "x",
+        to=[messages.mailbox('Bisembaev, Adil "the President"', "president@example.org")],
+        from_name="Анна Пример via Solidarity",
+    )
+    parsed = message_from_bytes(message.as_bytes(policy=SMTP), policy=policy.default)
+
+    [to] = parsed["To"].addresses
+    assert (to.display_name, to.addr_spec) == (
+        'Bisembaev, Adil "the President"',
+        "president@example.org",
+    )
+    assert parsed["From"].addresses[0].display_name == "Анна Пример via Solidarity"
+
+
+def test_a_line_break_in_any_value_adds_no_header() -> None:
+    message = build(
+        "x",
+        subject="Hi\r\nBcc: victim@example.com",
+        to=[messages.mailbox("A\nBcc: victim2@example.com", "president@example.org")],
+        from_name="Ada\r\nX-Evil: 1",
+    )
+    parsed = message_from_bytes(message.as_bytes(policy=SMTP), policy=policy.default)
+
+    assert parsed["Bcc"] is None
+    assert parsed["X-Evil"] is None
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["president@example.org"]
