@@ -31,6 +31,10 @@ from app.models import Delivery, DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
 
+# Deliveries claimed and recorded together, one transaction each; and how many such
+# batches one process has under way at once.
+CHUNK = 25
+PIPELINE = 2
 # A delivery refused by the rate limit waits in the worker if its slot frees this soon;
 # a longer wait is written to the database, and a later sweep hands it out again.
 INLINE_WAIT_SECONDS = 1.0
@@ -118,20 +122,26 @@ class Deliverer:
         return outcome
 
     async def deliver_many(self, ids: Sequence[int]) -> list[Outcome]:
-        """Deliver `ids` in batches of settings.send_batch; each id not due or taken is skipped."""
+        """Deliver `ids` in batches of CHUNK, PIPELINE batches at a time; each id not due or
+        taken is skipped."""
         unique = list(dict.fromkeys(ids))
-        size = self.settings.send_batch
-        outcomes: list[Outcome] = []
-        for start in range(0, len(unique), size):
-            batch = unique[start : start + size]
-            try:
-                outcomes += await self._deliver_batch(batch)
-            except Exception:
-                # A database outage or a bug must not stop the other batches; a claim
-                # taken here runs out, and the sweeper hands the delivery out again.
-                log.exception("delivering %d deliveries failed", len(batch))
-                outcomes += [Outcome(i, "error") for i in batch]
-        return outcomes
+        batches = [unique[i : i + CHUNK] for i in range(0, len(unique), CHUNK)]
+        # Batches overlap: one is loaded, claimed or recorded while another's messages
+        # are on the wire, so neither the database nor the SMTP connections sit idle.
+        gate = asyncio.Semaphore(PIPELINE)
+
+        async def one(batch: list[int]) -> list[Outcome]:
+            async with gate:
+                try:
+                    return await self._deliver_batch(batch)
+                except Exception:
+                    # A database outage or a bug must not stop the other batches; a claim
+                    # taken here runs out, and the sweeper hands the delivery out again.
+                    log.exception("delivering %d deliveries failed", len(batch))
+                    return [Outcome(i, "error") for i in batch]
+
+        results = await asyncio.gather(*(one(batch) for batch in batches))
+        return [outcome for batch in results for outcome in batch]
 
     async def _deliver_batch(self, ids: list[int]) -> list[Outcome]:
         outcomes = {i: Outcome(i, "skipped") for i in ids}
@@ -185,39 +195,50 @@ class Deliverer:
         self, jobs: list[_Job]
     ) -> tuple[list[_Job], dict[int, datetime], dict[int, str]]:
         """Split jobs into those with a rate-limit slot, those put off (until when), errors."""
-        ready: list[_Job] = []
+        ready = [job for job in jobs if not job.keys]
+        limited = [job for job in jobs if job.keys]
         later: dict[int, datetime] = {}
         errors: dict[int, str] = {}
         period = self.settings.rate_period_seconds
 
-        async def pace(job: _Job) -> None:
-            if not job.keys:
-                ready.append(job)
-                return
+        def try_acquire(batch: list[_Job]) -> list[float]:
+            requests = [(job.keys, job.limit) for job in batch]
+            return self.limiter.try_acquire_each(requests, period=period)
+
+        async def wait_or_defer(job: _Job, wait: float) -> None:
             try:
                 deadline = time.monotonic() + INLINE_WAIT_SECONDS
-                while True:
-                    wait = await asyncio.to_thread(
-                        self.limiter.try_acquire_many, job.keys, limit=job.limit, period=period
-                    )
+                while time.monotonic() + wait <= deadline:
+                    await asyncio.sleep(wait)
+                    [wait] = await asyncio.to_thread(try_acquire, [job])
                     if wait == 0.0:
                         ready.append(job)
                         return
-                    if time.monotonic() + wait > deadline:
-                        break
-                    await asyncio.sleep(wait)
                 turn = await asyncio.to_thread(
                     self.limiter.next_turn, job.keys, wait=wait, limit=job.limit, period=period
                 )
             except Exception as exc:
-                # No answer from the limiter: never send unchecked. The delivery stays
-                # as it is, and a later sweep hands it out again.
-                log.warning("rate limiter failed for delivery %s: %s", job.delivery.id, exc)
-                errors[job.delivery.id] = f"rate limiter: {exc}"
+                refuse(job, exc)
                 return
             later[job.delivery.id] = self.clock() + timedelta(seconds=turn)
 
-        await asyncio.gather(*(pace(job) for job in jobs))
+        def refuse(job: _Job, exc: Exception) -> None:
+            # No answer from the limiter: never send unchecked. The delivery stays as it
+            # is, and a later sweep hands it out again.
+            log.warning("rate limiter failed for delivery %s: %s", job.delivery.id, exc)
+            errors[job.delivery.id] = f"rate limiter: {exc}"
+
+        if limited:
+            try:
+                # One trip to a thread (and to Redis) for the whole batch.
+                waits = await asyncio.to_thread(try_acquire, limited)
+            except Exception as exc:
+                for job in limited:
+                    refuse(job, exc)
+                return ready, later, errors
+            ready += [job for job, wait in zip(limited, waits, strict=True) if wait == 0.0]
+            refused = [(job, wait) for job, wait in zip(limited, waits, strict=True) if wait]
+            await asyncio.gather(*(wait_or_defer(job, wait) for job, wait in refused))
         return ready, later, errors
 
     def _defer(self, until: dict[int, datetime]) -> None:
@@ -262,7 +283,10 @@ class Deliverer:
             return {}
         for pause in (*RECORD_RETRY_PAUSES, None):
             try:
-                return await asyncio.to_thread(self._record_once, attempts)
+                recorded: dict[int, DeliveryStatus] = await asyncio.to_thread(
+                    self._record_once, attempts
+                )
+                return recorded
             except SQLAlchemyError:
                 if pause is None:
                     raise

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import quoprimime
-from email.headerregistry import Address, BaseHeader
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 
@@ -61,11 +62,49 @@ class Outgoing:
     attachments: tuple[Attachment, ...] = field(default=())
 
 
+class _FoldOnce:
+    """A header that remembers how it folds: the To, Cc and Subject an appeal's letters
+    share are folded once per policy, not once a message."""
+
+    def fold(self, *, policy: Policy) -> str:
+        key = (policy.linesep, policy.max_line_length, getattr(policy, "utf8", False))
+        folded: dict[tuple[object, ...], str] = self.__dict__.setdefault("_folded", {})
+        if key not in folded:
+            folded[key] = super().fold(policy=policy)  # type: ignore[misc]
+        return folded[key]
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The email package's header registry, making each header class once: the original
+    builds a new class with type() for every header it parses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            base = self.registry.get(key, self.default_class)
+            made = type("_" + base.__name__, (_FoldOnce, base, self.base_class), {})
+            self._made[key] = made
+        return made
+
+
+class _Unstructured(_FoldOnce, UnstructuredHeader, BaseHeader):
+    pass
+
+
+# email.policy.default, but with header classes made once.
+POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+
+
 @lru_cache(maxsize=4096)
 def _header(name: str, value: str) -> BaseHeader:
-    """A parsed header. The email package re-parses every value it is given, which is most
+    """A parsed header. The email package re-parses every value it is given, which was most
     of the cost of a message; the To, Cc and Subject of one appeal's letters repeat."""
-    header: BaseHeader = email.policy.default.header_factory(name, value)
+    header: BaseHeader = POLICY.header_factory(name, value)
     return header
 
 
@@ -107,7 +146,7 @@ def build(
     attachments: Sequence[Attachment] = (),
 ) -> EmailMessage:
     """A UTF-8 text message; every header built from user input goes through header_text."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["Subject"] = _header("Subject", header_text(subject))
     msg["From"] = mailbox(from_name, from_address)
     msg["To"] = _header("To", ", ".join(str(a) for a in to))
@@ -115,8 +154,10 @@ def build(
         msg["Cc"] = _header("Cc", ", ".join(str(a) for a in cc))
     if reply_to is not None:
         msg["Reply-To"] = reply_to
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id
+    # Our own ASCII values: kept unstructured, which spares parsing them as a date and an
+    # msg-id (it is the same on the wire).
+    msg["Date"] = _Unstructured("Date", format_datetime(date))
+    msg["Message-ID"] = _Unstructured("Message-ID", header_text(message_id))
     msg["MIME-Version"] = _header("MIME-Version", "1.0")
     cte, payload = _text_payload(body)
     msg["Content-Type"] = _header("Content-Type", 'text/plain; charset="utf-8"')

@@ -17,8 +17,9 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 import idna
@@ -52,6 +53,12 @@ class RateLimiter(Protocol):
         self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
     ) -> float:
         """Take one slot in every key or none: 0.0 if all taken, else seconds to wait."""
+        ...
+
+    def try_acquire_each(
+        self, requests: Sequence[tuple[Iterable[str], int]], *, period: float = DEFAULT_PERIOD
+    ) -> list[float]:
+        """try_acquire_many() for each (keys, limit) in turn, in one round trip."""
         ...
 
     def next_turn(
@@ -104,6 +111,7 @@ def domain_key(appeal_slug: str, recipient: str) -> str:
     return f"{{appeal:{appeal_slug}}}:domain:{ascii_domain}"
 
 
+@lru_cache(maxsize=4096)  # IDNA encoding is slow, and an appeal's recipients repeat
 def recipient_key(appeal_slug: str, recipient: str) -> str:
     """The rate-limit key of one recipient: its domain, or for a fax its number."""
     if "@" not in recipient:
@@ -155,6 +163,12 @@ class _AsyncAcquire:
     def try_acquire(self, key: str, *, limit: int, period: float = DEFAULT_PERIOD) -> float:
         """Take one slot for `key`: 0.0 if taken, else seconds until one frees (none taken)."""
         return self.try_acquire_many([key], limit=limit, period=period)
+
+    def try_acquire_each(
+        self, requests: Sequence[tuple[Iterable[str], int]], *, period: float = DEFAULT_PERIOD
+    ) -> list[float]:
+        """try_acquire_many() for each (keys, limit) in turn: 0.0 where taken, else the wait."""
+        return [self.try_acquire_many(keys, limit=limit, period=period) for keys, limit in requests]
 
     async def acquire(
         self,
@@ -383,6 +397,22 @@ class RedisRateLimiter(_AsyncAcquire):
         period_us = max(1, round(period * 1_000_000))
         wait_us = self._script(keys=[self._prefix + key for key in keys], args=[limit, period_us])
         return int(wait_us) / 1_000_000
+
+    def try_acquire_each(
+        self, requests: Sequence[tuple[Iterable[str], int]], *, period: float = DEFAULT_PERIOD
+    ) -> list[float]:
+        """try_acquire_many() for each (keys, limit) in turn, pipelined: one round trip for a
+        whole batch of deliveries. Each script call is still atomic on its own."""
+        checked = [(_checked(keys, limit, period), limit) for keys, limit in requests]
+        period_us = max(1, round(period * 1_000_000))
+        pipe = self.client.pipeline(transaction=False)
+        for keys, limit in checked:
+            if keys:
+                self._script(
+                    keys=[self._prefix + key for key in keys], args=[limit, period_us], client=pipe
+                )
+        replies = iter(pipe.execute())
+        return [int(next(replies)) / 1_000_000 if keys else 0.0 for keys, _ in checked]
 
     async def _try_acquire_many_async(self, keys: list[str], *, limit: int, period: float) -> float:
         # The client is synchronous; in a thread, a slow or unreachable Redis stalls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -9,11 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
+from app.core.db import engine_for, session_factory
+from app.delivery import transports
+from app.delivery.deliverer import Deliverer
+from app.delivery.ratelimit import RedisRateLimiter
 from app.main import create_app
 from app.models import Channel, Delivery, Letter, StatusEvent
 from tests.appeals.factories import appeal_data, make_appeal
@@ -292,3 +298,24 @@ def test_copy_to_me_is_a_message_of_its_own_and_the_target_never_sees_the_addres
         assert message["Reply-To"] is None
     # Nowhere else: not in From, To, Cc, the body or any other header.
     assert b"ada@example.net" not in message.as_bytes()
+
+
+def test_without_an_answer_from_the_rate_limiter_nothing_is_sent(
+    session: Session, mail: Settings, sink: SmtpSink
+) -> None:
+    sign_many(session, mail, 2)
+    ids = [d.id for d in email_deliveries(session)]
+    unreachable = redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    deliverer = Deliverer(
+        session_factory(engine_for(mail.database_url)),
+        transports.make_transport(mail),
+        mail,
+        limiter=RedisRateLimiter(unreachable),
+    )
+
+    outcomes = asyncio.run(deliverer.deliver_many(ids))
+
+    assert [o.result for o in outcomes] == ["error", "error"]
+    assert "rate limiter" in outcomes[0].detail
+    assert sink.messages == []
+    assert {(d.status, d.attempts) for d in email_deliveries(session)} == {("queued", 0)}

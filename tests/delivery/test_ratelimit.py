@@ -414,3 +414,17 @@ def test_redis_turns_expire_after_they_have_passed(redis_client: redis.Redis) ->
     [key] = redis_client.keys(f"{PREFIX}turn:*")
     assert key == f"{PREFIX}turn:k".encode()
     assert 0 < redis_client.pttl(key) <= 1300
+
+
+def test_try_acquire_each_is_try_acquire_many_in_turn(limiter: RateLimiter) -> None:
+    to, cc = "{appeal:a}:domain:gov.example", "{appeal:a}:domain:union.example"
+
+    waits = limiter.try_acquire_each([([to, cc], 2), ([to], 2), ([to, cc], 2), ([cc], 2)])
+
+    # Two slots each: the third request finds `to` full and takes nothing, so the last
+    # still gets a slot of `cc`.
+    assert waits[:2] == [0.0, 0.0]
+    assert 59.0 < waits[2] <= 60.0
+    assert waits[3] == 0.0
+    assert limiter.try_acquire(cc, limit=2) > 0.0
+    assert limiter.try_acquire_each([]) == []

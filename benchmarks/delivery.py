@@ -1,0 +1,350 @@
+"""Delivery throughput against an aiosmtpd sink on loopback. A script that prints figures.
+
+One run sends the same letter (To one target, Cc two copies) to one sink three ways:
+
+  (a) Outcry: confirmed letters in PostgreSQL, their ids through Redis, `outcry worker`
+      (two processes) claiming, sending and recording them;
+  (b) naive: one smtplib connection per message;
+  (c) the sink's ceiling: one smtplib client sending every message over one connection;
+
+then writes 10,000 confirmed letters to the outbox and times them to delivered with two
+worker processes, counting the database statements and transactions the workers made.
+
+    .venv/bin/python benchmarks/delivery.py [--letters 2000] [--outbox 10000]
+
+Needs PostgreSQL and Redis on loopback, as the tests do; uses its own database
+(outcry_bench_delivery) and Redis database (14), both emptied first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PG_ADMIN = os.environ.get("OUTCRY_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_NAME = "outcry_bench_delivery"
+REDIS_URL = os.environ.get("OUTCRY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+SENDER = "letters@localhost"
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+
+
+# --- the sink: its own process, so it does not share a CPU core's GIL with a client ------
+
+
+def run_sink(port: int) -> None:
+    """Accept everything; on end of stdin print how many messages and distinct Message-IDs."""
+    from aiosmtpd.controller import Controller
+
+    class Count:
+        def __init__(self) -> None:
+            self.messages = 0
+            self.ids: set[bytes] = set()
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            self.messages += 1
+            found = _MESSAGE_ID.search(envelope.content)
+            self.ids.add(found.group(1) if found else b"")
+            return "250 2.0.0 Ok"
+
+    handler = Count()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "count":
+            print(json.dumps({"messages": handler.messages, "ids": len(handler.ids)}), flush=True)
+    controller.stop()
+
+
+class Sink:
+    def __init__(self) -> None:
+        from tests.support.smtp import free_port
+
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--sink", str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def count(self) -> dict[str, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("count\n")
+        self.proc.stdin.flush()
+        result: dict[str, int] = json.loads(self.proc.stdout.readline())
+        return result
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+# --- a worker that counts its database statements -----------------------------------------
+
+
+def run_worker(argv: list[str]) -> None:
+    """`outcry worker …`, with every SQL statement and transaction of each process counted."""
+    from celery.signals import worker_process_shutdown
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    counts: Counter[str] = Counter()
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _statement(*_args: Any) -> None:
+        counts["statements"] += 1
+
+    @event.listens_for(Engine, "commit")
+    def _commit(*_args: Any) -> None:
+        counts["transactions"] += 1
+
+    @event.listens_for(Engine, "rollback")
+    def _rollback(*_args: Any) -> None:
+        counts["transactions"] += 1
+
+    @worker_process_shutdown.connect
+    def _dump(**_kwargs: Any) -> None:
+        out = Path(os.environ["BENCH_COUNTS_DIR"]) / f"{os.getpid()}.json"
+        out.write_text(json.dumps(counts))
+
+    from app.cli import main
+
+    sys.argv = ["outcry", *argv]
+    main()
+
+
+# --- set-up --------------------------------------------------------------------------------
+
+
+def fresh_database() -> str:
+    import psycopg
+
+    from app.core.migrate import upgrade
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{PG_NAME}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    url = f"{base}/{PG_NAME}"
+    upgrade(url)
+    return url
+
+
+def empty(url: str) -> None:
+    from sqlalchemy import text
+
+    from app.core.db import engine_for
+    from app.models import Base
+
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine_for(url).begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def write_outbox(url: str, count: int) -> list[int]:
+    """`count` confirmed letters (To the target, Cc two copies) and their deliveries."""
+    from app.core.db import engine_for, session_factory, session_scope
+    from tests.appeals.factories import make_appeal
+    from tests.delivery.factories import outbox
+
+    with session_scope(session_factory(engine_for(url))) as session:
+        # No domain limit gets in the way of a throughput figure.
+        appeal = make_appeal(session, rate_limit=100_000, require_confirmation=False)
+        return outbox(session, appeal, count=count)
+
+
+def sample_messages(count: int) -> list[bytes]:
+    """The letter as Outcry builds it, `count` times with distinct Message-IDs, as bytes."""
+    from email.policy import SMTP
+
+    from app.delivery import messages
+    from tests.appeals.factories import appeal_data
+
+    data = appeal_data()
+    body = data["letter"]["en"]["body"].replace("{{", "").replace("}}", "")
+    built = []
+    for n in range(count):
+        message = messages.build(
+            subject="Free them now",
+            body=body,
+            from_name=f"Supporter {n} via {data['sender_name']}",
+            from_address=SENDER,
+            to=[messages.mailbox("A. President", "president@example.org")],
+            cc=[messages.plain(a) for a in data["copies"]],
+            message_id=f"<bench.{n}@localhost>",
+            date=datetime.now(UTC),
+            language="en",
+        )
+        built.append(message.as_bytes(policy=SMTP))
+    return built
+
+
+RECIPIENTS = ["president@example.org", "copies@example.org", "campaign@example.net"]
+
+
+# --- the three ways ------------------------------------------------------------------------
+
+
+def naive(sink: Sink, payloads: list[bytes]) -> float:
+    """(b) messages a second, one connection each."""
+    started = time.perf_counter()
+    for payload in payloads:
+        with smtplib.SMTP("127.0.0.1", sink.port) as client:
+            client.sendmail(SENDER, RECIPIENTS, payload)
+    return len(payloads) / (time.perf_counter() - started)
+
+
+def ceiling(sink: Sink, payloads: list[bytes]) -> float:
+    """(c) messages a second over one kept-open connection."""
+    with smtplib.SMTP("127.0.0.1", sink.port) as client:
+        client.ehlo()
+        started = time.perf_counter()
+        for payload in payloads:
+            client.sendmail(SENDER, RECIPIENTS, payload)
+        return len(payloads) / (time.perf_counter() - started)
+
+
+def worker_env(url: str, sink: Sink, counts_dir: Path) -> dict[str, str]:
+    from tests.support.processes import outcry_env
+
+    env = outcry_env(
+        database_url=url,
+        broker_url=REDIS_URL,
+        smtp_url=sink.url,
+        secret_key="bench",
+        # No sweeper runs here; a long lease keeps a busy machine from handing anything
+        # out twice.
+        lease_seconds="600",
+    )
+    env["BENCH_COUNTS_DIR"] = str(counts_dir)
+    return env
+
+
+def deliver(url: str, sink: Sink, ids: list[int], processes: int) -> dict[str, float]:
+    """(a) Enqueue `ids` as the web app does after commit; time until all are recorded sent."""
+    import redis
+    from sqlalchemy import func, select
+
+    from app.core.db import engine_for
+    from app.delivery.dispatch import CeleryDispatcher
+    from app.models import Delivery, DeliveryStatus
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    work = Path(tempfile.mkdtemp(prefix="outcry-bench-"))
+    log = work / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", "worker", f"--concurrency={processes}"],
+            env=worker_env(url, sink, work),
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        before = sink.count()["messages"]
+        engine = engine_for(url)
+        sent = select(func.count()).where(Delivery.status == DeliveryStatus.sent)
+        started = time.perf_counter()
+        CeleryDispatcher(REDIS_URL, batch=50).enqueue(ids)
+        with engine.connect() as conn:
+            while conn.execute(sent).scalar_one() < len(ids):
+                if time.perf_counter() - started > 1800:
+                    raise SystemExit("not delivered within half an hour")
+                time.sleep(0.05)
+                conn.rollback()
+        elapsed = time.perf_counter() - started
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+    received = sink.count()
+    counted: Counter[str] = Counter()
+    for path in work.glob("*.json"):
+        counted.update(json.loads(path.read_text()))
+    return {
+        "rate": len(ids) / elapsed,
+        "seconds": elapsed,
+        "received": received["messages"] - before,
+        "statements": counted["statements"] / len(ids),
+        "transactions": counted["transactions"] / len(ids),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--letters", type=int, default=2000, help="letters for (a), (b), (c)")
+    parser.add_argument("--naive", type=int, default=500, help="messages for (b), the slow one")
+    parser.add_argument("--outbox", type=int, default=10_000, help="letters for the long run")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes")
+    args = parser.parse_args()
+
+    print(f"# benchmarks/delivery.py  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"# load average before: {os.getloadavg()[0]:.2f}")
+    url = fresh_database()
+    sink = Sink()
+    try:
+        payloads = sample_messages(args.letters)
+        c = ceiling(sink, payloads)
+        b = naive(sink, payloads[: args.naive])
+        ids = write_outbox(url, args.letters)
+        a = deliver(url, sink, ids, args.processes)
+        assert a["received"] == args.letters, a
+        print(f"\n{args.letters} letters, To 1 + Cc 2, aiosmtpd sink on loopback")
+        print(f"(a) outcry worker, {args.processes} processes: {a['rate']:8.0f} messages/s")
+        print(f"(b) naive, a connection per message:  {b:8.0f} messages/s")
+        print(f"(c) sink ceiling, one connection:     {c:8.0f} messages/s")
+        print(f"(a)/(b) = {a['rate'] / b:.2f}   (target >= 5)")
+        print(f"(a)/(c) = {a['rate'] / c:.2f}   (target >= 0.5)")
+
+        empty(url)
+        ids = write_outbox(url, args.outbox)
+        big = deliver(url, sink, ids, args.processes)
+        assert big["received"] == args.outbox, big
+        print(f"\n{args.outbox} confirmed letters, outbox to delivered, {args.processes} processes")
+        print(f"wall time: {big['seconds']:.1f} s ({big['rate']:.0f} letters/s)")
+        print(f"SQL statements per letter:   {big['statements']:.3f}")
+        print(f"transactions per letter:     {big['transactions']:.3f}")
+        rt = big["statements"] + 2 * big["transactions"]
+        print(f"round trips per letter (statements + BEGIN/COMMIT): {rt:.3f}")
+    finally:
+        sink.close()
+    print(f"# load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--sink":
+        run_sink(int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        run_worker(sys.argv[2:])
+    else:
+        main()
