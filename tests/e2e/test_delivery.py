@@ -110,9 +110,8 @@ def test_sigkill_half_way_loses_nothing_and_duplicates_at_most_what_was_in_fligh
     received = sink.message_ids()
     assert set(received) == message_ids(pg_url)
     duplicates = len(received) - len(set(received))
-    print(
-        f"\n{arrived_before_restart} arrived before the kill, {in_flight} in flight, {duplicates} duplicates"
-    )
+    # Shown with -s: what the kill left behind.
+    print(f"\nbefore the kill {arrived_before_restart}, in flight {in_flight}, dup {duplicates}")
     assert duplicates <= in_flight, f"{duplicates} duplicates, {in_flight} in flight at the kill"
     assert counts(pg_url, Letter.status) == {"sent": LETTERS}
 
