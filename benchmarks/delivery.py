@@ -91,7 +91,8 @@ class Sink:
         return f"smtp://127.0.0.1:{self.port}"
 
     def count(self) -> dict[str, int]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write("count\n")
         self.proc.stdin.flush()
         result: dict[str, int] = json.loads(self.proc.stdout.readline())
