@@ -7,10 +7,12 @@ One run sends the same letter (To one target, Cc two copies) to one sink three w
   (b) naive: one smtplib connection per message;
   (c) the sink's ceiling: one smtplib client sending every message over one connection;
 
-then writes 10,000 confirmed letters to the outbox and times them to delivered with two
+then the same three with STARTTLS, as a mail relay on port 587 is used (on loopback a
+plain connection costs next to nothing; a TLS handshake is what a real one costs); then
+writes 10,000 confirmed letters to the outbox and times them to delivered with two
 worker processes, counting the database statements and transactions the workers made.
 
-    .venv/bin/python benchmarks/delivery.py [--letters 2000] [--outbox 10000]
+    .venv/bin/python benchmarks/delivery.py [--letters 2000] [--outbox 10000] [--no-tls]
 
 Needs PostgreSQL and Redis on loopback, as the tests do; uses its own database
 (outcry_bench_delivery) and Redis database (14), both emptied first.
@@ -25,6 +27,7 @@ import platform
 import re
 import signal
 import smtplib
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -47,8 +50,11 @@ _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MU
 # --- the sink: its own process, so it does not share a CPU core's GIL with a client ------
 
 
-def run_sink(port: int) -> None:
-    """Accept everything; on end of stdin print how many messages and distinct Message-IDs."""
+def run_sink(port: int, cert: str | None = None) -> None:
+    """Accept everything (offering STARTTLS with `cert`); print how many messages and distinct
+    Message-IDs it has on each "count" line of stdin."""
+    import ssl
+
     from aiosmtpd.controller import Controller
 
     class Count:
@@ -63,7 +69,11 @@ def run_sink(port: int) -> None:
             return "250 2.0.0 Ok"
 
     handler = Count()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    tls = None
+    if cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=tls)
     controller.start()
     print("ready", flush=True)
     for line in sys.stdin:
@@ -73,12 +83,13 @@ def run_sink(port: int) -> None:
 
 
 class Sink:
-    def __init__(self) -> None:
+    def __init__(self, cert: Path | None = None) -> None:
         from tests.support.smtp import free_port
 
         self.port = free_port()
+        self.cert = cert
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--sink", str(self.port)],
+            [sys.executable, __file__, "--sink", str(self.port), *([str(cert)] if cert else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -88,7 +99,15 @@ class Sink:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        tls = "?starttls=true" if self.cert else ""
+        return f"smtp://127.0.0.1:{self.port}{tls}"
+
+    def client(self) -> smtplib.SMTP:
+        """A smtplib connection, after STARTTLS when the sink offers it."""
+        client = smtplib.SMTP("127.0.0.1", self.port)
+        if self.cert:
+            client.starttls(context=ssl.create_default_context(cafile=str(self.cert)))
+        return client
 
     def count(self) -> dict[str, int]:
         assert self.proc.stdin is not None
@@ -136,6 +155,23 @@ def run_worker(argv: list[str]) -> None:
 
     sys.argv = ["outcry", *argv]
     main()
+
+
+def make_certificate(directory: Path) -> Path:
+    """A self-signed certificate (and its key, in the same file) for 127.0.0.1."""
+    pem = directory / "sink.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    pem.write_text((directory / "cert.pem").read_text() + (directory / "key.pem").read_text())
+    return pem
 
 
 # --- set-up --------------------------------------------------------------------------------
@@ -214,14 +250,14 @@ def naive(sink: Sink, payloads: list[bytes]) -> float:
     """(b) messages a second, one connection each."""
     started = time.perf_counter()
     for payload in payloads:
-        with smtplib.SMTP("127.0.0.1", sink.port) as client:
+        with sink.client() as client:
             client.sendmail(SENDER, RECIPIENTS, payload)
     return len(payloads) / (time.perf_counter() - started)
 
 
 def ceiling(sink: Sink, payloads: list[bytes]) -> float:
     """(c) messages a second over one kept-open connection."""
-    with smtplib.SMTP("127.0.0.1", sink.port) as client:
+    with sink.client() as client:
         client.ehlo()
         started = time.perf_counter()
         for payload in payloads:
@@ -242,6 +278,8 @@ def worker_env(url: str, sink: Sink, counts_dir: Path) -> dict[str, str]:
         lease_seconds="600",
     )
     env["BENCH_COUNTS_DIR"] = str(counts_dir)
+    if sink.cert:
+        env["SSL_CERT_FILE"] = str(sink.cert)  # the worker trusts the sink's own certificate
     return env
 
 
@@ -300,12 +338,30 @@ def deliver(url: str, sink: Sink, ids: list[int], processes: int) -> dict[str, f
     }
 
 
+def compare(url: str, sink: Sink, args: argparse.Namespace, label: str) -> None:
+    """(a), (b) and (c) against one sink, printed."""
+    empty(url)
+    payloads = sample_messages(args.letters)
+    c = ceiling(sink, payloads)
+    b = naive(sink, payloads[: args.naive])
+    ids = write_outbox(url, args.letters)
+    a = deliver(url, sink, ids, args.processes)
+    assert a["received"] == args.letters, a
+    print(f"\n{args.letters} letters, To 1 + Cc 2, aiosmtpd sink on loopback, {label}")
+    print(f"(a) outcry worker, {args.processes} processes: {a['rate']:8.0f} messages/s")
+    print(f"(b) naive, a connection per message:  {b:8.0f} messages/s")
+    print(f"(c) sink ceiling, one connection:     {c:8.0f} messages/s")
+    print(f"(a)/(b) = {a['rate'] / b:.2f}   (target >= 5)")
+    print(f"(a)/(c) = {a['rate'] / c:.2f}   (target >= 0.5)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--letters", type=int, default=2000, help="letters for (a), (b), (c)")
     parser.add_argument("--naive", type=int, default=500, help="messages for (b), the slow one")
     parser.add_argument("--outbox", type=int, default=10_000, help="letters for the long run")
     parser.add_argument("--processes", type=int, default=2, help="worker processes")
+    parser.add_argument("--no-tls", action="store_true", help="skip the STARTTLS comparison")
     args = parser.parse_args()
 
     print(f"# benchmarks/delivery.py  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -314,18 +370,13 @@ def main() -> None:
     url = fresh_database()
     sink = Sink()
     try:
-        payloads = sample_messages(args.letters)
-        c = ceiling(sink, payloads)
-        b = naive(sink, payloads[: args.naive])
-        ids = write_outbox(url, args.letters)
-        a = deliver(url, sink, ids, args.processes)
-        assert a["received"] == args.letters, a
-        print(f"\n{args.letters} letters, To 1 + Cc 2, aiosmtpd sink on loopback")
-        print(f"(a) outcry worker, {args.processes} processes: {a['rate']:8.0f} messages/s")
-        print(f"(b) naive, a connection per message:  {b:8.0f} messages/s")
-        print(f"(c) sink ceiling, one connection:     {c:8.0f} messages/s")
-        print(f"(a)/(b) = {a['rate'] / b:.2f}   (target >= 5)")
-        print(f"(a)/(c) = {a['rate'] / c:.2f}   (target >= 0.5)")
+        compare(url, sink, args, "plain SMTP")
+        if not args.no_tls:
+            tls = Sink(make_certificate(Path(tempfile.mkdtemp(prefix="outcry-bench-tls-"))))
+            try:
+                compare(url, tls, args, "STARTTLS")
+            finally:
+                tls.close()
 
         empty(url)
         ids = write_outbox(url, args.outbox)
@@ -344,7 +395,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--sink":
-        run_sink(int(sys.argv[2]))
+        run_sink(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     elif len(sys.argv) > 1 and sys.argv[1] == "--worker":
         run_worker(sys.argv[2:])
     else:
