@@ -195,8 +195,11 @@ class Deliverer:
         self, jobs: list[_Job]
     ) -> tuple[list[_Job], dict[int, datetime], dict[int, str]]:
         """Split jobs into those with a rate-limit slot, those put off (until when), errors."""
-        ready = [job for job in jobs if not job.keys]
-        limited = [job for job in jobs if job.keys]
+        # A message that could not be composed is failed without costing a slot.
+        ready: list[_Job] = []
+        limited: list[_Job] = []
+        for job in jobs:
+            (limited if job.keys and job.outgoing is not None else ready).append(job)
         later: dict[int, datetime] = {}
         errors: dict[int, str] = {}
         period = self.settings.rate_period_seconds

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -305,7 +307,7 @@ def test_without_an_answer_from_the_rate_limiter_nothing_is_sent(
 ) -> None:
     sign_many(session, mail, 2)
     ids = [d.id for d in email_deliveries(session)]
-    unreachable = redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    unreachable = redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0))
     deliverer = Deliverer(
         session_factory(engine_for(mail.database_url)),
         transports.make_transport(mail),
