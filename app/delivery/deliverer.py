@@ -81,6 +81,7 @@ def judge(delivery: Delivery, attempt: int, error: SendError) -> Attempt:
     owed = [r for r in delivery.recipients if r not in accepted]
     result = Attempt(
         delivery_id=delivery.id,
+        letter_id=delivery.letter_id,
         attempt=attempt,
         max_attempts=delivery.max_attempts,
         reply=error.reply,
@@ -262,7 +263,7 @@ class Deliverer:
 
     async def _send(self, job: _Job, attempt: int) -> Attempt:
         delivery = job.delivery
-        done = Attempt(delivery.id, attempt, delivery.max_attempts, reply="")
+        done = Attempt(delivery.id, delivery.letter_id, attempt, delivery.max_attempts, reply="")
         if job.outgoing is None:
             return replace(done, reply=job.problem, failed=True, permanent=True)
         if not job.envelope:

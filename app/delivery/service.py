@@ -268,6 +268,7 @@ class Attempt:
     """What one claimed attempt came to, for record()."""
 
     delivery_id: int
+    letter_id: int
     attempt: int
     max_attempts: int
     reply: str
@@ -315,8 +316,9 @@ def record(
     for a in attempts:
         if a.failed and _record_failure(session, a, now=now, base=retry_base, cap=retry_cap):
             done[a.delivery_id] = _failure_status(a)
-    finished = [i for i, s in done.items() if s is not DeliveryStatus.retrying]
-    settle_letters(session, _letters_of(session, finished), now=now)
+    letters = {a.delivery_id: a.letter_id for a in attempts}
+    finished = [letters[i] for i, s in done.items() if s is not DeliveryStatus.retrying]
+    settle_letters(session, finished, now=now)
     return done
 
 

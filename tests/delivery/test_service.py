@@ -87,9 +87,11 @@ def test_a_result_counts_only_while_its_claim_holds(session: Session, settings: 
     assert service.claim(session, [delivery], now=later, lease=LEASE) == {delivery.id: 2}
 
     # The first worker wakes up with its result: too late, it changes nothing.
-    stale = Attempt(delivery.id, attempt=1, max_attempts=8, reply="250 late")
+    stale = Attempt(delivery.id, delivery.letter_id, attempt=1, max_attempts=8, reply="250 late")
     assert service.record(session, [stale], now=later, **RETRY) == {}
-    fresh = Attempt(delivery.id, attempt=2, max_attempts=8, reply="250 2.0.0 Ok")
+    fresh = Attempt(
+        delivery.id, delivery.letter_id, attempt=2, max_attempts=8, reply="250 2.0.0 Ok"
+    )
     assert service.record(session, [fresh], now=later, **RETRY) == {delivery.id: "sent"}
 
     [delivery] = reload(session)
@@ -175,7 +177,7 @@ def test_a_transient_failure_is_retried_at_its_backoff_without_grace(
     [delivery] = queued(session, settings)
     now = utcnow()
     service.claim(session, [delivery], now=now, lease=LEASE)
-    failure = Attempt(delivery.id, 1, 8, reply="451 4.3.0 Later", failed=True)
+    failure = Attempt(delivery.id, delivery.letter_id, 1, 8, reply="451 4.3.0 Later", failed=True)
 
     assert service.record(session, [failure], now=now, **RETRY) == {delivery.id: "retrying"}
 
@@ -201,8 +203,10 @@ def test_the_supporters_copy_does_not_decide_the_letter(
     service.record(
         session,
         [
-            Attempt(copy.id, 1, 8, reply="550 no such user", failed=True, permanent=True),
-            Attempt(email.id, 1, 8, reply="250 Ok"),
+            Attempt(
+                copy.id, copy.letter_id, 1, 8, reply="550 no such", failed=True, permanent=True
+            ),
+            Attempt(email.id, email.letter_id, 1, 8, reply="250 Ok"),
         ],
         now=now,
         **RETRY,
@@ -257,6 +261,7 @@ def test_letters_never_confirmed_expire(session: Session, settings: Settings) ->
 def _delivery(accepted: list[str] | None = None) -> Delivery:
     return Delivery(
         id=7,
+        letter_id=3,
         recipients=["t1@gov.example", "t2@gov.example"],
         cc=["copies@union.example"],
         accepted=accepted or [],
