@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,7 +142,11 @@ def smtp() -> Iterator[SmtpSink]:
 
 
 def drain(settings: Settings, *, rounds: int = 20) -> list[Outcome]:
-    """Run the delivery service until nothing is due (what a worker would do)."""
+    """Run the delivery service until nothing is due (what a worker would do).
+
+    It runs on a thread of its own with its own event loop, so it works even while
+    another loop (Playwright's) is running in the test's thread.
+    """
     sessions = session_factory(engine_for(settings.database_url))
     deliverer = Deliverer(sessions, transports.make_transport(settings), settings)
 
@@ -158,4 +163,5 @@ def drain(settings: Settings, *, rounds: int = 20) -> list[Outcome]:
             await deliverer.transport.close()
         return outcomes
 
-    return asyncio.run(run())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
