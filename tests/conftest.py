@@ -88,6 +88,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         dispose_engine(url)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_limiters() -> Iterator[None]:
+    """In-memory rate limits are per process: never let one test's count reach the next."""
+    yield
+    clear_limiters()
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     client = redis.Redis.from_url(REDIS_URL)

@@ -16,6 +16,7 @@ from app.core.db import SessionDep
 from app.core.errors import InvalidInput, OutcryError, validation_fields
 from app.core.text import countries
 from app.letters import service as letters
+from app.letters.routes import SigningLimit
 from app.letters.schemas import SignatureIn
 from app.models import Appeal, utcnow
 from app.web import i18n
@@ -138,7 +139,7 @@ def appeal_page(request: Request, session: SessionDep, slug: str) -> HTMLRespons
 
 @router.post("/a/{slug}", response_class=HTMLResponse)
 async def sign_page(
-    request: Request, session: SessionDep, settings: SettingsDep, slug: str
+    request: Request, session: SessionDep, settings: SettingsDep, slug: str, _limit: SigningLimit
 ) -> HTMLResponse:
     """The signing form without JavaScript: errors re-render the form with what was typed."""
     appeal = appeals.get_appeal(session, slug, include_drafts=False)

@@ -202,3 +202,27 @@ def test_crlf_never_adds_a_header_or_recipient(
     assert msg["X-Evil"] is None
     assert "victim" not in str(msg["To"]) + str(msg.get("Cc"))
     assert msg["From"].addresses[0].addr_spec == "letters@localhost"
+
+
+def test_signing_is_rate_limited_per_client(db_url: str, tmp_path: Path, session: Session) -> None:
+    from app.main import create_app
+
+    make_appeal(session)
+    session.commit()
+    settings = make_settings(db_url, tmp_path, sign_limit_per_hour=3)
+    with TestClient(create_app(settings, deliver_in_process=False)) as client:
+        for n in range(3):
+            response = client.post(
+                "/api/v1/appeals/free-them/letters", json=signature(email=f"p{n}@example.net")
+            )
+            assert response.status_code == 202
+        refused = client.post(
+            "/api/v1/appeals/free-them/letters", json=signature(email="p9@example.net")
+        )
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["Retry-After"]) <= 3600
+        page = client.post(
+            "/a/free-them", data=signature(email="p10@example.net"), headers={"Accept": "text/html"}
+        )
+        assert page.status_code == 429
+        assert page.headers["Retry-After"]
