@@ -46,8 +46,14 @@ def test_sign_confirm_and_deliver(client: TestClient, settings: Settings, appeal
 
     drain(settings)  # the confirmation e-mail goes out
     link = confirm_link(settings.outbox_dir)
+    # Opening the link (as a mail scanner does) shows the letter and changes nothing.
     page = client.get(link)
     assert page.status_code == 200
+    assert "Ada Example" in page.text
+    assert f'action="{link}"' in page.text
+    letter = client.get(status_url.removeprefix("http://testserver")).json()
+    assert letter["status"] == "pending_confirmation"
+    assert client.post(link).status_code == 200
     letter = client.get(status_url.removeprefix("http://testserver")).json()
     assert letter["status"] == "queued"
 
@@ -58,8 +64,9 @@ def test_sign_confirm_and_deliver(client: TestClient, settings: Settings, appeal
     assert email["status"] == "sent"
     assert email["history"][0]["outcome"] == "sent"
 
-    # Following the link again is harmless: nothing is planned twice.
-    assert client.get(link).status_code == 200
+    # Following the link and pressing the button again is harmless: nothing is planned twice.
+    assert "already" in client.get(link).text
+    assert client.post(link).status_code == 200
     drain(settings)
     assert len(client.get(status_url.removeprefix("http://testserver")).json()["deliveries"]) == 2
 
@@ -96,7 +103,7 @@ def test_wrong_key_never_shows_a_letter(client: TestClient, appeal: Appeal) -> N
 def test_same_email_twice_is_409(client: TestClient, settings: Settings, appeal: Appeal) -> None:
     sign(client)
     drain(settings)
-    client.get(confirm_link(settings.outbox_dir))
+    client.post(confirm_link(settings.outbox_dir))
     response = client.post(
         "/api/v1/appeals/free-them/letters", json=signature(email="ADA@Example.net")
     )
