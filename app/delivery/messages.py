@@ -74,7 +74,8 @@ def build(
     msg = EmailMessage()
     msg["Subject"] = header_text(subject)
     msg["From"] = mailbox(from_name, from_address)
-    msg["To"] = list(to)
+    if to:  # a fax for the fax folder has a number, not an address
+        msg["To"] = list(to)
     if cc:
         msg["Cc"] = list(cc)
     if reply_to is not None:
