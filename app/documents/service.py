@@ -73,8 +73,9 @@ class Selection:
 
 def safe_filename(name: str) -> str:
     """An ASCII file name any browser and shell takes as it is."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
-    return cleaned[:150] or "document"
+    cleaned = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]+", "-", name))
+    cleaned = re.sub(r"-+\.", ".", cleaned).strip("-.")
+    return cleaned[-150:] or "document"
 
 
 def _language(appeal: Appeal, requested: str | None) -> str:
@@ -230,17 +231,12 @@ def handover(
         letter_count=count,
         by_country=_by_count([(country_name(code, language), n) for code, n in countries]),
         by_organisation=_by_count([(name or "—", n) for name, n in unions]),
-        # SQLite hands aggregates back as strings, without the column's type.
-        first_date=build.localised_date(_moment(first), language) if first else "",
-        last_date=build.localised_date(_moment(last), language) if last else "",
+        first_date=build.localised_date(first, language) if first else "",
+        last_date=build.localised_date(last, language) if last else "",
         date=build.localised_date(today, language),
         language=language,
         page_size=appeal.page_size,
     )
-
-
-def _moment(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def iter_letters(
