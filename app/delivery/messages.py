@@ -95,6 +95,10 @@ def build(
             subtype=attachment.subtype,
             filename=header_text(attachment.filename),
         )
+    if "Content-Language" not in msg:
+        # The first attachment turned the message into multipart/mixed and moved every
+        # Content-* header down to the text part; the whole message is in this language.
+        msg["Content-Language"] = header_text(language)
     return msg
 
 

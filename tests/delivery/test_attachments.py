@@ -33,6 +33,7 @@ def test_target_email_carries_the_letter_pdf_when_asked(
     received = smtp.wait_for(3)
     [email] = [m for m in received if TARGET in m.rcpt_tos]
     msg = email.message
+    assert msg["Content-Language"] == "ru"  # on the whole message, attachment or not
     body = msg.get_body(("plain",))
     assert body is not None
     assert "Анна Петрова" in body.get_content()
