@@ -52,20 +52,20 @@ def _fax_target(appeal: Appeal, delivery: Delivery) -> Target:
             return target
     # The target was removed from the appeal after the letter was confirmed: the fax
     # still goes to the number it was planned for, addressed by number alone.
-    number = delivery.recipients[0]
-    return Target(name=build.fax_display(number), fax=number, title="", organisation="")
+    number = build.fax_display(delivery.recipients[0])
+    return Target(name=number, title="", organisation="", address="")
 
 
 def fax_attachment(
-    letter: Letter, appeal: Appeal, target: Target, *, settings: Settings
+    letter: Letter, appeal: Appeal, target: Target, *, number: str, settings: Settings
 ) -> Attachment:
-    """The fax to `target`: a cover sheet, then the letter addressed to that target."""
+    """The fax to `target` at `number`: a cover sheet, then the letter addressed to them."""
     contact = f"{settings.base_url}/a/{appeal.slug}"
     content = pdf.render_fax(
-        build.letter_doc(letter, appeal, target=target),
-        build.fax_cover(letter, appeal, target, contact=contact),
+        build.letter_doc(letter, appeal, target=target, fax=number),
+        build.fax_cover(letter, appeal, target, fax=number, contact=contact),
     )
-    digits = build.fax_digits(target.fax or "")
+    digits = build.fax_digits(number)
     return Attachment(filename=f"fax-{digits}-{letter.public_id}.pdf", content=content)
 
 
@@ -74,9 +74,12 @@ def _fax(
 ) -> tuple[list[Address], tuple[str, ...], Attachment]:
     """(To, envelope recipients, PDF) of a fax: the gateway's address for the number, or
     the number itself, which the transports hand to the fax folder."""
+    # The number the delivery was planned for, even if the target's has changed since:
+    # the cover sheet must name the number the fax actually goes to.
+    number = delivery.recipients[0]
     target = _fax_target(appeal, delivery)
-    attachment = fax_attachment(letter, appeal, target, settings=settings)
-    digits = build.fax_digits(delivery.recipients[0])
+    attachment = fax_attachment(letter, appeal, target, number=number, settings=settings)
+    digits = build.fax_digits(number)
     if not settings.fax_gateway:
         return [], (f"+{digits}",), attachment
     gateway = settings.fax_gateway.replace("{number}", digits)

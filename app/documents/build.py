@@ -47,14 +47,14 @@ def fax_digits(number: str) -> str:
     return e164.removeprefix("+")
 
 
-def addressee(target: Target, *, with_fax: bool = False) -> Addressee:
-    """A target as the PDFs address it; its fax number only on the fax itself."""
+def addressee(target: Target, *, fax: str = "") -> Addressee:
+    """A target as the PDFs address it; a fax number only on the fax itself."""
     return Addressee(
         name=target.name,
         title=target.title,
         organisation=target.organisation,
         address=target.address,
-        fax=fax_display(target.fax) if with_fax and target.fax else "",
+        fax=fax_display(fax) if fax else "",
     )
 
 
@@ -88,17 +88,16 @@ def signer(letter: Letter) -> Signer:
     )
 
 
-def letter_doc(letter: Letter, appeal: Appeal, *, target: Target | None = None) -> LetterDoc:
-    """The signed letter, addressed to `target` (default: the appeal's first target)."""
+def letter_doc(
+    letter: Letter, appeal: Appeal, *, target: Target | None = None, fax: str = ""
+) -> LetterDoc:
+    """The signed letter, addressed to `target` (default: the appeal's first target) and,
+    on a fax, to the number it is faxed to."""
     recipient = target or (appeal.targets[0] if appeal.targets else None)
     return LetterDoc(
         sender_name=appeal.sender_name,
         date=localised_date(signed_on(letter), letter.language),
-        recipient=(
-            addressee(recipient, with_fax=target is not None)
-            if recipient is not None
-            else Addressee(name="")
-        ),
+        recipient=addressee(recipient, fax=fax) if recipient is not None else Addressee(name=""),
         subject=letter.subject,
         body=letter.body,
         signer=signer(letter),
@@ -107,11 +106,14 @@ def letter_doc(letter: Letter, appeal: Appeal, *, target: Target | None = None) 
     )
 
 
-def fax_cover(letter: Letter, appeal: Appeal, target: Target, *, contact: str) -> FaxCover:
-    """The cover sheet of a fax to `target`; `contact` is the campaign's, never the signer's."""
+def fax_cover(
+    letter: Letter, appeal: Appeal, target: Target, *, fax: str, contact: str
+) -> FaxCover:
+    """The cover sheet of a fax to `target` at number `fax`; `contact` is the campaign's,
+    never the signer's."""
     return FaxCover(
         to_name=target.name,
-        to_fax=fax_display(target.fax or ""),
+        to_fax=fax_display(fax),
         from_name=appeal.sender_name,
         subject=letter.subject,
         from_contact=contact,

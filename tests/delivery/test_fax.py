@@ -314,3 +314,32 @@ def test_hostile_message_in_a_fax_is_text(
     [fax] = [m for m in smtp.wait_for(2) if FAX_ADDRESS in m.rcpt_tos]
     assert squash("<para><font color=") in squash(all_text(only_pdf(fax)))
     assert not canary.exists()
+
+
+def test_fax_goes_to_the_planned_number_after_the_appeal_changes(
+    session: Session, db_url: str, tmp_path: Path, smtp: SmtpSink
+) -> None:
+    """Targets edited after a letter was confirmed: each fax still goes to, and names,
+    the number it was planned for, even when its target is gone."""
+    deputy = {"name": "B. Deputy", "fax": "+7 7172 71 00 00"}
+    targets = [*appeal_data()["targets"], deputy]
+    settings = make_settings(db_url, tmp_path, smtp_url=smtp.url, fax_gateway=GATEWAY)
+    signed(session, settings, targets=targets)
+    [president] = appeal_data()["targets"]
+    make_appeal(
+        session, require_confirmation=False, targets=[{**president, "fax": "+7 727 900 0001"}]
+    )
+    session.commit()
+
+    drain(settings)
+
+    received = smtp.wait_for(3)
+    faxed = {
+        tuple(m.rcpt_tos): page_texts(only_pdf(m))[0]
+        for m in received
+        if m.rcpt_tos[0].endswith("@fax.example.net")
+    }
+    assert "+7 727 900 0000" in faxed[(FAX_ADDRESS,)]
+    assert "A. President" in faxed[(FAX_ADDRESS,)]
+    assert "+7 7172 71 00 00" in faxed[("77172710000@fax.example.net",)]
+    assert ("77279000001@fax.example.net",) not in faxed
