@@ -68,7 +68,9 @@ def test_sign_confirm_and_deliver(client: TestClient, settings: Settings, appeal
     assert "already" in client.get(link).text
     assert client.post(link).status_code == 200
     drain(settings)
-    assert len(client.get(status_url.removeprefix("http://testserver")).json()["deliveries"]) == 2
+    deliveries = client.get(status_url.removeprefix("http://testserver")).json()["deliveries"]
+    # The confirmation, the e-mail to the target, and a fax to the target's fax number.
+    assert sorted(d["channel"] for d in deliveries) == ["confirmation", "email", "fax"]
 
 
 def test_confirm_through_api(client: TestClient, settings: Settings, appeal: Appeal) -> None:
