@@ -19,6 +19,7 @@ from app.delivery.deliverer import Deliverer
 from app.delivery.dispatch import CeleryDispatcher, Dispatcher, WakeUp
 from app.delivery.embedded import EmbeddedLoop
 from app.delivery.routes import router as delivery_router
+from app.documents.routes import router as documents_router
 from app.letters.routes import router as letters_router
 from app.ops.routes import registry_for
 from app.ops.routes import router as ops_router
@@ -74,6 +75,8 @@ def create_app(
     install_handlers(app, html=pages.error_page)
     app.include_router(ops_router)
     app.include_router(appeals_router)
+    # Before letters: its `/letters/{public_id}` would otherwise match `/letters/abc.pdf`.
+    app.include_router(documents_router)
     app.include_router(letters_router)
     app.include_router(delivery_router)
     app.include_router(pages.router)

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -89,6 +90,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         dispose_engine(url)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_limiters() -> Iterator[None]:
+    """In-memory rate limits are per process: never let one test's count reach the next."""
+    yield
+    clear_limiters()
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     client = redis.Redis.from_url(REDIS_URL)
@@ -144,7 +152,11 @@ def smtp() -> Iterator[SmtpSink]:
 
 def drain(settings: Settings, *, rounds: int = 50, horizon: float = 1.0) -> list[Outcome]:
     """Run the delivery service until nothing is due within `horizon` seconds (what a worker
-    and its sweeper would do, quickly: tests make backoffs a few hundredths of a second)."""
+    and its sweeper would do, quickly: tests make backoffs a few hundredths of a second).
+
+    It runs on a thread of its own with its own event loop, so it works even while
+    another loop (Playwright's) is running in the test's thread.
+    """
     sessions = session_factory(engine_for(settings.database_url))
     deliverer = Deliverer(sessions, transports.make_transport(settings), settings)
 
@@ -172,12 +184,5 @@ def drain(settings: Settings, *, rounds: int = 50, horizon: float = 1.0) -> list
             await deliverer.transport.close()
         return outcomes
 
-    return asyncio.run(run())
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits() -> Iterator[None]:
-    """Every test starts with nothing sent: the in-memory limiter lives as long as the process."""
-    clear_limiters()
-    yield
-    clear_limiters()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()

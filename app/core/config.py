@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     check_email_deliverability: bool = False
     confirmation_days: int = Field(default=7, ge=1, le=90)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Signatures one client address may send an hour (0: no limit). Generous, because a
+    # union meeting signs from one office; it stops a script from mailing confirmation
+    # requests to thousands of strangers.
+    sign_limit_per_hour: int = Field(default=200, ge=0)
     # Delivery tuning.
     # How long a delivery handed out (to a worker, or to the broker by a sweep) is left
     # alone before the sweeper hands it out again: longer than any one send can take.

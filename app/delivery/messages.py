@@ -149,7 +149,8 @@ def build(
     msg = EmailMessage(policy=POLICY)
     msg["Subject"] = _header("Subject", header_text(subject))
     msg["From"] = mailbox(from_name, from_address)
-    msg["To"] = _header("To", ", ".join(str(a) for a in to))
+    if to:  # a fax for the fax folder has a number, not an address
+        msg["To"] = _header("To", ", ".join(str(a) for a in to))
     if cc:
         msg["Cc"] = _header("Cc", ", ".join(str(a) for a in cc))
     if reply_to is not None:
@@ -171,6 +172,10 @@ def build(
             subtype=attachment.subtype,
             filename=header_text(attachment.filename),
         )
+    if "Content-Language" not in msg:
+        # The first attachment turned the message into multipart/mixed and moved every
+        # Content-* header down to the text part; the whole message is in this language.
+        msg["Content-Language"] = _header("Content-Language", header_text(language))
     return msg
 
 

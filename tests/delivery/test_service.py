@@ -23,6 +23,8 @@ from tests.delivery.factories import outbox
 from tests.letters.factories import sign
 
 LEASE = timedelta(seconds=60)
+# One target with an e-mail address and no fax: one delivery a letter.
+EMAIL_ONLY = [{"name": "A. President", "title": "President", "email": "president@example.org"}]
 RETRY = {"retry_base": 1.0, "retry_cap": 10.0}
 
 
@@ -30,7 +32,7 @@ def queued(
     session: Session, settings: Settings, count: int = 1, **appeal: object
 ) -> list[Delivery]:
     """`count` letters queued for delivery; their target deliveries, as a worker loads them."""
-    target = make_appeal(session, require_confirmation=False, **appeal)
+    target = make_appeal(session, require_confirmation=False, targets=EMAIL_ONLY, **appeal)
     for n in range(count):
         sign(session, target, settings, email=f"s{n}@example.net")
     session.commit()
@@ -192,7 +194,7 @@ def test_a_transient_failure_is_retried_at_its_backoff_without_grace(
 def test_the_supporters_copy_does_not_decide_the_letter(
     session: Session, settings: Settings
 ) -> None:
-    target = make_appeal(session, require_confirmation=False)
+    target = make_appeal(session, require_confirmation=False, targets=EMAIL_ONLY)
     sign(session, target, settings, copy_to_me=True)
     session.commit()
     email, copy = session.scalars(select(Delivery).order_by(Delivery.id)).all()

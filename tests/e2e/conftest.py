@@ -22,8 +22,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-# Module scope: Playwright's sync API keeps an event loop running in the main thread
-# while it is open, and later tests that call asyncio.run() (drain()) would fail.
+# Module scope: Playwright keeps an event loop running in this thread while it is open.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
