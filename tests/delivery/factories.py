@@ -20,9 +20,11 @@ def outbox(
     count: int,
     mail_from: str = "Outcry <letters@localhost>",
     now: datetime | None = None,
+    first: int = 0,
 ) -> list[int]:
     """Write `count` confirmed letters with their e-mail deliveries, as plan_letter would
-    (To the appeal's targets, Cc its copies), in a few statements; returns the delivery ids."""
+    (To the appeal's targets, Cc its copies), in a few statements; returns the delivery ids.
+    Supporters are numbered from `first`, so a second call can add more to one appeal."""
     now = now or utcnow()
     language = appeal.default_language
     text = letters.render(
@@ -56,7 +58,7 @@ def outbox(
                 "created_at": now,
                 "confirmed_at": now,
             }
-            for n in range(count)
+            for n in range(first, first + count)
         ],
     ).all()
     emails = [t.email for t in appeal.targets if t.email]
