@@ -145,10 +145,9 @@ def test_domain_rate_limit_holds_across_two_worker_processes(
     """Five messages per two-second window to one target, whichever worker sends them."""
     limit, period, letters = 5, 2.0, 30
     _truncate(pg_url)
-    with session_scope(session_factory(engine_for(pg_url))) as session:
-        appeal = make_appeal(session, rate_limit=limit)
-        ids = outbox(session, appeal, count=letters)
-    env = worker_env(pg_url, redis_url, sink, rate_period_seconds=str(period))
+    # Sweeps every 3 s, so the letters' own tasks (not a sweep that finds them all at
+    # once) reach both workers first.
+    env = worker_env(pg_url, redis_url, sink, rate_period_seconds=str(period), sweep_interval="3")
     workers = [
         outcry("worker", "--concurrency", "1", *extra, env=env, cwd=tmp_path, log=log)
         for extra, log in (
@@ -159,6 +158,9 @@ def test_domain_rate_limit_holds_across_two_worker_processes(
     try:
         for log in ("a.log", "b.log"):
             wait_until(lambda log=log: "ready." in (tmp_path / log).read_text(), timeout=30)
+        with session_scope(session_factory(engine_for(pg_url))) as session:
+            appeal = make_appeal(session, rate_limit=limit)
+            ids = outbox(session, appeal, count=letters)
         # One id a task, as letters signed one by one are: both workers take some.
         CeleryDispatcher(redis_url, batch=1).enqueue(ids)
         wait_until(lambda: counts(pg_url, Delivery.status) == {"sent": letters}, timeout=75)
