@@ -1,11 +1,12 @@
 """Deliverer: the one send loop of the Celery workers and the embedded mode.
 
-A batch of delivery ids goes through four steps, each one transaction at most:
-load what is claimable and compose it; ask the rate limiter (a delivery over its
-target's limit is put off, its attempt not counted); claim; send everything claimed
-concurrently over the transport's connections; record every result at once. So a
-batch of fifty letters costs a handful of database round trips, not fifty times as
-many, and a claim is committed before its message leaves.
+A batch of delivery ids goes through these steps, each one transaction at most: load
+what is claimable and compose it; ask the rate limiter (a delivery over its target's
+limit is put off, its attempt not counted); claim; send everything claimed at once
+over the transport's connections; record every result together. So a batch of
+twenty-five letters costs about a dozen database round trips, not a dozen each, and
+a claim is committed before its message leaves. Two batches are under way at a time,
+so one's database work overlaps the other's sending.
 """
 
 from __future__ import annotations
