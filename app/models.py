@@ -9,13 +9,16 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     Enum,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -84,10 +87,15 @@ class AppealStatus(enum.StrEnum):
 
 class LetterStatus(enum.StrEnum):
     pending_confirmation = "pending_confirmation"
+    held = "held"  # confirmed, with a personal message, waiting for a moderator
     queued = "queued"
     sent = "sent"
     failed = "failed"
     expired = "expired"
+    rejected = "rejected"  # a moderator declined it: never sent
+    # An organiser's test send before the appeal opens: not a signature, never counted,
+    # and its one delivery goes to the organiser alone.
+    sample = "sample"
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -103,14 +111,21 @@ class Channel(enum.StrEnum):
     fax = "fax"  # the letter as a PDF to one target's fax
     copy = "copy"  # the supporter's own copy (copy_to_me)
     confirmation = "confirmation"  # the e-mail asking the supporter to confirm
+    rejection = "rejection"  # telling the supporter a moderator declined their letter
+    sample = "sample"  # a test send: the target's e-mail, to the organiser's own address
 
 
 LETTER_TRANSITIONS: dict[LetterStatus, frozenset[LetterStatus]] = {
-    LetterStatus.pending_confirmation: frozenset({LetterStatus.queued, LetterStatus.expired}),
+    LetterStatus.pending_confirmation: frozenset(
+        {LetterStatus.queued, LetterStatus.held, LetterStatus.expired}
+    ),
+    LetterStatus.held: frozenset({LetterStatus.queued, LetterStatus.rejected}),  # moderation
     LetterStatus.queued: frozenset({LetterStatus.sent, LetterStatus.failed}),
     LetterStatus.failed: frozenset({LetterStatus.queued}),  # an organiser's retry
     LetterStatus.sent: frozenset(),
     LetterStatus.expired: frozenset(),
+    LetterStatus.rejected: frozenset(),
+    LetterStatus.sample: frozenset(),
 }
 
 DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
@@ -139,6 +154,17 @@ class Organisation(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Which organisations take part in which appeal: only they can attribute letters
+# (`?org=`), and a union's token or login sees only the appeals it takes part in.
+appeal_organisation = Table(
+    "appeal_organisation",
+    Base.metadata,
+    Column("appeal_id", ForeignKey("appeal.id", ondelete="CASCADE")),
+    Column("organisation_id", ForeignKey("organisation.id", ondelete="CASCADE"), index=True),
+    PrimaryKeyConstraint("appeal_id", "organisation_id"),
+)
 
 
 class Appeal(Base):
@@ -173,6 +199,9 @@ class Appeal(Base):
         order_by="Target.position",
         cascade="all, delete-orphan",
         lazy="selectin",
+    )
+    organisations: Mapped[list[Organisation]] = relationship(
+        secondary=appeal_organisation, order_by="Organisation.slug", lazy="selectin"
     )
 
 
@@ -277,12 +306,38 @@ class StatusEvent(Base):
 
 
 class Organiser(Base):
+    """A person who logs in; organisation None means admin, else scoped to that union."""
+
     __tablename__ = "organiser"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # CASCADE, never SET NULL: a NULL here means admin, so deleting a union must not
+    # turn its organisers into admins.
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organisation: Mapped[Organisation | None] = relationship()
+
+
+class LoginSession(Base):
+    """A browser login: the cookie carries the raw token (signed), this row its SHA-256,
+    so logging out (deleting the row) ends the session wherever the cookie went."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    organiser_id: Mapped[int] = mapped_column(
+        ForeignKey("organiser.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+    organiser: Mapped[Organiser] = relationship(lazy="joined")
 
 
 class ApiToken(Base):
