@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.headerregistry import Address
+from email.message import EmailMessage
 
 from app.core import security
 from app.core.config import Settings
@@ -39,6 +40,48 @@ def _supporter_text(template: str, language: str, **context: object) -> tuple[st
     return " ".join(subject.split()), body.strip("\n") + "\n"
 
 
+# The e-mails to the supporter, each a template with a subject and a body block.
+SUPPORTER_TEMPLATES = {
+    Channel.confirmation: "email/confirmation.txt",
+    Channel.copy: "email/copy.txt",
+    Channel.rejection: "email/rejected.txt",
+}
+
+
+def letter_pdf_attachments(letter: Letter, appeal: Appeal) -> tuple[messages.Attachment, ...]:
+    """HOOK for app/documents: the letter's fax PDF, attached to an organiser's test send
+    (and to letters whose appeal sets attach_pdf). Returns nothing until the PDF
+    renderer is wired in here."""
+    return ()
+
+
+def _sample(
+    delivery: Delivery, letter: Letter, appeal: Appeal, common: dict[str, object]
+) -> EmailMessage:
+    """An organiser's test send: the target's e-mail as it will go out, addressed only to
+    the organiser, with the real To, Cc and fax numbers named in a note above the letter."""
+    to = _targets(appeal, [t.email for t in appeal.targets if t.email])
+    from_name = messages.from_display(letter.signer_name, appeal.sender_name)
+    subject, note = _supporter_text(
+        "email/sample.txt",
+        letter.language,
+        subject=letter.subject,
+        organiser=", ".join(delivery.recipients),
+        from_line=str(messages.mailbox(from_name, str(common["from_address"]))),
+        to_line=", ".join(str(a) for a in to),
+        cc_line=", ".join(appeal.copies),
+        faxes=[f"{t.name} {t.fax}" for t in appeal.targets if t.fax],
+    )
+    return messages.build(
+        subject=subject,
+        body=f"{note}\n{letter.body}",
+        from_name=from_name,
+        to=[messages.plain(a) for a in delivery.recipients],
+        attachments=letter_pdf_attachments(letter, appeal),
+        **common,  # type: ignore[arg-type]
+    )
+
+
 def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings) -> Outgoing:
     """The message and envelope for `delivery`."""
     sender = settings.mail_from_address
@@ -62,16 +105,15 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             **common,  # type: ignore[arg-type]
         )
         recipients = (*delivery.recipients, *delivery.cc)
-    elif delivery.channel in (Channel.confirmation, Channel.copy):
-        template = (
-            "email/confirmation.txt"
-            if delivery.channel is Channel.confirmation
-            else "email/copy.txt"
-        )
+    elif delivery.channel is Channel.sample:
+        message = _sample(delivery, letter, appeal, common)
+        recipients = tuple(delivery.recipients)
+    elif delivery.channel in SUPPORTER_TEMPLATES:
         subject, body = _supporter_text(
-            template,
+            SUPPORTER_TEMPLATES[delivery.channel],
             letter.language,
             appeal_title=appeal.title,
+            appeal_url=f"{settings.base_url}/a/{appeal.slug}",
             signer_name=letter.signer_name,
             confirm_url=confirm_url(settings, letter),
             letter_url=letter_url(settings, letter),

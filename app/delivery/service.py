@@ -106,6 +106,25 @@ def plan_confirmation(
     return delivery
 
 
+def plan_message(
+    session: Session,
+    *,
+    letter: Letter,
+    channel: Channel,
+    to: list[str],
+    kind: str,
+    mail_from: str,
+    now: datetime,
+) -> Delivery:
+    """Write one message about a letter that is not the letter going to its targets (a
+    moderator's notice to the supporter, an organiser's test send to their own address),
+    and enqueue it after commit."""
+    delivery = _new(letter, channel, to, [], now)
+    delivery.letter = letter
+    _add(session, [delivery], kind=kind, mail_from=mail_from)
+    return delivery
+
+
 def due(session: Session, *, now: datetime, limit: int = 500, grace: float = 0) -> list[int]:
     """Deliveries that should be sent now: due ones, and claims whose lease ran out.
 
