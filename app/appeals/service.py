@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.appeals import templating
 from app.appeals.schemas import AppealIn, AppealRead, OrganisationIn, Phase, TargetRead
 from app.core.errors import AppealNotFound, InvalidInput
-from app.models import Appeal, AppealStatus, Letter, LetterStatus, Organisation, Target
+from app.models import Appeal, AppealStatus, LetterStatus, LetterTally, Organisation, Target
 
 # Letters that a supporter has confirmed: they count as signed.
 SIGNED = (LetterStatus.queued, LetterStatus.sent, LetterStatus.failed)
@@ -123,21 +123,22 @@ class Counts:
 
 
 def counts(session: Session, appeal_ids: list[int]) -> dict[int, Counts]:
-    """Confirmed (signed) and sent letters per appeal, in one query."""
+    """Confirmed (signed) and sent letters per appeal, from the trigger-kept tally: a few
+    rows per appeal, however many letters (public pages call this on every view)."""
     if not appeal_ids:
         return {}
     rows = session.execute(
         select(
-            Letter.appeal_id,
-            func.count().filter(Letter.status.in_(SIGNED)),
-            func.sum(case((Letter.status == LetterStatus.sent, 1), else_=0)),
+            LetterTally.appeal_id,
+            func.sum(case((LetterTally.status.in_(SIGNED), LetterTally.n), else_=0)),
+            func.sum(case((LetterTally.status == LetterStatus.sent, LetterTally.n), else_=0)),
         )
-        .where(Letter.appeal_id.in_(appeal_ids))
-        .group_by(Letter.appeal_id)
+        .where(LetterTally.appeal_id.in_(appeal_ids))
+        .group_by(LetterTally.appeal_id)
     )
     result = {appeal_id: Counts() for appeal_id in appeal_ids}
     for appeal_id, signed, sent in rows:
-        result[appeal_id] = Counts(signed=signed or 0, sent=sent or 0)
+        result[appeal_id] = Counts(signed=int(signed or 0), sent=int(sent or 0))
     return result
 
 

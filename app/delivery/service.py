@@ -58,6 +58,8 @@ def take_enqueued(session: Session) -> list[int]:
 def _new(letter: Letter, channel: Channel, to: list[str], cc: list[str], now: datetime) -> Delivery:
     return Delivery(
         letter_id=letter.id,
+        appeal_id=letter.appeal_id,
+        organisation_id=letter.organisation_id,
         channel=channel,
         recipients=to,
         cc=cc,

@@ -13,7 +13,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, true
 
 from app.core.errors import Forbidden
-from app.models import Appeal, Letter
+from app.models import Appeal, Delivery, Letter
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +70,10 @@ def letters_filter(who: Principal) -> ColumnElement[bool]:
     if who.is_admin:
         return true()
     return Letter.organisation_id == who.organisation_id
+
+
+def deliveries_filter(who: Principal) -> ColumnElement[bool]:
+    """The same for deliveries (each carries its letter's organisation)."""
+    if who.is_admin:
+        return true()
+    return Delivery.organisation_id == who.organisation_id

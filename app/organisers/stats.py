@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import Date, cast, func, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.appeals import service as appeals
@@ -19,88 +19,152 @@ from app.models import (
     DeliveryStatus,
     Letter,
     LetterStatus,
+    LetterTally,
     Organisation,
 )
 from app.organisers.schemas import DayCount, Stats
-from app.organisers.scope import Principal, letters_filter
+from app.organisers.scope import Principal, deliveries_filter, letters_filter
 
 # Letter statuses organisers see; a test send (sample) is not a letter anyone signed.
 LETTER_STATUSES = tuple(s for s in LetterStatus if s is not LetterStatus.sample)
 
 
 def _day(session: Session, column: Any) -> Any:
-    """The UTC calendar day of a timestamp column, as 'YYYY-MM-DD', on either database."""
+    """The UTC calendar day of a timestamp column, on either database."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+        # Literal, not a bound parameter: the same expression must match in GROUP BY.
+        return cast(func.timezone(literal_column("'UTC'"), column), Date)
     return func.strftime("%Y-%m-%d", column)  # SQLite keeps UTC without a zone
 
 
-def _counted(rows: Any) -> dict[Any, int]:
-    return {key: int(n) for key, n in rows}
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def tally(
+    session: Session, appeal_ids: list[int], *, who: Principal | None = None
+) -> dict[int, dict[str, int]]:
+    """Letters per appeal and status from the trigger-kept tally (a union's own, given
+    `who`): a few rows however many letters there are."""
+    by_status: dict[int, dict[str, int]] = {i: {} for i in appeal_ids}
+    if not appeal_ids:
+        return by_status
+    query = (
+        select(LetterTally.appeal_id, LetterTally.status, func.sum(LetterTally.n))
+        .where(LetterTally.appeal_id.in_(appeal_ids))
+        .group_by(LetterTally.appeal_id, LetterTally.status)
+    )
+    if who is not None and not who.is_admin:
+        query = query.where(LetterTally.organisation_key == who.organisation_id)
+    for appeal_id, status, n in session.execute(query):
+        by_status[appeal_id][status.value] = int(n)
+    return by_status
 
 
 def appeal_stats(session: Session, *, appeal: Appeal, who: Principal) -> Stats:
     """Letters by status, target deliveries by status, signed letters by country, by
     organisation and by day (signed by confirmation day, sent by sending day, UTC)."""
-    scope = (Letter.appeal_id == appeal.id, letters_filter(who))
-    signed = (*scope, Letter.status.in_(appeals.SIGNED))
-
-    by_status = _counted(
-        session.execute(select(Letter.status, func.count()).where(*scope).group_by(Letter.status))
-    )
-    by_delivery = _counted(
-        session.execute(
+    by_status = tally(session, [appeal.id], who=who)[appeal.id]
+    by_delivery = {
+        status: int(n)
+        for status, n in session.execute(
             select(Delivery.status, func.count())
-            .join(Letter, Letter.id == Delivery.letter_id)
-            .where(*scope, Delivery.channel.in_(delivery.TARGET_CHANNELS))
+            .where(
+                Delivery.appeal_id == appeal.id,
+                deliveries_filter(who),
+                Delivery.channel.in_(delivery.TARGET_CHANNELS),
+            )
             .group_by(Delivery.status)
         )
+    }
+    organisations = select(Organisation.name, func.sum(LetterTally.n)).join(
+        Organisation, Organisation.id == LetterTally.organisation_key
     )
-    by_country = session.execute(
-        select(Letter.signer_country, func.count())
-        .where(*signed)
-        .group_by(Letter.signer_country)
-        .order_by(func.count().desc(), Letter.signer_country)
-    ).all()
+    if not who.is_admin:
+        organisations = organisations.where(LetterTally.organisation_key == who.organisation_id)
     by_organisation = session.execute(
-        select(Organisation.name, func.count())
-        .select_from(Letter)
-        .join(Organisation, Organisation.id == Letter.organisation_id)
-        .where(*signed)
-        .group_by(Organisation.name)
-        .order_by(func.count().desc(), Organisation.name)
-    ).all()
-    signed_day = _day(session, Letter.confirmed_at)
-    sent_day = _day(session, Letter.sent_at)
-    signed_by_day = _counted(
-        session.execute(select(signed_day, func.count()).where(*signed).group_by(signed_day))
-    )
-    sent_by_day = _counted(
-        session.execute(
-            select(sent_day, func.count())
-            .where(*scope, Letter.status == LetterStatus.sent)
-            .group_by(sent_day)
+        organisations.where(
+            LetterTally.appeal_id == appeal.id, LetterTally.status.in_(appeals.SIGNED)
         )
-    )
+        .group_by(Organisation.name)
+        .having(func.sum(LetterTally.n) > 0)
+        .order_by(func.sum(LetterTally.n).desc(), Organisation.name)
+    ).all()
+    by_country, signed_by_day, sent_by_day = _letter_groups(session, appeal=appeal, who=who)
     return Stats(
-        letters={s.value: by_status.get(s, 0) for s in LETTER_STATUSES},
+        letters={s.value: by_status.get(s.value, 0) for s in LETTER_STATUSES},
         deliveries={s.value: by_delivery.get(s, 0) for s in DeliveryStatus},
-        by_country={country: int(n) for country, n in by_country},
+        by_country=by_country,
         by_organisation={name: int(n) for name, n in by_organisation},
         by_day=_days(signed_by_day, sent_by_day),
     )
 
 
-def _days(signed: dict[str, int], sent: dict[str, int]) -> list[DayCount]:
+def _letter_groups(
+    session: Session, *, appeal: Appeal, who: Principal
+) -> tuple[dict[str, int], dict[date, int], dict[date, int]]:
+    """Signed letters by country and by day signed, sent letters by day sent. On
+    PostgreSQL one pass over the covering index (GROUPING SETS); elsewhere three."""
+    signed = (Letter.appeal_id == appeal.id, letters_filter(who), Letter.status.in_(appeals.SIGNED))
+    country = Letter.signer_country
+    signed_day = _day(session, Letter.confirmed_at)
+    sent_day = _day(session, Letter.sent_at)
+    by_country: dict[str, int] = {}
+    signed_by_day: dict[date, int] = {}
+    sent_by_day: dict[date, int] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            select(
+                func.grouping(country),
+                func.grouping(signed_day),
+                country,
+                signed_day,
+                Letter.status,
+                sent_day,
+                func.count(),
+            )
+            .where(*signed)
+            .group_by(
+                func.grouping_sets(
+                    tuple_(country), tuple_(signed_day), tuple_(Letter.status, sent_day)
+                )
+            )
+        )
+        for not_country, not_signed_day, code, day, status, sent_on, n in rows:
+            if not not_country:
+                by_country[code] = int(n)
+            elif not not_signed_day:
+                signed_by_day[_as_date(day)] = int(n)
+            elif status is LetterStatus.sent and sent_on is not None:
+                sent_by_day[_as_date(sent_on)] = int(n)
+    else:
+        for code, n in session.execute(
+            select(country, func.count()).where(*signed).group_by(country)
+        ):
+            by_country[code] = int(n)
+        for day, n in session.execute(
+            select(signed_day, func.count()).where(*signed).group_by(signed_day)
+        ):
+            signed_by_day[_as_date(day)] = int(n)
+        for day, n in session.execute(
+            select(sent_day, func.count())
+            .where(*signed, Letter.status == LetterStatus.sent)
+            .group_by(sent_day)
+        ):
+            sent_by_day[_as_date(day)] = int(n)
+    ordered = dict(sorted(by_country.items(), key=lambda item: (-item[1], item[0])))
+    return ordered, signed_by_day, sent_by_day
+
+
+def _days(signed: dict[date, int], sent: dict[date, int]) -> list[DayCount]:
     """Every day from the first to the last with letters, gaps filled with zeros."""
-    days = sorted(date.fromisoformat(d) for d in {*signed, *sent} if d)
+    days = sorted({*signed, *sent})
     if not days:
         return []
     result = []
     day = days[0]
     while day <= days[-1]:
-        key = day.isoformat()
-        result.append(DayCount(date=day, signed=signed.get(key, 0), sent=sent.get(key, 0)))
+        result.append(DayCount(date=day, signed=signed.get(day, 0), sent=sent.get(day, 0)))
         day += timedelta(days=1)
     return result
 
@@ -117,26 +181,21 @@ class Overview:
 
 def overview(session: Session, *, who: Principal) -> list[Overview]:
     """Every appeal `who` may see (all, for admins; those its organisation takes part in,
-    for a union), newest first, with its counts."""
+    for a union), newest first, with its counts (from the tally)."""
     visible = appeals.list_appeals(session, include_drafts=True)
     if not who.is_admin:
         visible = [a for a in visible if any(o.id == who.organisation_id for o in a.organisations)]
     ids = [a.id for a in visible]
-    totals = appeals.counts(session, ids)
-    by_status: dict[int, dict[str, int]] = {i: {} for i in ids}
-    if ids:
-        rows = session.execute(
-            select(Letter.appeal_id, Letter.status, func.count())
-            .where(Letter.appeal_id.in_(ids), letters_filter(who))
-            .group_by(Letter.appeal_id, Letter.status)
-        )
-        for appeal_id, status, n in rows:
-            by_status[appeal_id][status.value] = int(n)
+    everyone = tally(session, ids)
+    own = everyone if who.is_admin else tally(session, ids, who=who)
     return [
         Overview(
             appeal=a,
-            total=totals[a.id],
-            letters={s.value: by_status[a.id].get(s.value, 0) for s in LETTER_STATUSES},
+            total=appeals.Counts(
+                signed=sum(everyone[a.id].get(s.value, 0) for s in appeals.SIGNED),
+                sent=everyone[a.id].get(LetterStatus.sent.value, 0),
+            ),
+            letters={s.value: own[a.id].get(s.value, 0) for s in LETTER_STATUSES},
         )
         for a in visible
     ]
@@ -164,8 +223,8 @@ def latest_failures(
         select(Delivery, Letter.public_id, Letter.signer_name)
         .join(Letter, Letter.id == Delivery.letter_id)
         .where(
-            Letter.appeal_id == appeal.id,
-            letters_filter(who),
+            Delivery.appeal_id == appeal.id,
+            deliveries_filter(who),
             Delivery.status.in_((DeliveryStatus.failed, DeliveryStatus.retrying)),
             Delivery.channel != Channel.sample,
         )
@@ -199,16 +258,4 @@ def recent_samples(session: Session, *, appeal: Appeal, limit: int = 6) -> list[
             .order_by(Delivery.id.desc())
             .limit(limit)
         )
-    )
-
-
-def held_count(session: Session, *, appeal: Appeal, where: ColumnElement[bool]) -> int:
-    """How many of the appeal's letters wait for a moderator."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Letter)
-            .where(Letter.appeal_id == appeal.id, Letter.status == LetterStatus.held, where)
-        )
-        or 0
     )
