@@ -94,8 +94,9 @@ def safe_next(value: str | None) -> str:
 def login_page(
     request: Request, *, next_url: str, error: str | None = None, status: int = 200
 ) -> Response:
-    """The login form, with a fresh CSRF token in a hidden field and its signed cookie."""
-    token = secrets.token_urlsafe(24)
+    """The login form, with its CSRF token in a hidden field and a signed cookie (the same
+    token while the cookie lasts, so two open login tabs both work)."""
+    token = login_csrf(request) or secrets.token_urlsafe(24)
     response = _page(
         request,
         "login.html",
@@ -136,16 +137,15 @@ async def login(request: Request, session: SessionDep, settings: SettingsDep) ->
     expected = login_csrf(request)
     if not expected or not secrets.compare_digest(expected, field[CSRF_FIELD]):
         raise CsrfRejected()
-    old = session_token(request)
-    if old:
-        organisers.log_out(session, old)
     try:
         raw = organisers.log_in(
             session, email=field["email"], password=field["password"], now=utcnow()
         )
     except InvalidLogin as exc:
-        response = login_page(request, next_url=field["next"], error=exc.detail, status=401)
-        return response
+        return login_page(request, next_url=field["next"], error=exc.detail, status=401)
+    old = session_token(request)
+    if old:  # a new login replaces the browser's old session, never adds to it
+        organisers.log_out(session, old)
     response = RedirectResponse(safe_next(field["next"]), status_code=303)
     set_session_cookie(response, settings, raw)
     response.delete_cookie(LOGIN_COOKIE, path="/")

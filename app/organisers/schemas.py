@@ -28,7 +28,7 @@ class Stats(BaseModel):
     by_day: list[DayCount]
 
 
-def _start(value: date | datetime | None, *, end: bool) -> datetime | None:
+def _bound(value: date | datetime | None, *, end: bool) -> datetime | None:
     """A bound as an aware UTC datetime; a date `until` includes that whole day."""
     if value is None or isinstance(value, datetime):
         if value is not None and value.tzinfo is None:
@@ -52,11 +52,11 @@ class LetterFilters(BaseModel):
 
     @property
     def since_at(self) -> datetime | None:
-        return _start(self.since, end=False)
+        return _bound(self.since, end=False)
 
     @property
     def until_at(self) -> datetime | None:
-        return _start(self.until, end=True)
+        return _bound(self.until, end=True)
 
 
 class LetterQuery(LetterFilters):

@@ -49,6 +49,7 @@ def add_organiser(
 
 
 def get_organisation(session: Session, slug: str) -> Organisation:
+    """The organisation with this slug, or NotFound."""
     organisation = session.scalar(select(Organisation).where(Organisation.slug == slug))
     if organisation is None:
         raise NotFound(f"no organisation {slug!r}")
@@ -90,6 +91,7 @@ def authenticate(session: Session, raw: str | None, *, now: datetime) -> ApiToke
 
 
 def token_principal(token: ApiToken) -> Principal:
+    """Who a bearer token speaks for."""
     return Principal(
         via="token",
         organisation_id=token.organisation_id,
