@@ -18,6 +18,7 @@ from app.delivery import transports
 from app.delivery.dispatch import CeleryDispatcher, Dispatcher, WakeUp
 from app.delivery.embedded import EmbeddedLoop
 from app.delivery.service import Deliverer
+from app.documents.routes import router as documents_router
 from app.letters.routes import router as letters_router
 from app.ops.routes import registry_for
 from app.ops.routes import router as ops_router
@@ -75,6 +76,8 @@ def create_app(
     install_handlers(app, html=organiser_pages.error_page)
     app.include_router(ops_router)
     app.include_router(appeals_router)
+    # Before letters: its `/letters/{public_id}` would otherwise match `/letters/abc.pdf`.
+    app.include_router(documents_router)
     app.include_router(letters_router)
     app.include_router(organisers_router)
     app.include_router(pages.router)

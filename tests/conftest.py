@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -87,6 +88,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         dispose_engine(url)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_limiters() -> Iterator[None]:
+    """In-memory rate limits are per process: never let one test's count reach the next."""
+    yield
+    clear_limiters()
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     client = redis.Redis.from_url(REDIS_URL)
@@ -141,7 +149,11 @@ def smtp() -> Iterator[SmtpSink]:
 
 
 def drain(settings: Settings, *, rounds: int = 20) -> list[Outcome]:
-    """Run the delivery service until nothing is due (what a worker would do)."""
+    """Run the delivery service until nothing is due (what a worker would do).
+
+    It runs on a thread of its own with its own event loop, so it works even while
+    another loop (Playwright's) is running in the test's thread.
+    """
     sessions = session_factory(engine_for(settings.database_url))
     deliverer = Deliverer(sessions, transports.make_transport(settings), settings)
 
@@ -158,4 +170,5 @@ def drain(settings: Settings, *, rounds: int = 20) -> list[Outcome]:
             await deliverer.transport.close()
         return outcomes
 
-    return asyncio.run(run())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()

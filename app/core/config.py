@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     check_email_deliverability: bool = False
     confirmation_days: int = Field(default=7, ge=1, le=90)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Signatures one client address may send an hour (0: no limit). Generous, because a
+    # union meeting signs from one office; it stops a script from mailing confirmation
+    # requests to thousands of strangers.
+    sign_limit_per_hour: int = Field(default=200, ge=0)
     # Delivery tuning.
     lease_seconds: int = Field(default=300, ge=5)
     sweep_interval: float = Field(default=30.0, gt=0)

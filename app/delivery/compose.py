@@ -8,8 +8,9 @@ from email.message import EmailMessage
 from app.core import security
 from app.core.config import Settings
 from app.delivery import messages
-from app.delivery.messages import Outgoing
-from app.models import Appeal, Channel, Delivery, Letter
+from app.delivery.messages import Attachment, Outgoing
+from app.documents import build, pdf
+from app.models import Appeal, Channel, Delivery, Letter, Target
 from app.web import i18n
 
 
@@ -40,6 +41,52 @@ def _supporter_text(template: str, language: str, **context: object) -> tuple[st
     return " ".join(subject.split()), body.strip("\n") + "\n"
 
 
+def letter_attachment(letter: Letter, appeal: Appeal) -> Attachment:
+    """The signed letter as a PDF attachment, named after the letter's public id."""
+    content = pdf.render_letter(build.letter_doc(letter, appeal))
+    return Attachment(filename=f"letter-{letter.public_id}.pdf", content=content)
+
+
+def _fax_target(appeal: Appeal, delivery: Delivery) -> Target:
+    for target in appeal.targets:
+        if target.id == delivery.target_id:
+            return target
+    # The target was removed from the appeal after the letter was confirmed: the fax
+    # still goes to the number it was planned for, addressed by number alone.
+    number = build.fax_display(delivery.recipients[0])
+    return Target(name=number, title="", organisation="", address="")
+
+
+def fax_attachment(
+    letter: Letter, appeal: Appeal, target: Target, *, number: str, settings: Settings
+) -> Attachment:
+    """The fax to `target` at `number`: a cover sheet, then the letter addressed to them."""
+    contact = f"{settings.base_url}/a/{appeal.slug}"
+    content = pdf.render_fax(
+        build.letter_doc(letter, appeal, target=target, fax=number),
+        build.fax_cover(letter, appeal, target, fax=number, contact=contact),
+    )
+    digits = build.fax_digits(number)
+    return Attachment(filename=f"fax-{digits}-{letter.public_id}.pdf", content=content)
+
+
+def _fax(
+    delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings
+) -> tuple[list[Address], tuple[str, ...], Attachment]:
+    """(To, envelope recipients, PDF) of a fax: the gateway's address for the number, or
+    the number itself, which the transports hand to the fax folder."""
+    # The number the delivery was planned for, even if the target's has changed since:
+    # the cover sheet must name the number the fax actually goes to.
+    number = delivery.recipients[0]
+    target = _fax_target(appeal, delivery)
+    attachment = fax_attachment(letter, appeal, target, number=number, settings=settings)
+    digits = build.fax_digits(number)
+    if not settings.fax_gateway:
+        return [], (f"+{digits}",), attachment
+    gateway = settings.fax_gateway.replace("{number}", digits)
+    return [messages.plain(gateway)], (gateway,), attachment
+
+
 # The e-mails to the supporter, each a template with a subject and a body block.
 SUPPORTER_TEMPLATES = {
     Channel.confirmation: "email/confirmation.txt",
@@ -48,15 +95,27 @@ SUPPORTER_TEMPLATES = {
 }
 
 
-def letter_pdf_attachments(letter: Letter, appeal: Appeal) -> tuple[messages.Attachment, ...]:
-    """HOOK for app/documents: the letter's fax PDF, attached to an organiser's test send
-    (and to letters whose appeal sets attach_pdf). Returns nothing until the PDF
-    renderer is wired in here."""
-    return ()
+def sample_attachments(
+    letter: Letter, appeal: Appeal, *, settings: Settings
+) -> tuple[Attachment, ...]:
+    """What a test send carries: the letter's PDF if the e-mail to the targets would carry
+    it, and the fax each target with a number would get, cover sheet and all."""
+    attachments = [letter_attachment(letter, appeal)] if appeal.attach_pdf else []
+    for target in appeal.targets:
+        if target.fax:
+            attachments.append(
+                fax_attachment(letter, appeal, target, number=target.fax, settings=settings)
+            )
+    return tuple(attachments)
 
 
 def _sample(
-    delivery: Delivery, letter: Letter, appeal: Appeal, common: dict[str, object]
+    delivery: Delivery,
+    letter: Letter,
+    appeal: Appeal,
+    common: dict[str, object],
+    *,
+    attachments: tuple[Attachment, ...],
 ) -> EmailMessage:
     """An organiser's test send: the target's e-mail as it will go out, addressed only to
     the organiser, with the real To, Cc and fax numbers named in a note above the letter."""
@@ -77,7 +136,7 @@ def _sample(
         body=f"{note}\n{letter.body}",
         from_name=from_name,
         to=[messages.plain(a) for a in delivery.recipients],
-        attachments=letter_pdf_attachments(letter, appeal),
+        attachments=attachments,
         **common,  # type: ignore[arg-type]
     )
 
@@ -91,7 +150,24 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
         "date": delivery.created_at,
         "language": letter.language,
     }
-    if delivery.channel is Channel.email:
+    attachments: tuple[Attachment, ...] = ()
+    if delivery.channel is Channel.fax:
+        to, recipients, fax = _fax(delivery, letter, appeal, settings=settings)
+        attachments = (fax,)
+        # From the campaign, with no Reply-To: the supporter's address never reaches a
+        # gateway or a fax machine. The body stays empty because many gateways fax the
+        # body too, as a page before the attachment.
+        message = messages.build(
+            subject=letter.subject,
+            body="",
+            from_name=appeal.sender_name,
+            to=to,
+            attachments=attachments,
+            **common,  # type: ignore[arg-type]
+        )
+    elif delivery.channel is Channel.email:
+        if appeal.attach_pdf:
+            attachments = (letter_attachment(letter, appeal),)
         to = _targets(appeal, delivery.recipients)
         cc = [messages.plain(a) for a in delivery.cc]
         reply_to = messages.mailbox(letter.signer_name, letter.signer_email)
@@ -102,11 +178,13 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             to=to,
             cc=cc,
             reply_to=reply_to if letter.share_email else None,
+            attachments=attachments,
             **common,  # type: ignore[arg-type]
         )
         recipients = (*delivery.recipients, *delivery.cc)
     elif delivery.channel is Channel.sample:
-        message = _sample(delivery, letter, appeal, common)
+        attachments = sample_attachments(letter, appeal, settings=settings)
+        message = _sample(delivery, letter, appeal, common, attachments=attachments)
         recipients = tuple(delivery.recipients)
     elif delivery.channel in SUPPORTER_TEMPLATES:
         subject, body = _supporter_text(
@@ -132,5 +210,9 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
     else:
         raise ValueError(f"no composer for channel {delivery.channel}")
     return Outgoing(
-        message=message, sender=sender, recipients=recipients, message_id=delivery.message_id
+        message=message,
+        sender=sender,
+        recipients=recipients,
+        message_id=delivery.message_id,
+        attachments=attachments,
     )

@@ -74,7 +74,8 @@ def build(
     msg = EmailMessage()
     msg["Subject"] = header_text(subject)
     msg["From"] = mailbox(from_name, from_address)
-    msg["To"] = list(to)
+    if to:  # a fax for the fax folder has a number, not an address
+        msg["To"] = list(to)
     if cc:
         msg["Cc"] = list(cc)
     if reply_to is not None:
@@ -94,6 +95,10 @@ def build(
             subtype=attachment.subtype,
             filename=header_text(attachment.filename),
         )
+    if "Content-Language" not in msg:
+        # The first attachment turned the message into multipart/mixed and moved every
+        # Content-* header down to the text part; the whole message is in this language.
+        msg["Content-Language"] = header_text(language)
     return msg
 
 

@@ -92,10 +92,21 @@ def plan_letter(
         deliveries.append(_new(letter, Channel.email, emails, list(appeal.copies), now))
     if letter.copy_to_me:
         deliveries.append(_new(letter, Channel.copy, [letter.signer_email], [], now))
+    # One fax per target: each is its own call to its own number, retried on its own.
+    faxes: list[Delivery] = []
+    for target in appeal.targets:
+        if target.fax:
+            fax = _new(letter, Channel.fax, [target.fax], [], now)
+            fax.target_id = target.id
+            faxes.append(fax)
     for delivery in deliveries:
         delivery.letter = letter
     _add(session, deliveries, kind="letter", mail_from=mail_from)
-    return deliveries
+    if faxes:
+        for fax in faxes:
+            fax.letter = letter
+        _add(session, faxes, kind="fax", mail_from=mail_from)
+    return deliveries + faxes
 
 
 def plan_confirmation(

@@ -1,4 +1,5 @@
-"""Where messages go: an SMTP server (aiosmtplib), or `.eml` files in the outbox folder."""
+"""Where messages go: an SMTP server (aiosmtplib), or `.eml` files in the outbox folder;
+faxes to a gateway by mail, or as PDFs to the outbox's fax folder."""
 
 from __future__ import annotations
 
@@ -156,9 +157,96 @@ class SmtpTransport:
                     client.close()
 
 
+_FAX_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def is_fax_number(recipient: str) -> bool:
+    """True for an E.164 number ("+77279000000"): a fax line, not a mailbox."""
+    return _FAX_NUMBER.fullmatch(recipient) is not None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    # Write then rename, so a reader never sees half a file and a resend replaces it.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class FaxFolderTransport:
+    """Stands in for a fax line: writes the message's PDF to `<dir>/<number>-<message-id>.pdf`.
+
+    The name comes from the number and the deterministic Message-ID, so faxing the
+    same delivery twice rewrites one file. Someone (or a fax modem's spool) sends
+    the files from there.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def _write(self, message: EmailMessage, recipients: Sequence[str]) -> list[Path]:
+        pdfs = [
+            part.get_content()
+            for part in message.iter_attachments()
+            if part.get_content_type() == "application/pdf"
+        ]
+        if len(pdfs) != 1:
+            raise PermanentError(f"fax folder: a fax needs one PDF, the message has {len(pdfs)}")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stem = _safe_name(str(message["Message-ID"]))
+        paths = []
+        for number in recipients:
+            path = self.directory / f"{number.removeprefix('+')}-{stem}.pdf"
+            _write_atomic(path, pdfs[0])
+            paths.append(path)
+        return paths
+
+    async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
+        try:
+            paths = await asyncio.to_thread(self._write, message, recipients)
+        except OSError as exc:
+            raise TransientError(f"fax folder: {exc}") from exc
+        return "written to " + ", ".join(str(p) for p in paths)
+
+    async def close(self) -> None:
+        return None
+
+
+class FaxRouter:
+    """Mail to the mail transport, faxes (recipients that are numbers) to the fax line.
+
+    With OUTCRY_FAX_GATEWAY set, compose addresses faxes to the gateway's mailbox and
+    they go out as mail; without it their recipients are numbers and end up here.
+    """
+
+    def __init__(self, mail: Transport, fax: Transport):
+        self.mail = mail
+        self.fax = fax
+
+    async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
+        numbers = [r for r in recipients if is_fax_number(r)]
+        if not numbers:
+            return await self.mail.send(message, sender=sender, recipients=recipients)
+        if len(numbers) != len(recipients):
+            raise PermanentError("a message cannot go to fax numbers and mailboxes at once")
+        return await self.fax.send(message, sender=sender, recipients=recipients)
+
+    async def close(self) -> None:
+        try:
+            await self.mail.close()
+        finally:
+            await self.fax.close()
+
+
 def make_transport(settings: Settings) -> Transport:
-    """SMTP when OUTCRY_SMTP_URL is set, otherwise the outbox folder."""
+    """SMTP when OUTCRY_SMTP_URL is set, otherwise the outbox folder; faxes without a
+    gateway go to the outbox's fax/ folder either way."""
     smtp = settings.smtp
-    if smtp is not None:
-        return SmtpTransport(smtp)
-    return OutboxTransport(settings.outbox_dir)
+    mail: Transport = (
+        SmtpTransport(smtp) if smtp is not None else OutboxTransport(settings.outbox_dir)
+    )
+    return FaxRouter(mail, FaxFolderTransport(settings.outbox_dir / "fax"))

@@ -206,21 +206,29 @@ def sign_letter(
     return letter
 
 
-def confirm_letter(
-    session: Session, *, token: str, settings: Settings, now: datetime
-) -> tuple[Letter, bool]:
-    """Confirm the letter behind `token`: it becomes `queued` and its deliveries are written
-    and enqueued after commit. Returns (letter, already_confirmed)."""
+def letter_for_token(session: Session, *, token: str, settings: Settings, now: datetime) -> Letter:
+    """The letter a confirmation token is for; InvalidConfirmation if forged or expired."""
     public_id = security.unsign(settings.resolved_secret_key(), "confirm", token)
     letter = (
         session.scalar(select(Letter).where(Letter.public_id == public_id)) if public_id else None
     )
     if letter is None or letter.status is LetterStatus.expired:
         raise InvalidConfirmation()
+    if letter.status is LetterStatus.pending_confirmation and now - letter.created_at > timedelta(
+        days=settings.confirmation_days
+    ):
+        raise InvalidConfirmation()
+    return letter
+
+
+def confirm_letter(
+    session: Session, *, token: str, settings: Settings, now: datetime
+) -> tuple[Letter, bool]:
+    """Confirm the letter behind `token`: it becomes `queued` and its deliveries are written
+    and enqueued after commit. Returns (letter, already_confirmed)."""
+    letter = letter_for_token(session, token=token, settings=settings, now=now)
     if letter.status is not LetterStatus.pending_confirmation:
         return letter, True
-    if now - letter.created_at > timedelta(days=settings.confirmation_days):
-        raise InvalidConfirmation()
     held = needs_moderation(letter.appeal, letter.message)
     won = transition(
         session,

@@ -16,8 +16,9 @@ from app.core.db import SessionDep
 from app.core.errors import InvalidInput, OutcryError, validation_fields
 from app.core.text import countries
 from app.letters import service as letters
+from app.letters.routes import SigningLimit
 from app.letters.schemas import SignatureIn
-from app.models import Appeal, utcnow
+from app.models import Appeal, Letter, LetterStatus, utcnow
 from app.web import i18n
 
 router = APIRouter(include_in_schema=False)
@@ -140,7 +141,7 @@ def appeal_page(request: Request, session: SessionDep, slug: str) -> HTMLRespons
 
 @router.post("/a/{slug}", response_class=HTMLResponse)
 async def sign_page(
-    request: Request, session: SessionDep, settings: SettingsDep, slug: str
+    request: Request, session: SessionDep, settings: SettingsDep, slug: str, _limit: SigningLimit
 ) -> HTMLResponse:
     """The signing form without JavaScript: errors re-render the form with what was typed."""
     appeal = appeals.get_appeal(session, slug, include_drafts=False)
@@ -178,8 +179,35 @@ async def sign_page(
 def confirm_page(
     request: Request, session: SessionDep, settings: SettingsDep, token: str
 ) -> HTMLResponse:
-    """The link in the confirmation e-mail."""
+    """The link in the confirmation e-mail: shows the letter and a button to send it.
+
+    Opening the link changes nothing, because mail scanners open every link in an
+    e-mail: a letter signed with someone else's address would otherwise be sent in
+    their name without them. Only the button (a POST) confirms.
+    """
+    letter = letters.letter_for_token(session, token=token, settings=settings, now=utcnow())
+    if letter.status is not LetterStatus.pending_confirmation:
+        return _confirmed(request, letter, already=True)
+    return render(
+        request,
+        "confirm.html",
+        ui_language(request, [letter.language]),
+        appeal=letter.appeal,
+        letter=letter,
+        action=f"/confirm/{token}",
+    )
+
+
+@router.post("/confirm/{token}", response_class=HTMLResponse)
+def confirm_submit(
+    request: Request, session: SessionDep, settings: SettingsDep, token: str
+) -> HTMLResponse:
+    """The button on the confirmation page: the letter is queued for delivery."""
     letter, already = letters.confirm_letter(session, token=token, settings=settings, now=utcnow())
+    return _confirmed(request, letter, already=already)
+
+
+def _confirmed(request: Request, letter: Letter, *, already: bool) -> HTMLResponse:
     return render(
         request,
         "confirmed.html",

@@ -60,7 +60,9 @@ def test_browser_sign_confirm_deliver(browser: Browser, tmp_path: Path) -> None:
             [confirmation] = sink.wait_for(1)
             assert confirmation.rcpt_tos == ["ada@example.net"]
             page.goto(confirm_url(confirmation))
-            assert page.locator("main").count() == 1
+            assert "Hands off the strike committee!" in page.content()
+            page.click("button[type=submit]")
+            assert page.locator("a.button[href^='/letters/']").count() == 1
 
             received = sink.wait_for(2)[1]
             assert sorted(received.rcpt_tos) == sorted(

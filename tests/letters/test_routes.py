@@ -46,8 +46,14 @@ def test_sign_confirm_and_deliver(client: TestClient, settings: Settings, appeal
 
     drain(settings)  # the confirmation e-mail goes out
     link = confirm_link(settings.outbox_dir)
+    # Opening the link (as a mail scanner does) shows the letter and changes nothing.
     page = client.get(link)
     assert page.status_code == 200
+    assert "Ada Example" in page.text
+    assert f'action="{link}"' in page.text
+    letter = client.get(status_url.removeprefix("http://testserver")).json()
+    assert letter["status"] == "pending_confirmation"
+    assert client.post(link).status_code == 200
     letter = client.get(status_url.removeprefix("http://testserver")).json()
     assert letter["status"] == "queued"
 
@@ -58,10 +64,13 @@ def test_sign_confirm_and_deliver(client: TestClient, settings: Settings, appeal
     assert email["status"] == "sent"
     assert email["history"][0]["outcome"] == "sent"
 
-    # Following the link again is harmless: nothing is planned twice.
-    assert client.get(link).status_code == 200
+    # Following the link and pressing the button again is harmless: nothing is planned twice.
+    assert "already" in client.get(link).text
+    assert client.post(link).status_code == 200
     drain(settings)
-    assert len(client.get(status_url.removeprefix("http://testserver")).json()["deliveries"]) == 2
+    deliveries = client.get(status_url.removeprefix("http://testserver")).json()["deliveries"]
+    # The confirmation, the e-mail to the target, and a fax to the target's fax number.
+    assert sorted(d["channel"] for d in deliveries) == ["confirmation", "email", "fax"]
 
 
 def test_confirm_through_api(client: TestClient, settings: Settings, appeal: Appeal) -> None:
@@ -96,7 +105,7 @@ def test_wrong_key_never_shows_a_letter(client: TestClient, appeal: Appeal) -> N
 def test_same_email_twice_is_409(client: TestClient, settings: Settings, appeal: Appeal) -> None:
     sign(client)
     drain(settings)
-    client.get(confirm_link(settings.outbox_dir))
+    client.post(confirm_link(settings.outbox_dir))
     response = client.post(
         "/api/v1/appeals/free-them/letters", json=signature(email="ADA@Example.net")
     )
@@ -202,3 +211,27 @@ def test_crlf_never_adds_a_header_or_recipient(
     assert msg["X-Evil"] is None
     assert "victim" not in str(msg["To"]) + str(msg.get("Cc"))
     assert msg["From"].addresses[0].addr_spec == "letters@localhost"
+
+
+def test_signing_is_rate_limited_per_client(db_url: str, tmp_path: Path, session: Session) -> None:
+    from app.main import create_app
+
+    make_appeal(session)
+    session.commit()
+    settings = make_settings(db_url, tmp_path, sign_limit_per_hour=3)
+    with TestClient(create_app(settings, deliver_in_process=False)) as client:
+        for n in range(3):
+            response = client.post(
+                "/api/v1/appeals/free-them/letters", json=signature(email=f"p{n}@example.net")
+            )
+            assert response.status_code == 202
+        refused = client.post(
+            "/api/v1/appeals/free-them/letters", json=signature(email="p9@example.net")
+        )
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["Retry-After"]) <= 3600
+        page = client.post(
+            "/a/free-them", data=signature(email="p10@example.net"), headers={"Accept": "text/html"}
+        )
+        assert page.status_code == 429
+        assert page.headers["Retry-After"]

@@ -111,10 +111,10 @@ def test_appeal_page_numbers_chart_and_failures(
         "Expired": 0,
         "Rejected": 0,
     }
-    assert table(html, "delivery-counts") == {
+    assert table(html, "delivery-counts") == {  # an e-mail and a fax per letter
         "Queued": 0,
         "Sending": 0,
-        "Sent": 3,
+        "Sent": 7,
         "Will be retried": 0,
         "Failed": 1,
     }

@@ -68,8 +68,9 @@ def test_stats_count_every_status_and_group(
         "expired": 0,
         "rejected": 0,
     }
-    # Deliveries to the targets only: one e-mail per letter that went out or failed.
-    assert body["deliveries"] == {"queued": 0, "sending": 0, "sent": 3, "retrying": 0, "failed": 1}
+    # Deliveries to the targets only, an e-mail and a fax per letter: d's e-mail was
+    # refused, its fax (to the outbox's fax folder) went.
+    assert body["deliveries"] == {"queued": 0, "sending": 0, "sent": 7, "retrying": 0, "failed": 1}
     # Signed letters only (sent and failed count, held and unconfirmed do not yet).
     assert body["by_country"] == {"KZ": 2, "GB": 1, "UA": 1}
     assert body["by_organisation"] == {"Unite the Union": 3, "GMB": 1}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -16,6 +19,12 @@ from tests.organisers.factories import log_in, make_world
 from tests.support.smtp import SmtpSink
 
 URL = "/dashboard/free-them/test-send"
+
+
+def body_text(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content()).replace("\r\n", "\n")
 
 
 def test_sample_goes_only_to_the_organiser_and_names_the_real_recipients(
@@ -38,7 +47,7 @@ def test_sample_goes_only_to_the_organiser_and_names_the_real_recipients(
     assert [a.addr_spec for a in en["To"].addresses] == ["admin@example.org"]
     assert en["Cc"] is None
     assert en["From"].addresses[0].display_name == "Ada Example via Solidarity Campaign"
-    text = en.get_content().replace("\r\n", "\n")
+    text = body_text(en)
     assert "It went only to you (admin@example.org)" in text
     assert 'To: "A. President" <president@example.org>' in text  # as the To header reads
     assert "Cc: copies@example.org, campaign@example.net" in text
@@ -47,9 +56,16 @@ def test_sample_goes_only_to_the_organiser_and_names_the_real_recipients(
     assert "Dear President A. President,\n\nRelease them." in text
     assert "A personal message." in text
 
-    ru = by_subject["[Проба] Освободите их"].get_content().replace("\r\n", "\n")
+    ru = body_text(by_subject["[Проба] Освободите их"])
     assert 'Кому: "A. President" <president@example.org>' in ru
     assert "Уважаемый A. President!" in ru
+
+    # The fax the target would get, cover sheet and all, is attached to read before it goes.
+    [fax] = list(en.iter_attachments())
+    assert fax.get_filename().startswith("fax-77279000000-")
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(fax.get_content())).pages]
+    assert "+7 727 900 0000" in pages[0]  # the cover sheet names the number
+    assert any("Release them." in page for page in pages)
 
     # A test send is not a signature: it counts nowhere.
     admin = world.auth("admin")

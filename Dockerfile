@@ -1,0 +1,15 @@
+# Outcry in its own image: the web app, the worker and beat all run from it.
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 outcry
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini babel.cfg ./
+COPY app ./app
+COPY workers ./workers
+COPY migrations ./migrations
+COPY templates ./templates
+COPY demo ./demo
+RUN pip install --no-cache-dir . && rm -rf /app/*
+USER outcry
+WORKDIR /home/outcry
+EXPOSE 8000
+CMD ["outcry", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,62 @@
+"""The PT Serif and PT Sans faces every Outcry PDF is set in.
+
+ParaType made them for the peoples of Russia and its neighbours, so one face covers
+Latin, Cyrillic and the Kazakh letters (Ә Ғ Қ Ң Ө Ұ Ү Һ І) that many fonts lack.
+"""
+
+import json
+import threading
+from pathlib import Path
+from types import ModuleType
+
+import fontpkg_pt_sans
+import fontpkg_pt_serif
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+
+SERIF = "Outcry-Serif"
+SERIF_BOLD = "Outcry-Serif-Bold"
+SANS = "Outcry-Sans"
+SANS_BOLD = "Outcry-Sans-Bold"
+
+_FACES: dict[str, tuple[ModuleType, int]] = {
+    SERIF: (fontpkg_pt_serif, 400),
+    SERIF_BOLD: (fontpkg_pt_serif, 700),
+    SANS: (fontpkg_pt_sans, 400),
+    SANS_BOLD: (fontpkg_pt_sans, 700),
+}
+
+_lock = threading.Lock()
+_fonts: dict[str, TTFont] | None = None
+
+
+def _face_path(package: ModuleType, weight: int) -> Path:
+    # metadata.json is the package's own list of its faces, so no file name is guessed here.
+    root = Path(package.ROOT)
+    meta = json.loads((root / "metadata.json").read_text(encoding="utf-8"))
+    for entry in meta["files"]:
+        if entry["weight"] == weight and entry["style"] == "normal":
+            return root / str(entry["path"])
+    raise LookupError(f"{meta['family']} has no upright face of weight {weight}")
+
+
+def registered() -> dict[str, TTFont]:
+    """Load and register the four faces once per process; return them by name."""
+    global _fonts
+    if _fonts is None:
+        with _lock:
+            if _fonts is None:
+                loaded = {}
+                for name, (package, weight) in _FACES.items():
+                    loaded[name] = TTFont(name, str(_face_path(package, weight)))
+                    pdfmetrics.registerFont(loaded[name])
+                pdfmetrics.registerFontFamily(SERIF, normal=SERIF, bold=SERIF_BOLD)
+                pdfmetrics.registerFontFamily(SANS, normal=SANS, bold=SANS_BOLD)
+                # Published whole, so the unlocked check above never sees a half-loaded set.
+                _fonts = loaded
+    return _fonts
+
+
+def covers(char: str) -> bool:
+    """True when the regular serif face has a glyph for this character."""
+    return ord(char) in registered()[SERIF].face.charToGlyph

@@ -1,0 +1,141 @@
+"""PDF downloads: a supporter's letter, the union's blank letter and signature sheet (public),
+and the bundle of signed letters as one PDF or a ZIP (organiser and union tokens)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.appeals import service as appeals
+from app.appeals.routes import CurrentAppeal
+from app.core.db import SessionDep
+from app.documents import service
+from app.documents.service import Document, Download
+from app.models import Appeal, utcnow
+from app.organisers.deps import OrganiserToken
+
+router = APIRouter(prefix="/api/v1", tags=["documents"])
+
+_PDF: dict[int | str, dict[str, Any]] = {200: {"content": {service.PDF: {}}}}
+_ZIP: dict[int | str, dict[str, Any]] = {200: {"content": {service.ZIP: {}}}}
+
+
+def sessions_dep(request: Request) -> sessionmaker[Session]:
+    """The session factory, for streams that read the database after the request's
+    own session has committed and closed."""
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    return sessions
+
+
+SessionsDep = Annotated[sessionmaker[Session], Depends(sessions_dep)]
+
+
+def organiser_appeal(_token: OrganiserToken, session: SessionDep, slug: str) -> Appeal:
+    # The token is checked first, so without one an appeal's existence is not revealed.
+    return appeals.get_appeal(session, slug)
+
+
+OrganiserAppeal = Annotated[Appeal, Depends(organiser_appeal)]
+
+
+def _disposition(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{service.safe_filename(filename)}"'}
+
+
+def _file(document: Document) -> Response:
+    return Response(
+        document.content,
+        media_type=document.media_type,
+        headers=_disposition(document.filename),
+    )
+
+
+def _stream(download: Download) -> StreamingResponse:
+    return StreamingResponse(
+        download.chunks, media_type=download.media_type, headers=_disposition(download.filename)
+    )
+
+
+# Registered before the letters router's `/letters/{public_id}` (see main.py), which
+# would otherwise take "abc.pdf" for a public id.
+@router.get("/letters/{public_id}.pdf", response_class=Response, responses=_PDF)
+def letter_pdf(session: SessionDep, public_id: str, key: str = "") -> Response:
+    """The supporter's signed letter as a PDF; 404 for a wrong key, as for the JSON."""
+    return _file(service.letter_pdf(session, public_id=public_id, key=key))
+
+
+@router.get("/appeals/{slug}/letter.pdf", response_class=Response, responses=_PDF)
+def blank_letter_pdf(appeal: CurrentAppeal, language: str | None = None) -> Response:
+    """The appeal's letter to print and sign by hand, in `language` (default: the appeal's)."""
+    today = utcnow().date()
+    return _file(service.blank_letter_pdf(appeal, language=language, today=today))
+
+
+@router.get("/appeals/{slug}/signature-sheet.pdf", response_class=Response, responses=_PDF)
+def signature_sheet_pdf(
+    appeal: CurrentAppeal,
+    language: str | None = None,
+    pages: Annotated[int, Query(ge=1, le=service.SHEET_PAGES_MAX)] = 1,
+) -> Response:
+    """A sheet for a meeting: the appeal, then numbered rows to sign on `pages` pages."""
+    return _file(service.signature_sheet_pdf(appeal, language=language, pages=pages))
+
+
+OrganisationFilter = Annotated[
+    str | None,
+    Query(description="An organisation's slug; a union token may only name its own."),
+]
+Since = Annotated[
+    str | None,
+    Query(description="Letters signed on or after: 2026-05-01 or 2026-05-01T12:00Z."),
+]
+Until = Annotated[
+    str | None,
+    Query(description="Letters signed up to: a date (that whole day) or a time (before it)."),
+]
+
+
+@router.get("/appeals/{slug}/letters.pdf", response_class=StreamingResponse, responses=_PDF)
+def bundle_pdf(
+    session: SessionDep,
+    sessions: SessionsDep,
+    token: OrganiserToken,
+    appeal: OrganiserAppeal,
+    organisation: OrganisationFilter = None,
+    since: Since = None,
+    until: Until = None,
+    language: str | None = None,
+) -> StreamingResponse:
+    """Every signed letter in one PDF after a hand-over page, streamed as it is rendered."""
+    selection = service.select_letters(
+        session, appeal=appeal, token=token, organisation=organisation, since=since, until=until
+    )
+    download = service.bundle_pdf(
+        session,
+        sessions,
+        appeal=appeal,
+        selection=selection,
+        language=language,
+        today=utcnow().date(),
+    )
+    return _stream(download)
+
+
+@router.get("/appeals/{slug}/letters.zip", response_class=StreamingResponse, responses=_ZIP)
+def letters_zip(
+    session: SessionDep,
+    sessions: SessionsDep,
+    token: OrganiserToken,
+    appeal: OrganiserAppeal,
+    organisation: OrganisationFilter = None,
+    since: Since = None,
+    until: Until = None,
+) -> StreamingResponse:
+    """One PDF per signed letter in a ZIP, streamed as the letters are rendered."""
+    selection = service.select_letters(
+        session, appeal=appeal, token=token, organisation=organisation, since=since, until=until
+    )
+    return _stream(service.letters_zip(sessions, appeal=appeal, selection=selection))

@@ -1,0 +1,62 @@
+"""Settings from the environment: defaults, SMTP URLs, errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.core.config import Settings, parse_smtp_url
+
+
+def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "BROKER_URL", "SMTP_URL", "OUTBOX_DIR", "MAIL_FROM"):
+        monkeypatch.delenv(f"OUTCRY_{name}", raising=False)
+    settings = Settings()
+    assert settings.database_url == "sqlite:///./outcry.db"
+    assert settings.embedded
+    assert settings.smtp is None
+    assert settings.outbox_dir == Path("./outbox")
+    assert settings.mail_from_address == "letters@localhost"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://mail.example.org:2525", ("mail.example.org", 2525, None, False, False)),
+        ("smtp://u%40x:p%3Ass@h:587?starttls=true", ("h", 587, "u@x", False, True)),
+        ("smtps://h", ("h", 465, None, True, False)),
+        ("smtp://h", ("h", 25, None, False, False)),
+    ],
+)
+def test_smtp_urls(url: str, expected: tuple[object, ...]) -> None:
+    cfg = parse_smtp_url(url)
+    assert (cfg.host, cfg.port, cfg.username, cfg.use_tls, cfg.start_tls) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("smtp_url", "http://mail"),
+        ("smtp_url", "smtp://h?colour=red"),
+        ("broker_url", "http://redis"),
+        ("fax_gateway", "fax.example.net"),
+        ("base_url", "ftp://x"),
+        ("mail_from", "Outcry <letters@localhost>\r\nBcc: x@example.com"),
+        ("mail_from", "no address"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(**{variable: value})  # type: ignore[arg-type]
+    assert info.value.errors()[0]["loc"] == (variable,)
+
+
+def test_generated_secret_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    first = Settings(secret_key="", secret_key_file=path).resolved_secret_key()
+    again = Settings(secret_key="", secret_key_file=path).resolved_secret_key()
+    assert first == again
+    assert len(first) >= 40
+    assert path.stat().st_mode & 0o777 == 0o600
