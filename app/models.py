@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -114,6 +115,11 @@ class Channel(enum.StrEnum):
     rejection = "rejection"  # telling the supporter a moderator declined their letter
     sample = "sample"  # a test send: the target's e-mail, to the organiser's own address
 
+
+# Deliveries the dashboard lists as failures; written out as SQL so queries can repeat
+# the partial index's predicate word for word (a bound parameter would not match it).
+PROBLEMS = (DeliveryStatus.failed, DeliveryStatus.retrying)
+PROBLEMS_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in PROBLEMS))
 
 LETTER_TRANSITIONS: dict[LetterStatus, frozenset[LetterStatus]] = {
     LetterStatus.pending_confirmation: frozenset(
@@ -294,6 +300,16 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_delivery_due", "status", "next_attempt_at"),
         Index("ix_delivery_appeal", "appeal_id", "organisation_id", "channel", "status"),
+        # The dashboard's latest failures: only failing deliveries, newest first, however
+        # many there are (a target refusing everything fails every letter).
+        Index(
+            "ix_delivery_appeal_problems",
+            "appeal_id",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text(PROBLEMS_SQL),
+            sqlite_where=text(PROBLEMS_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

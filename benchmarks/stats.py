@@ -264,6 +264,16 @@ def main() -> None:
                 engine, lambda who=who: stats.appeal_stats(session, appeal=appeal_row, who=who)
             )
             plans(engine, statements)
+        print("\nQuery plan of the latest failures on the appeal's dashboard page (admin):")
+        plans(
+            engine,
+            capture(
+                engine,
+                lambda: stats.latest_failures(
+                    session, appeal=appeal_row, who=Principal(via="token", organisation_id=None)
+                ),
+            ),
+        )
         print("\nQuery plan of the dashboard overview (admin):")
         plans(
             engine,

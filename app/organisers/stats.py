@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, cast, func, literal_column, select, tuple_
+from sqlalchemy import Date, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.appeals import service as appeals
 from app.delivery import service as delivery
 from app.models import (
+    PROBLEMS,
     Appeal,
     Channel,
     Delivery,
@@ -103,57 +104,36 @@ def appeal_stats(session: Session, *, appeal: Appeal, who: Principal) -> Stats:
 def _letter_groups(
     session: Session, *, appeal: Appeal, who: Principal
 ) -> tuple[dict[str, int], dict[date, int], dict[date, int]]:
-    """Signed letters by country and by day signed, sent letters by day sent. On
-    PostgreSQL one pass over the covering index (GROUPING SETS); elsewhere three."""
+    """Signed letters by country and by day signed, sent letters by day sent: three
+    index-only passes on PostgreSQL (measured quicker than one GROUPING SETS query,
+    which sorts)."""
     signed = (Letter.appeal_id == appeal.id, letters_filter(who), Letter.status.in_(appeals.SIGNED))
-    country = Letter.signer_country
     signed_day = _day(session, Letter.confirmed_at)
     sent_day = _day(session, Letter.sent_at)
-    by_country: dict[str, int] = {}
-    signed_by_day: dict[date, int] = {}
-    sent_by_day: dict[date, int] = {}
-    if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(
-            select(
-                func.grouping(country),
-                func.grouping(signed_day),
-                country,
-                signed_day,
-                Letter.status,
-                sent_day,
-                func.count(),
-            )
-            .where(*signed)
-            .group_by(
-                func.grouping_sets(
-                    tuple_(country), tuple_(signed_day), tuple_(Letter.status, sent_day)
-                )
-            )
-        )
-        for not_country, not_signed_day, code, day, status, sent_on, n in rows:
-            if not not_country:
-                by_country[code] = int(n)
-            elif not not_signed_day:
-                signed_by_day[_as_date(day)] = int(n)
-            elif status is LetterStatus.sent and sent_on is not None:
-                sent_by_day[_as_date(sent_on)] = int(n)
-    else:
+    by_country = {
+        code: int(n)
         for code, n in session.execute(
-            select(country, func.count()).where(*signed).group_by(country)
-        ):
-            by_country[code] = int(n)
+            select(Letter.signer_country, func.count())
+            .where(*signed)
+            .group_by(Letter.signer_country)
+            .order_by(func.count().desc(), Letter.signer_country)
+        )
+    }
+    signed_by_day = {
+        _as_date(day): int(n)
         for day, n in session.execute(
             select(signed_day, func.count()).where(*signed).group_by(signed_day)
-        ):
-            signed_by_day[_as_date(day)] = int(n)
+        )
+    }
+    sent_by_day = {
+        _as_date(day): int(n)
         for day, n in session.execute(
             select(sent_day, func.count())
             .where(*signed, Letter.status == LetterStatus.sent)
             .group_by(sent_day)
-        ):
-            sent_by_day[_as_date(day)] = int(n)
-    ordered = dict(sorted(by_country.items(), key=lambda item: (-item[1], item[0])))
-    return ordered, signed_by_day, sent_by_day
+        )
+    }
+    return by_country, signed_by_day, sent_by_day
 
 
 def _days(signed: dict[date, int], sent: dict[date, int]) -> list[DayCount]:
@@ -225,7 +205,8 @@ def latest_failures(
         .where(
             Delivery.appeal_id == appeal.id,
             deliveries_filter(who),
-            Delivery.status.in_((DeliveryStatus.failed, DeliveryStatus.retrying)),
+            # Literal values, so PostgreSQL can use the partial index on them.
+            Delivery.status.in_([literal_column(f"'{s.value}'") for s in PROBLEMS]),
             Delivery.channel != Channel.sample,
         )
         .order_by(Delivery.next_attempt_at.desc(), Delivery.id.desc())

@@ -177,6 +177,13 @@ def upgrade() -> None:
             ["appeal_id", "organisation_id", "channel", "status"],
             unique=False,
         )
+        batch_op.create_index(
+            "ix_delivery_appeal_problems",
+            ["appeal_id", "next_attempt_at", "id"],
+            unique=False,
+            postgresql_where=sa.text("status IN ('failed', 'retrying')"),
+            sqlite_where=sa.text("status IN ('failed', 'retrying')"),
+        )
         batch_op.create_foreign_key(
             batch_op.f("fk_delivery_organisation_id_organisation"),
             "organisation",
@@ -249,6 +256,7 @@ def downgrade() -> None:
         batch_op.drop_constraint(
             batch_op.f("fk_delivery_organisation_id_organisation"), type_="foreignkey"
         )
+        batch_op.drop_index("ix_delivery_appeal_problems")
         batch_op.drop_index("ix_delivery_appeal")
         batch_op.drop_column("organisation_id")
         batch_op.drop_column("appeal_id")
