@@ -6,18 +6,21 @@ session's CSRF token, answered with a redirect back to the page (post/redirect/g
 
 from __future__ import annotations
 
+import math
 import secrets
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+import redis
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.appeals import service as appeals
 from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep
-from app.core.errors import CsrfRejected, InvalidLogin, OutcryError, Unauthorized
+from app.core.errors import CsrfRejected, InvalidLogin, OutcryError, RateLimited, Unauthorized
 from app.core.text import countries
+from app.delivery import ratelimit
 from app.letters import moderation, samples
 from app.models import Appeal, utcnow
 from app.organisers import exports, scope, stats
@@ -128,8 +131,30 @@ def login_form(request: Request, next: str = "/dashboard") -> Response:
     return login_page(request, next_url=next)
 
 
+# Guessing passwords: each try costs an argon2 check, and a client address gets this many.
+LOGIN_ATTEMPTS = 20
+LOGIN_PERIOD = 15 * 60
+
+
+def login_limit(request: Request, settings: SettingsDep) -> None:
+    """429 once a client address has tried LOGIN_ATTEMPTS logins in LOGIN_PERIOD."""
+    host = request.client.host if request.client else "unknown"
+    limiter = ratelimit.limiter_for(settings.broker_url)
+    try:
+        wait = limiter.try_acquire(f"login:{host}", limit=LOGIN_ATTEMPTS, period=LOGIN_PERIOD)
+    except redis.RedisError:
+        return  # a broken Redis must not lock organisers out
+    if wait > 0:
+        raise RateLimited(math.ceil(wait))
+
+
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+async def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _limit: Annotated[None, Depends(login_limit)],
+) -> Response:
     """Check the password and set the session cookie; the form's CSRF token must match
     its cookie (so nobody can log a browser into their own account from elsewhere)."""
     form = await request.form()

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import InvalidInput
 from app.main import create_app
 from app.models import LoginSession, Organiser, utcnow
+from app.organisers import pages
 from app.organisers import service as organisers
 from app.organisers.pages import safe_next
 from tests.conftest import make_settings
@@ -212,3 +213,17 @@ def test_a_union_organiser_sees_only_its_appeals(client: TestClient, session: Se
     assert "Another union&#39;s appeal" not in page.text
     assert "Unite the Union" in page.text
     assert client.get("/dashboard/other-appeal").status_code == 403
+
+
+def test_guessing_passwords_is_limited(
+    client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fewer tries than in production, since every one costs a real argon2 check.
+    monkeypatch.setattr(pages, "LOGIN_ATTEMPTS", 3)
+    make_world(session)
+    token = login_token(client)
+    form = {"email": "nobody@example.org", "password": "guess", "csrf_token": token}
+    assert [client.post("/login", data=form).status_code for _ in range(3)] == [401] * 3
+    refused = client.post("/login", data=form)
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
