@@ -250,11 +250,15 @@ def record_failure(
 def settle_letter(session: Session, letter_id: int, *, now: datetime) -> None:
     """Set the letter sent (every target delivery sent) or failed (one failed, none pending)."""
     # The row lock serialises two deliveries of one letter finishing at once, so the
-    # second sees the first's result and the letter cannot be left `queued`.
+    # second sees the first's result and the letter cannot be left `queued`. FOR NO KEY
+    # UPDATE, not FOR UPDATE: each transaction already holds KEY SHARE on the letter
+    # (its status_event row's foreign key), and FOR UPDATE waits on the other's KEY
+    # SHARE while the other waits on ours: a deadlock, the crashed record, and the
+    # delivery sent again once its lease runs out.
     letter = session.scalar(
         select(Letter)
         .where(Letter.id == letter_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     if letter is None or letter.status is not LetterStatus.queued:

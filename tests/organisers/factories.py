@@ -96,6 +96,5 @@ def fail_deliveries(settings: Settings, reply: str = "554 5.7.1 Refused by polic
                 settings.database_url,
                 settings.outbox_dir.parent,
                 smtp_url=sink.url,
-                send_concurrency=1,
             )
         )
