@@ -58,6 +58,14 @@ ROUTES = [
     Route("GET", "/api/v1/appeals/free-them/letters?organisation=gmb", ADMIN_ONLY_READ),
     Route("GET", "/api/v1/appeals/free-them/letters.csv", READ),
     Route("GET", "/api/v1/appeals/free-them/moderation", READ),
+    Route("GET", "/api/v1/appeals/free-them/letters.pdf", READ),
+    # A union may name itself in the bundle's filter, never another union.
+    Route(
+        "GET",
+        "/api/v1/appeals/free-them/letters.pdf?organisation=gmb",
+        codes(rmt=403, gmb=200, unite=403, admin=200, unite_session=403, admin_session=200),
+    ),
+    Route("GET", "/api/v1/appeals/free-them/letters.zip", READ),
     Route("POST", "/api/v1/letters/{letter}/approve", MINE),
     Route("POST", "/api/v1/letters/{letter}/reject", MINE),
     Route(
