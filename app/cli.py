@@ -122,15 +122,23 @@ def organiser_add(
             help="At least 12 characters; asked for when not given.",
         ),
     ],
+    organisation: Annotated[
+        str | None,
+        typer.Option(help="Scope the account to this organisation (a union); default admin."),
+    ] = None,
 ) -> None:
-    """Add an organiser account."""
+    """Add an organiser account: an admin, or scoped to one organisation."""
     from app.organisers import service
 
     settings = _settings()
     try:
         with session_scope(session_factory(engine_for(settings.database_url))) as session:
-            organiser = service.add_organiser(session, email=email, password=password)
-            typer.echo(f"added organiser {organiser.email}")
+            org = service.ensure_organisation(session, slug=organisation) if organisation else None
+            organiser = service.add_organiser(
+                session, email=email, password=password, organisation=org
+            )
+            scope = f"for {org.slug}" if org else "(admin)"
+            typer.echo(f"added organiser {organiser.email} {scope}")
     except OutcryError as exc:
         raise _fail(exc.detail) from exc
 

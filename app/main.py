@@ -23,6 +23,8 @@ from app.documents.routes import router as documents_router
 from app.letters.routes import router as letters_router
 from app.ops.routes import registry_for
 from app.ops.routes import router as ops_router
+from app.organisers import pages as organiser_pages
+from app.organisers.routes import router as organisers_router
 from app.web import pages
 from app.web.pages import STATIC_DIR
 
@@ -72,14 +74,16 @@ def create_app(
     app.state.sessions = sessions
     app.state.dispatcher = dispatcher
     app.state.metrics = registry_for(sessions)
-    install_handlers(app, html=pages.error_page)
+    install_handlers(app, html=organiser_pages.error_page)
     app.include_router(ops_router)
     app.include_router(appeals_router)
     # Before letters: its `/letters/{public_id}` would otherwise match `/letters/abc.pdf`.
     app.include_router(documents_router)
     app.include_router(letters_router)
     app.include_router(delivery_router)
+    app.include_router(organisers_router)
     app.include_router(pages.router)
+    app.include_router(organiser_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

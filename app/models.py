@@ -10,18 +10,22 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     Enum,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -87,10 +91,15 @@ class AppealStatus(enum.StrEnum):
 
 class LetterStatus(enum.StrEnum):
     pending_confirmation = "pending_confirmation"
+    held = "held"  # confirmed, with a personal message, waiting for a moderator
     queued = "queued"
     sent = "sent"
     failed = "failed"
     expired = "expired"
+    rejected = "rejected"  # a moderator declined it: never sent
+    # An organiser's test send before the appeal opens: not a signature, never counted,
+    # and its one delivery goes to the organiser alone.
+    sample = "sample"
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -106,14 +115,26 @@ class Channel(enum.StrEnum):
     fax = "fax"  # the letter as a PDF to one target's fax
     copy = "copy"  # the supporter's own copy (copy_to_me)
     confirmation = "confirmation"  # the e-mail asking the supporter to confirm
+    rejection = "rejection"  # telling the supporter a moderator declined their letter
+    sample = "sample"  # a test send: the target's e-mail, to the organiser's own address
 
+
+# Deliveries the dashboard lists as failures; written out as SQL so queries can repeat
+# the partial index's predicate word for word (a bound parameter would not match it).
+PROBLEMS = (DeliveryStatus.failed, DeliveryStatus.retrying)
+PROBLEMS_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in PROBLEMS))
 
 LETTER_TRANSITIONS: dict[LetterStatus, frozenset[LetterStatus]] = {
-    LetterStatus.pending_confirmation: frozenset({LetterStatus.queued, LetterStatus.expired}),
+    LetterStatus.pending_confirmation: frozenset(
+        {LetterStatus.queued, LetterStatus.held, LetterStatus.expired}
+    ),
+    LetterStatus.held: frozenset({LetterStatus.queued, LetterStatus.rejected}),  # moderation
     LetterStatus.queued: frozenset({LetterStatus.sent, LetterStatus.failed}),
     LetterStatus.failed: frozenset({LetterStatus.queued}),  # an organiser's retry
     LetterStatus.sent: frozenset(),
     LetterStatus.expired: frozenset(),
+    LetterStatus.rejected: frozenset(),
+    LetterStatus.sample: frozenset(),
 }
 
 DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
@@ -142,6 +163,17 @@ class Organisation(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Which organisations take part in which appeal: only they can attribute letters
+# (`?org=`), and a union's token or login sees only the appeals it takes part in.
+appeal_organisation = Table(
+    "appeal_organisation",
+    Base.metadata,
+    Column("appeal_id", ForeignKey("appeal.id", ondelete="CASCADE")),
+    Column("organisation_id", ForeignKey("organisation.id", ondelete="CASCADE"), index=True),
+    PrimaryKeyConstraint("appeal_id", "organisation_id"),
+)
 
 
 class Appeal(Base):
@@ -177,6 +209,9 @@ class Appeal(Base):
         cascade="all, delete-orphan",
         lazy="selectin",
     )
+    organisations: Mapped[list[Organisation]] = relationship(
+        secondary=appeal_organisation, order_by="Organisation.slug", lazy="selectin"
+    )
 
 
 class Target(Base):
@@ -201,7 +236,14 @@ class Letter(Base):
     __table_args__ = (
         # One letter per person per appeal: a second signature is a 409, never a resend.
         UniqueConstraint("appeal_id", "signer_email"),
-        Index("ix_letter_appeal_status", "appeal_id", "status"),
+        # Covering on PostgreSQL, so an appeal's stats (by status, country, organisation,
+        # day) are index-only scans instead of a heap fetch per letter (benchmarks/stats.py).
+        Index(
+            "ix_letter_appeal_status",
+            "appeal_id",
+            "status",
+            postgresql_include=["organisation_id", "signer_country", "confirmed_at", "sent_at"],
+        ),
         Index("ix_letter_appeal_created", "appeal_id", "created_at"),
     )
 
@@ -237,12 +279,50 @@ class Letter(Base):
     )
 
 
+class LetterTally(Base):
+    """How many letters an appeal has, per organisation and status.
+
+    Kept by database triggers on `letter` (created in the organisers migration: a
+    statement trigger on PostgreSQL, row triggers on SQLite), so it is right whichever
+    code or SQL changes a letter, and the dashboard and the public counts read a few
+    rows instead of counting a million letters on every page view.
+    """
+
+    __tablename__ = "letter_tally"
+
+    # No foreign keys: the triggers write here while an appeal's letters are deleted in
+    # the same cascade that deletes the appeal.
+    appeal_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_key: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: none
+    status: Mapped[LetterStatus] = mapped_column(_enum(LetterStatus), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Delivery(Base):
     __tablename__ = "delivery"
-    __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+        Index("ix_delivery_appeal", "appeal_id", "organisation_id", "channel", "status"),
+        # The dashboard's latest failures: only failing deliveries, newest first, however
+        # many there are (a target refusing everything fails every letter).
+        Index(
+            "ix_delivery_appeal_problems",
+            "appeal_id",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text(PROBLEMS_SQL),
+            sqlite_where=text(PROBLEMS_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     letter_id: Mapped[int] = mapped_column(ForeignKey("letter.id", ondelete="CASCADE"), index=True)
+    # Copied from the letter when the delivery is planned (neither ever changes), so an
+    # appeal's or a union's deliveries are counted without joining every letter.
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL")
+    )
     target_id: Mapped[int | None] = mapped_column(ForeignKey("target.id", ondelete="SET NULL"))
     channel: Mapped[Channel] = mapped_column(_enum(Channel))
     recipients: Mapped[list[str]] = mapped_column(JSON)  # To (for fax: the E.164 number)
@@ -286,12 +366,38 @@ class StatusEvent(Base):
 
 
 class Organiser(Base):
+    """A person who logs in; organisation None means admin, else scoped to that union."""
+
     __tablename__ = "organiser"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # CASCADE, never SET NULL: a NULL here means admin, so deleting a union must not
+    # turn its organisers into admins.
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organisation: Mapped[Organisation | None] = relationship()
+
+
+class LoginSession(Base):
+    """A browser login: the cookie carries the raw token (signed), this row its SHA-256,
+    so logging out (deleting the row) ends the session wherever the cookie went."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    organiser_id: Mapped[int] = mapped_column(
+        ForeignKey("organiser.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+    organiser: Mapped[Organiser] = relationship(lazy="joined")
 
 
 class ApiToken(Base):

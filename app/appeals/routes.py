@@ -13,7 +13,7 @@ from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.errors import Conflict, InvalidInput
 from app.models import Appeal, utcnow
-from app.organisers.deps import AdminToken
+from app.organisers.deps import Admin
 
 router = APIRouter(prefix="/api/v1/appeals", tags=["appeals"])
 
@@ -54,7 +54,7 @@ def get_appeal(session: SessionDep, settings: SettingsDep, appeal: CurrentAppeal
 
 @router.post("", status_code=201)
 def create_appeal(
-    session: SessionDep, settings: SettingsDep, _token: AdminToken, data: AppealIn
+    session: SessionDep, settings: SettingsDep, _who: Admin, data: AppealIn
 ) -> AppealRead:
     """Create an appeal (admin); 409 if the slug is taken."""
     if service.find_appeal(session, data.slug) is not None:
@@ -68,7 +68,7 @@ def put_appeal(
     slug: str,
     session: SessionDep,
     settings: SettingsDep,
-    _token: AdminToken,
+    _who: Admin,
     data: AppealIn,
     response: Response,
 ) -> AppealRead:

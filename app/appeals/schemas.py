@@ -65,6 +65,15 @@ class LetterText(BaseModel):
     body: Annotated[str, Field(min_length=1, max_length=20000)]
 
 
+class OrganisationIn(BaseModel):
+    """A union or group taking part: its slug goes in the share link (`/a/{appeal}?org=`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slug: Slug
+    name: Annotated[OneLine, Field(min_length=1, max_length=200)]
+
+
 class AppealIn(BaseModel):
     """An appeal as organisers write it (YAML) or send it (POST/PUT /api/v1/appeals)."""
 
@@ -90,12 +99,20 @@ class AppealIn(BaseModel):
     page_size: Literal["A4", "letter"] = "A4"
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     rate_limit: Annotated[int, Field(ge=1, le=100_000)] = 60
+    organisations: Annotated[list[OrganisationIn], Field(max_length=500)] = []
 
     @field_validator("languages")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("languages must not repeat")
+        return value
+
+    @field_validator("organisations")
+    @classmethod
+    def _unique_organisations(cls, value: list[OrganisationIn]) -> list[OrganisationIn]:
+        if len({o.slug for o in value}) != len(value):
+            raise ValueError("organisation slugs must not repeat")
         return value
 
     @model_validator(mode="after")
@@ -125,6 +142,9 @@ class TargetRead(BaseModel):
     organisation: str
 
 
+Phase = Literal["draft", "scheduled", "open", "closed"]
+
+
 class AppealRead(BaseModel):
     """What anyone may see of an appeal; targets' addresses stay with the organisers."""
 
@@ -132,6 +152,8 @@ class AppealRead(BaseModel):
     title: str
     summary: str
     status: AppealStatus
+    # status together with opens_at/closes_at: scheduled = open but not yet opened.
+    phase: Phase
     accepting: bool
     languages: list[str]
     default_language: str

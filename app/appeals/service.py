@@ -10,9 +10,9 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.appeals import templating
-from app.appeals.schemas import AppealIn, AppealRead, TargetRead
+from app.appeals.schemas import AppealIn, AppealRead, OrganisationIn, Phase, TargetRead
 from app.core.errors import AppealNotFound, InvalidInput
-from app.models import Appeal, AppealStatus, Letter, LetterStatus, Target
+from app.models import Appeal, AppealStatus, LetterStatus, LetterTally, Organisation, Target
 
 # Letters that a supporter has confirmed: they count as signed.
 SIGNED = (LetterStatus.queued, LetterStatus.sent, LetterStatus.failed)
@@ -54,7 +54,7 @@ def save_appeal(session: Session, *, data: AppealIn, directory: Path) -> tuple[A
     if appeal is None:
         appeal = Appeal(slug=data.slug)
         session.add(appeal)
-    fields = data.model_dump(exclude={"slug", "targets", "letter"})
+    fields = data.model_dump(exclude={"slug", "targets", "letter", "organisations"})
     for name, value in fields.items():
         setattr(appeal, name, value)
     appeal.letter = (
@@ -71,8 +71,29 @@ def save_appeal(session: Session, *, data: AppealIn, directory: Path) -> tuple[A
             appeal.targets.append(target)
     for extra in existing[len(data.targets) :]:
         appeal.targets.remove(extra)
+    appeal.organisations = _organisations(session, data.organisations)
     session.flush()
     return appeal, created
+
+
+def _organisations(session: Session, wanted: list[OrganisationIn]) -> list[Organisation]:
+    """The organisations named in an appeal, created if new and renamed if their name changed."""
+    if not wanted:
+        return []
+    slugs = [o.slug for o in wanted]
+    found = {
+        o.slug: o for o in session.scalars(select(Organisation).where(Organisation.slug.in_(slugs)))
+    }
+    result = []
+    for item in wanted:
+        organisation = found.get(item.slug)
+        if organisation is None:
+            organisation = Organisation(slug=item.slug, name=item.name)
+            session.add(organisation)
+        else:
+            organisation.name = item.name
+        result.append(organisation)
+    return result
 
 
 def find_appeal(session: Session, slug: str) -> Appeal | None:
@@ -102,31 +123,42 @@ class Counts:
 
 
 def counts(session: Session, appeal_ids: list[int]) -> dict[int, Counts]:
-    """Confirmed (signed) and sent letters per appeal, in one query."""
+    """Confirmed (signed) and sent letters per appeal, from the trigger-kept tally: a few
+    rows per appeal, however many letters (public pages call this on every view)."""
     if not appeal_ids:
         return {}
     rows = session.execute(
         select(
-            Letter.appeal_id,
-            func.count().filter(Letter.status.in_(SIGNED)),
-            func.sum(case((Letter.status == LetterStatus.sent, 1), else_=0)),
+            LetterTally.appeal_id,
+            func.sum(case((LetterTally.status.in_(SIGNED), LetterTally.n), else_=0)),
+            func.sum(case((LetterTally.status == LetterStatus.sent, LetterTally.n), else_=0)),
         )
-        .where(Letter.appeal_id.in_(appeal_ids))
-        .group_by(Letter.appeal_id)
+        .where(LetterTally.appeal_id.in_(appeal_ids))
+        .group_by(LetterTally.appeal_id)
     )
     result = {appeal_id: Counts() for appeal_id in appeal_ids}
     for appeal_id, signed, sent in rows:
-        result[appeal_id] = Counts(signed=signed or 0, sent=sent or 0)
+        result[appeal_id] = Counts(signed=int(signed or 0), sent=int(sent or 0))
     return result
 
 
 def accepting(appeal: Appeal, now: datetime) -> bool:
     """True while the appeal is open and inside its opens_at/closes_at window."""
-    if appeal.status is not AppealStatus.open:
-        return False
+    return phase(appeal, now) == "open"
+
+
+def phase(appeal: Appeal, now: datetime) -> Phase:
+    """Where the appeal stands: a draft, scheduled (open, before opens_at), open, or closed
+    (closed by hand, or past closes_at)."""
+    if appeal.status is AppealStatus.draft:
+        return "draft"
+    if appeal.status is AppealStatus.closed:
+        return "closed"
+    if appeal.closes_at is not None and now >= appeal.closes_at:
+        return "closed"
     if appeal.opens_at is not None and now < appeal.opens_at:
-        return False
-    return appeal.closes_at is None or now < appeal.closes_at
+        return "scheduled"
+    return "open"
 
 
 def to_read(appeal: Appeal, counted: Counts, *, base_url: str, now: datetime) -> AppealRead:
@@ -136,6 +168,7 @@ def to_read(appeal: Appeal, counted: Counts, *, base_url: str, now: datetime) ->
         title=appeal.title,
         summary=appeal.summary,
         status=appeal.status,
+        phase=phase(appeal, now),
         accepting=accepting(appeal, now),
         languages=appeal.languages,
         default_language=appeal.default_language,

@@ -96,10 +96,22 @@ class Unauthorized(OutcryError):
         return {"WWW-Authenticate": "Bearer"}
 
 
+class InvalidLogin(Unauthorized):
+    code = "invalid_login"
+    # One answer for an unknown address and a wrong password, so logins cannot probe
+    # which organisers exist.
+    default_detail = "The e-mail address or the password is wrong."
+
+
 class Forbidden(OutcryError):
     status_code = 403
     code = "forbidden"
     default_detail = "This token may not do that."
+
+
+class CsrfRejected(Forbidden):
+    code = "csrf"
+    default_detail = "The form has expired or did not come from this site. Please try again."
 
 
 class PayloadTooLarge(OutcryError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.headerregistry import Address
+from email.message import EmailMessage
 
 from app.core import security
 from app.core.config import Settings
@@ -86,6 +87,60 @@ def _fax(
     return [messages.plain(gateway)], (gateway,), attachment
 
 
+# The e-mails to the supporter, each a template with a subject and a body block.
+SUPPORTER_TEMPLATES = {
+    Channel.confirmation: "email/confirmation.txt",
+    Channel.copy: "email/copy.txt",
+    Channel.rejection: "email/rejected.txt",
+}
+
+
+def sample_attachments(
+    letter: Letter, appeal: Appeal, *, settings: Settings
+) -> tuple[Attachment, ...]:
+    """What a test send carries: the letter's PDF if the e-mail to the targets would carry
+    it, and the fax each target with a number would get, cover sheet and all."""
+    attachments = [letter_attachment(letter, appeal)] if appeal.attach_pdf else []
+    for target in appeal.targets:
+        if target.fax:
+            attachments.append(
+                fax_attachment(letter, appeal, target, number=target.fax, settings=settings)
+            )
+    return tuple(attachments)
+
+
+def _sample(
+    delivery: Delivery,
+    letter: Letter,
+    appeal: Appeal,
+    common: dict[str, object],
+    *,
+    attachments: tuple[Attachment, ...],
+) -> EmailMessage:
+    """An organiser's test send: the target's e-mail as it will go out, addressed only to
+    the organiser, with the real To, Cc and fax numbers named in a note above the letter."""
+    to = _targets(appeal, [t.email for t in appeal.targets if t.email])
+    from_name = messages.from_display(letter.signer_name, appeal.sender_name)
+    subject, note = _supporter_text(
+        "email/sample.txt",
+        letter.language,
+        subject=letter.subject,
+        organiser=", ".join(delivery.recipients),
+        from_line=str(messages.mailbox(from_name, str(common["from_address"]))),
+        to_line=", ".join(str(a) for a in to),
+        cc_line=", ".join(appeal.copies),
+        faxes=[f"{t.name} {t.fax}" for t in appeal.targets if t.fax],
+    )
+    return messages.build(
+        subject=subject,
+        body=f"{note}\n{letter.body}",
+        from_name=from_name,
+        to=[messages.plain(a) for a in delivery.recipients],
+        attachments=attachments,
+        **common,  # type: ignore[arg-type]
+    )
+
+
 def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings) -> Outgoing:
     """The message and envelope for `delivery`."""
     sender = settings.mail_from_address
@@ -127,16 +182,16 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             **common,  # type: ignore[arg-type]
         )
         recipients = (*delivery.recipients, *delivery.cc)
-    elif delivery.channel in (Channel.confirmation, Channel.copy):
-        template = (
-            "email/confirmation.txt"
-            if delivery.channel is Channel.confirmation
-            else "email/copy.txt"
-        )
+    elif delivery.channel is Channel.sample:
+        attachments = sample_attachments(letter, appeal, settings=settings)
+        message = _sample(delivery, letter, appeal, common, attachments=attachments)
+        recipients = tuple(delivery.recipients)
+    elif delivery.channel in SUPPORTER_TEMPLATES:
         subject, body = _supporter_text(
-            template,
+            SUPPORTER_TEMPLATES[delivery.channel],
             letter.language,
             appeal_title=appeal.title,
+            appeal_url=f"{settings.base_url}/a/{appeal.slug}",
             signer_name=letter.signer_name,
             confirm_url=confirm_url(settings, letter),
             letter_url=letter_url(settings, letter),

@@ -17,5 +17,5 @@ router = APIRouter(prefix="/api/v1/deliveries", tags=["delivery"])
 def retry(session: SessionDep, token: OrganiserToken, delivery_id: int) -> DeliveryRetried:
     """Queue a failed delivery again (an admin token, or a union token for its own letters);
     401 without a valid token, 403 out of scope, 404 unknown, 409 if it has not failed."""
-    delivery = service.retry(session, delivery_id=delivery_id, token=token, now=utcnow())
+    delivery = service.retry_for(session, delivery_id=delivery_id, token=token, now=utcnow())
     return DeliveryRetried.model_validate(delivery)

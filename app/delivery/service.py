@@ -58,6 +58,8 @@ def take_enqueued(session: Session) -> list[int]:
 def _new(letter: Letter, channel: Channel, to: list[str], cc: list[str], now: datetime) -> Delivery:
     return Delivery(
         letter_id=letter.id,
+        appeal_id=letter.appeal_id,
+        organisation_id=letter.organisation_id,
         channel=channel,
         recipients=to,
         cc=cc,
@@ -116,6 +118,25 @@ def plan_confirmation(
     delivery = _new(letter, Channel.confirmation, [letter.signer_email], [], now)
     delivery.letter = letter
     _add(session, [delivery], kind="confirm", mail_from=mail_from)
+    return delivery
+
+
+def plan_message(
+    session: Session,
+    *,
+    letter: Letter,
+    channel: Channel,
+    to: list[str],
+    kind: str,
+    mail_from: str,
+    now: datetime,
+) -> Delivery:
+    """Write one message about a letter that is not the letter going to its targets (a
+    moderator's notice to the supporter, an organiser's test send to their own address),
+    and enqueue it after commit."""
+    delivery = _new(letter, channel, to, [], now)
+    delivery.letter = letter
+    _add(session, [delivery], kind=kind, mail_from=mail_from)
     return delivery
 
 
@@ -372,13 +393,17 @@ def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime
         return
     # The row locks serialise two deliveries of one letter finishing at once, so the
     # second sees the first's result and the letter cannot be left `queued`; taken in
-    # id order, so two workers settling overlapping letters never deadlock.
+    # id order, so two workers settling overlapping letters never deadlock. FOR NO KEY
+    # UPDATE, not FOR UPDATE: each recording transaction already holds KEY SHARE on its
+    # letters (the foreign keys of its status_event rows), and FOR UPDATE would wait on
+    # the other's KEY SHARE while the other waits on ours: a deadlock, a lost record,
+    # and the message sent again once its lease runs out.
     queued = list(
         session.scalars(
             select(Letter.id)
             .where(Letter.id.in_(ids), Letter.status == LetterStatus.queued)
             .order_by(Letter.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
     )
     if not queued:
@@ -414,16 +439,11 @@ def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime
 # --- organisers ----------------------------------------------------------------------------
 
 
-def retry(session: Session, *, delivery_id: int, token: ApiToken, now: datetime) -> Delivery:
+def retry(session: Session, delivery: Delivery, *, now: datetime) -> None:
     """Re-queue a failed delivery with a fresh set of attempts (its letter back to `queued`)
-    and enqueue it after commit. A union token may only retry its organisation's letters.
-    Raises DeliveryNotFound, Forbidden or DeliveryNotFailed."""
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None:
-        raise DeliveryNotFound()
+    and enqueue it after commit; DeliveryNotFailed if it has not failed. The next attempt
+    goes only to the recipients who do not have the message yet."""
     letter = delivery.letter
-    if token.organisation_id is not None and letter.organisation_id != token.organisation_id:
-        raise Forbidden("This delivery belongs to another organisation's letter.")
     won = delivery.status is DeliveryStatus.failed and transition(
         session,
         delivery,
@@ -441,6 +461,20 @@ def retry(session: Session, *, delivery_id: int, token: ApiToken, now: datetime)
     if letter.status is LetterStatus.failed:
         transition(session, letter, LetterStatus.queued, detail="retry requested by an organiser")
     enqueue_after_commit(session, [delivery.id])
+
+
+def retry_for(session: Session, *, delivery_id: int, token: ApiToken, now: datetime) -> Delivery:
+    """retry() on behalf of an API token: a union's token only for its organisation's
+    letters. Raises DeliveryNotFound, Forbidden or DeliveryNotFailed."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise DeliveryNotFound()
+    if (
+        token.organisation_id is not None
+        and delivery.letter.organisation_id != token.organisation_id
+    ):
+        raise Forbidden("This delivery belongs to another organisation's letter.")
+    retry(session, delivery, now=now)
     return delivery
 
 

@@ -9,13 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.appeals import service as appeals
 from app.appeals.routes import CurrentAppeal
 from app.core.db import SessionDep
 from app.documents import service
 from app.documents.service import Document, Download
-from app.models import Appeal, utcnow
-from app.organisers.deps import OrganiserToken
+from app.models import utcnow
+from app.organisers.deps import Organiser, OrganiserAppeal
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 
@@ -31,14 +30,6 @@ def sessions_dep(request: Request) -> sessionmaker[Session]:
 
 
 SessionsDep = Annotated[sessionmaker[Session], Depends(sessions_dep)]
-
-
-def organiser_appeal(_token: OrganiserToken, session: SessionDep, slug: str) -> Appeal:
-    # The token is checked first, so without one an appeal's existence is not revealed.
-    return appeals.get_appeal(session, slug)
-
-
-OrganiserAppeal = Annotated[Appeal, Depends(organiser_appeal)]
 
 
 def _disposition(filename: str) -> dict[str, str]:
@@ -102,7 +93,7 @@ Until = Annotated[
 def bundle_pdf(
     session: SessionDep,
     sessions: SessionsDep,
-    token: OrganiserToken,
+    who: Organiser,
     appeal: OrganiserAppeal,
     organisation: OrganisationFilter = None,
     since: Since = None,
@@ -111,7 +102,7 @@ def bundle_pdf(
 ) -> StreamingResponse:
     """Every signed letter in one PDF after a hand-over page, streamed as it is rendered."""
     selection = service.select_letters(
-        session, appeal=appeal, token=token, organisation=organisation, since=since, until=until
+        session, appeal=appeal, who=who, organisation=organisation, since=since, until=until
     )
     download = service.bundle_pdf(
         session,
@@ -128,7 +119,7 @@ def bundle_pdf(
 def letters_zip(
     session: SessionDep,
     sessions: SessionsDep,
-    token: OrganiserToken,
+    who: Organiser,
     appeal: OrganiserAppeal,
     organisation: OrganisationFilter = None,
     since: Since = None,
@@ -136,6 +127,6 @@ def letters_zip(
 ) -> StreamingResponse:
     """One PDF per signed letter in a ZIP, streamed as the letters are rendered."""
     selection = service.select_letters(
-        session, appeal=appeal, token=token, organisation=organisation, since=since, until=until
+        session, appeal=appeal, who=who, organisation=organisation, since=since, until=until
     )
     return _stream(service.letters_zip(sessions, appeal=appeal, selection=selection))

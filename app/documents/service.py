@@ -32,7 +32,8 @@ from app.documents.pdf import (
     render_signature_sheet,
 )
 from app.letters import service as letters
-from app.models import ApiToken, Appeal, Letter, Organisation
+from app.models import Appeal, Letter, Organisation
+from app.organisers.scope import Principal
 
 PDF = "application/pdf"
 ZIP = "application/zip"
@@ -159,22 +160,22 @@ def select_letters(
     session: Session,
     *,
     appeal: Appeal,
-    token: ApiToken,
+    who: Principal,
     organisation: str | None,
     since: str | None,
     until: str | None,
 ) -> Selection:
-    """Which letters this token may have: a union token only its own organisation's
-    (Forbidden if `organisation` names another), an admin token all or one organisation's."""
+    """Which letters `who` may have: a union only its own organisation's (Forbidden if
+    `organisation` names another), an admin all or one organisation's."""
     chosen: Organisation | None = None
     if organisation:
         chosen = session.scalar(select(Organisation).where(Organisation.slug == organisation))
-    if token.organisation_id is not None:
-        if organisation and (chosen is None or chosen.id != token.organisation_id):
+    if who.organisation_id is not None:
+        if organisation and (chosen is None or chosen.id != who.organisation_id):
             # The same answer whether that union exists or not: no probing for names.
             raise Forbidden("A union token sees only its own organisation's letters.")
-        chosen = chosen or session.get(Organisation, token.organisation_id)
-        organisation_id: int | None = token.organisation_id
+        chosen = chosen or session.get(Organisation, who.organisation_id)
+        organisation_id: int | None = who.organisation_id
     else:
         if organisation and chosen is None:
             raise InvalidInput({"organisation": f"no organisation {organisation!r}"})

@@ -36,10 +36,18 @@ from app.models import (
     Delivery,
     Letter,
     LetterStatus,
-    Organisation,
     StatusEvent,
     transition,
 )
+
+# An earlier letter in one of these states gives way to a new signature of the same address.
+REPLACEABLE = (LetterStatus.pending_confirmation, LetterStatus.rejected)
+
+
+def needs_moderation(appeal: Appeal, message: str) -> bool:
+    """True if a letter must wait for a moderator: the appeal moderates and the supporter
+    added words of their own (the appeal's own text needs no review)."""
+    return appeal.moderation and bool(message.strip())
 
 
 def normalise_email(address: str, *, check_deliverability: bool) -> str:
@@ -130,19 +138,18 @@ def sign_letter(
         raise AppealClosed()
     email = normalise_email(form.email, check_deliverability=settings.check_email_deliverability)
     language = _language(appeal, form.language)
-    organisation = (
-        session.scalar(select(Organisation).where(Organisation.slug == form.org))
-        if form.org
-        else None
-    )
+    # Only an organisation taking part in the appeal is credited: a link with another
+    # slug still signs the letter, just unattributed.
+    organisation = next((o for o in appeal.organisations if o.slug == form.org), None)
     existing = session.scalar(
         select(Letter).where(Letter.appeal_id == appeal.id, Letter.signer_email == email)
     )
     if existing is not None:
-        if existing.status is not LetterStatus.pending_confirmation:
+        if existing.status not in REPLACEABLE:
             raise DuplicateSignature()
-        # Never confirmed, so nothing went out: the new signature takes its place (and
-        # whoever typed someone else's address cannot lock the real owner out).
+        # Never confirmed, or declined by a moderator, so nothing went out: the new
+        # signature takes its place (and whoever typed someone else's address cannot
+        # lock the real owner out).
         session.execute(delete(Letter).where(Letter.id == existing.id))
         session.expunge(existing)
 
@@ -161,6 +168,11 @@ def sign_letter(
         ),
     )
     confirm = appeal.require_confirmation
+    status = LetterStatus.queued
+    if confirm:
+        status = LetterStatus.pending_confirmation
+    elif needs_moderation(appeal, form.message):
+        status = LetterStatus.held
     letter = Letter(
         public_id=security.new_token(12),
         key=security.new_token(24),
@@ -175,7 +187,7 @@ def sign_letter(
         language=language,
         share_email=form.share_email,
         copy_to_me=form.copy_to_me,
-        status=LetterStatus.pending_confirmation if confirm else LetterStatus.queued,
+        status=status,
         subject=rendered.subject,
         body=rendered.body,
         created_at=now,
@@ -189,7 +201,7 @@ def sign_letter(
         raise DuplicateSignature() from exc
     if confirm:
         delivery.plan_confirmation(session, letter=letter, mail_from=settings.mail_from, now=now)
-    else:
+    elif status is LetterStatus.queued:
         delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
     return letter
 
@@ -217,16 +229,18 @@ def confirm_letter(
     letter = letter_for_token(session, token=token, settings=settings, now=now)
     if letter.status is not LetterStatus.pending_confirmation:
         return letter, True
+    held = needs_moderation(letter.appeal, letter.message)
     won = transition(
         session,
         letter,
-        LetterStatus.queued,
+        LetterStatus.held if held else LetterStatus.queued,
         values={"confirmed_at": now},
-        detail="confirmed by the supporter",
+        detail="confirmed by the supporter" + ("; held for moderation" if held else ""),
     )
     if not won:  # confirmed a moment ago through the other link
         return letter, True
-    delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
+    if not held:
+        delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
     return letter, False
 
 

@@ -1,18 +1,40 @@
-"""Bearer-token dependencies for organiser and union routes."""
+"""Who is asking: bearer tokens for the API, the login cookie for the dashboard, CSRF.
+
+Every organiser route takes `Organiser` (a token or a logged-in organiser) or `Admin`.
+A request with an Authorization header is judged by its token alone; otherwise the
+login cookie counts, and then every unsafe request must carry the session's CSRF token
+(a hidden `csrf_token` field, or an X-CSRF-Token header), since browsers send cookies
+on their own.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.appeals import service as appeals
+from app.core import security
+from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.errors import Forbidden
-from app.models import ApiToken, utcnow
-from app.organisers import service
+from app.core.errors import CsrfRejected, Forbidden, Unauthorized
+from app.models import ApiToken, Appeal, Delivery, Letter, utcnow
+from app.organisers import scope, service
+from app.organisers.scope import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="An Outcry API token")
+
+SESSION_COOKIE = "outcry_session"
+LOGIN_COOKIE = "outcry_login"  # the CSRF token of the login form, before any session
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def api_token(
@@ -32,3 +54,122 @@ def admin_token(token: Annotated[ApiToken, Depends(api_token)]) -> ApiToken:
 
 OrganiserToken = Annotated[ApiToken, Depends(api_token)]
 AdminToken = Annotated[ApiToken, Depends(admin_token)]
+
+
+def session_token(request: Request) -> str | None:
+    """The raw login token from the signed cookie, or None."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    return security.unsign(_settings(request).resolved_secret_key(), "session", cookie)
+
+
+def _cookie_options(settings: Settings) -> dict[str, object]:
+    # Lax keeps the cookie off cross-site POSTs; Secure whenever the site is https.
+    return {
+        "httponly": True,
+        "samesite": "lax",
+        "secure": settings.base_url.startswith("https://"),
+        "path": "/",
+    }
+
+
+def set_session_cookie(response: Response, settings: Settings, raw: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        security.sign(settings.resolved_secret_key(), "session", raw),
+        max_age=int(service.SESSION_LIFETIME.total_seconds()),
+        **_cookie_options(settings),  # type: ignore[arg-type]
+    )
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(SESSION_COOKIE, **_cookie_options(settings))  # type: ignore[arg-type]
+
+
+def login_csrf(request: Request) -> str | None:
+    """The login form's CSRF token from its signed cookie, or None."""
+    cookie = request.cookies.get(LOGIN_COOKIE)
+    if not cookie:
+        return None
+    return security.unsign(_settings(request).resolved_secret_key(), "login", cookie)
+
+
+def set_login_cookie(response: Response, settings: Settings, token: str) -> None:
+    response.set_cookie(
+        LOGIN_COOKIE,
+        security.sign(settings.resolved_secret_key(), "login", token),
+        max_age=3600,
+        **_cookie_options(settings),  # type: ignore[arg-type]
+    )
+
+
+def principal(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The token's or the logged-in organiser's identity; Unauthorized without either."""
+    now = utcnow()
+    if "authorization" in request.headers:
+        raw = credentials.credentials if credentials else None
+        return service.token_principal(service.authenticate(session, raw, now=now))
+    raw_session = session_token(request)
+    if raw_session:
+        who = service.session_principal(
+            session, raw_session, secret=_settings(request).resolved_secret_key(), now=now
+        )
+        if who is not None:
+            return who
+    raise Unauthorized("Log in, or send a valid token.")
+
+
+async def checked_principal(
+    request: Request, who: Annotated[Principal, Depends(principal)]
+) -> Principal:
+    """`principal`, refusing an unsafe request on the login cookie without its CSRF token."""
+    if who.via == "session" and request.method not in SAFE_METHODS:
+        supplied = request.headers.get(CSRF_HEADER)
+        if supplied is None:
+            content_type = request.headers.get("content-type", "")
+            if content_type.startswith(("application/x-www-form-urlencoded", "multipart/")):
+                value = (await request.form()).get(CSRF_FIELD)
+                supplied = value if isinstance(value, str) else None
+        if not supplied or not who.csrf_token or not security.same(supplied, who.csrf_token):
+            raise CsrfRejected()
+    return who
+
+
+def admin(who: Annotated[Principal, Depends(checked_principal)]) -> Principal:
+    scope.check_admin(who)
+    return who
+
+
+Organiser = Annotated[Principal, Depends(checked_principal)]
+Admin = Annotated[Principal, Depends(admin)]
+
+
+def organiser_appeal(session: SessionDep, who: Organiser, slug: str) -> Appeal:
+    """The appeal (drafts too) if `who` may see it: 404 if none, 403 if out of scope."""
+    appeal = appeals.get_appeal(session, slug)
+    scope.check_appeal(who, appeal)
+    return appeal
+
+
+def organiser_letter(session: SessionDep, who: Organiser, letter_id: str) -> Letter:
+    """The letter with this public id if `who` may see it: 404 if none, 403 if out of scope."""
+    letter = service.find_letter(session, letter_id)
+    scope.check_letter(who, letter)
+    return letter
+
+
+def organiser_delivery(session: SessionDep, who: Organiser, delivery_id: int) -> Delivery:
+    """The delivery if `who` may see its letter: 404 if none, 403 if out of scope."""
+    delivery = service.find_delivery(session, delivery_id)
+    scope.check_letter(who, delivery.letter)
+    return delivery
+
+
+OrganiserAppeal = Annotated[Appeal, Depends(organiser_appeal)]
+OrganiserLetter = Annotated[Letter, Depends(organiser_letter)]
+OrganiserDelivery = Annotated[Delivery, Depends(organiser_delivery)]

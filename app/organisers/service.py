@@ -1,34 +1,55 @@
-"""Organiser accounts and API tokens."""
+"""Organiser accounts, organisations, API tokens and browser logins."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.core import security
-from app.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from app.core.errors import Conflict, InvalidInput, InvalidLogin, NotFound, Unauthorized
+from app.delivery import service as delivery_service
 from app.letters.service import normalise_email
-from app.models import ApiToken, Organisation, Organiser
+from app.models import (
+    ApiToken,
+    Delivery,
+    DeliveryStatus,
+    Letter,
+    LoginSession,
+    Organisation,
+    Organiser,
+)
+from app.organisers.scope import Principal
 
 PASSWORD_MIN = 12
+# Organisers live in the dashboard for the weeks a campaign runs; a week between
+# logins is a fair balance against a cookie left on a shared computer.
+SESSION_LIFETIME = timedelta(days=7)
 
 
-def add_organiser(session: Session, *, email: str, password: str) -> Organiser:
-    """Create an organiser account with an argon2 password hash. Flushes."""
+def add_organiser(
+    session: Session, *, email: str, password: str, organisation: Organisation | None = None
+) -> Organiser:
+    """Create an organiser account (admin, or scoped to `organisation`) with an argon2
+    password hash. Flushes."""
     address = normalise_email(email, check_deliverability=False)
     if len(password) < PASSWORD_MIN:
         raise InvalidInput({"password": f"must be at least {PASSWORD_MIN} characters"})
     if session.scalar(select(Organiser).where(Organiser.email == address)):
         raise Conflict(f"an organiser {address} exists already")
-    organiser = Organiser(email=address, password_hash=security.hash_password(password))
+    organiser = Organiser(
+        email=address,
+        password_hash=security.hash_password(password),
+        organisation=organisation,
+    )
     session.add(organiser)
     session.flush()
     return organiser
 
 
 def get_organisation(session: Session, slug: str) -> Organisation:
+    """The organisation with this slug, or NotFound."""
     organisation = session.scalar(select(Organisation).where(Organisation.slug == slug))
     if organisation is None:
         raise NotFound(f"no organisation {slug!r}")
@@ -36,12 +57,14 @@ def get_organisation(session: Session, slug: str) -> Organisation:
 
 
 def ensure_organisation(session: Session, *, slug: str, name: str | None = None) -> Organisation:
-    """The organisation with this slug, created if missing. Flushes."""
+    """The organisation with this slug, created if missing; `name` renames it. Flushes."""
     organisation = session.scalar(select(Organisation).where(Organisation.slug == slug))
     if organisation is None:
         organisation = Organisation(slug=slug, name=name or slug)
         session.add(organisation)
-        session.flush()
+    elif name:
+        organisation.name = name
+    session.flush()
     return organisation
 
 
@@ -65,3 +88,102 @@ def authenticate(session: Session, raw: str | None, *, now: datetime) -> ApiToke
         raise Unauthorized("The token is not valid.")
     token.last_used_at = now
     return token
+
+
+def token_principal(token: ApiToken) -> Principal:
+    """Who a bearer token speaks for."""
+    return Principal(
+        via="token",
+        organisation_id=token.organisation_id,
+        organisation_name=token.organisation.name if token.organisation else None,
+        label=f"token {token.id}" + (f" ({token.name})" if token.name else ""),
+    )
+
+
+def log_in(session: Session, *, email: str, password: str, now: datetime) -> str:
+    """Check an organiser's password and start a login session; returns its raw token
+    (for the cookie). Raises InvalidLogin, the same for an unknown address and a wrong
+    password. Flushes."""
+    try:
+        address = normalise_email(email, check_deliverability=False)
+    except InvalidInput:
+        address = ""
+    organiser = (
+        session.scalar(select(Organiser).where(Organiser.email == address)) if address else None
+    )
+    # verify_password does one argon2 check even when the organiser is unknown.
+    if not security.verify_password(password, organiser.password_hash if organiser else None):
+        raise InvalidLogin()
+    assert organiser is not None
+    session.execute(
+        delete(LoginSession).where(
+            LoginSession.organiser_id == organiser.id, LoginSession.expires_at <= now
+        )
+    )
+    raw = security.new_token(32)
+    session.add(
+        LoginSession(
+            token_hash=security.hash_token(raw),
+            organiser_id=organiser.id,
+            created_at=now,
+            expires_at=now + SESSION_LIFETIME,
+        )
+    )
+    session.flush()
+    return raw
+
+
+def session_principal(
+    session: Session, raw: str, *, secret: str, now: datetime
+) -> Principal | None:
+    """The logged-in organiser behind a session token, or None if it ended or expired."""
+    login = session.scalar(
+        select(LoginSession).where(LoginSession.token_hash == security.hash_token(raw))
+    )
+    if login is None or login.expires_at <= now:
+        return None
+    organiser = login.organiser
+    return Principal(
+        via="session",
+        organisation_id=organiser.organisation_id,
+        organisation_name=organiser.organisation.name if organiser.organisation else None,
+        organiser_id=organiser.id,
+        email=organiser.email,
+        csrf_token=csrf_token(secret, raw),
+        label=organiser.email,
+    )
+
+
+def csrf_token(secret: str, raw_session: str) -> str:
+    """The CSRF token of one login session: derived, so nothing more is stored."""
+    return security.derive(secret, "csrf", raw_session)
+
+
+def log_out(session: Session, raw: str) -> None:
+    """End the login session behind `raw` (the cookie stops working everywhere). Flushes."""
+    session.execute(delete(LoginSession).where(LoginSession.token_hash == security.hash_token(raw)))
+    session.flush()
+
+
+def find_letter(session: Session, public_id: str) -> Letter:
+    """The letter with this public id, or NotFound."""
+    letter = session.scalar(select(Letter).where(Letter.public_id == public_id))
+    if letter is None:
+        raise NotFound("No such letter.")
+    return letter
+
+
+def find_delivery(session: Session, delivery_id: int) -> Delivery:
+    """The delivery with this id, or NotFound."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound("No such delivery.")
+    return delivery
+
+
+def retry_delivery(session: Session, *, delivery: Delivery, now: datetime) -> None:
+    """An organiser's retry of a failed delivery: re-queued with fresh attempts and
+    enqueued after commit (app.delivery.service.retry). Conflict unless it failed."""
+    if delivery.status is not DeliveryStatus.failed:
+        raise Conflict("Only a failed delivery can be retried.")
+    delivery_service.retry(session, delivery, now=now)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from babel import Locale
@@ -20,6 +21,9 @@ from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
+from markupsafe import Markup
+
+from app.organisers import chart
 
 SUPPORTED = ("en", "ru")
 
@@ -112,4 +116,21 @@ def _make_environment(lang: str) -> jinja2.Environment:
 
     env.filters["number"] = number
     env.filters["datetime"] = when
+    env.filters["daily_chart"] = _daily_chart
     return env
+
+
+def _plain(text: object) -> str:
+    """Template text as plain text: gettext under autoescape hands back Markup, and the
+    chart escapes for itself."""
+    return str(text.unescape()) if isinstance(text, Markup) else str(text)
+
+
+def _daily_chart(days: Sequence[Any], title: str, signed: str, sent: str, empty: str) -> Markup:
+    """`{{ stats.by_day|daily_chart(_("title"), _("Signed"), _("Sent"), _("No letters")) }}`:
+    the SVG chart, with its words translated where the page's other words are."""
+    labels = chart.ChartLabels(
+        title=_plain(title), signed=_plain(signed), sent=_plain(sent), empty=_plain(empty)
+    )
+    svg = chart.daily_chart([(d.date, d.signed, d.sent) for d in days], labels=labels)
+    return Markup(svg)  # every piece of text in it was escaped by chart.daily_chart

@@ -99,6 +99,7 @@ def _appeal_page(
             "city": _("[your city]"),
         },
     )
+    org = form.get("org") or request.query_params.get("org", "")
     counted = appeals.counts(session, [appeal.id])[appeal.id]
     view = appeals.to_read(
         appeal, counted, base_url=request.app.state.settings.base_url, now=utcnow()
@@ -113,7 +114,8 @@ def _appeal_page(
         errors=errors,
         countries=countries(lang),
         letter_languages=[(code, native_name(code)) for code in appeal.languages],
-        org=form.get("org") or request.query_params.get("org", ""),
+        org=org,
+        org_name=next((o.name for o in appeal.organisations if o.slug == org), None),
         closed=not view.accepting,
         preview_subject=preview.subject,
         preview_body=preview.body,

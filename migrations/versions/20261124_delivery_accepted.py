@@ -1,7 +1,7 @@
 """delivery.accepted: recipients that already have the message
 
 Revision ID: 5c1f0d7a9e42
-Revises: 81acc88e8fef
+Revises: 4378844c4779
 Create Date: 2026-11-24 09:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = "5c1f0d7a9e42"
-down_revision: str | None = "81acc88e8fef"
+down_revision: str | None = "4378844c4779"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

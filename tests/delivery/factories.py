@@ -67,6 +67,7 @@ def outbox(
         [
             {
                 "letter_id": letter_id,
+                "appeal_id": appeal.id,
                 "channel": Channel.email,
                 "recipients": emails,
                 "cc": list(appeal.copies),

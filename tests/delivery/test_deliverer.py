@@ -147,7 +147,7 @@ def test_target_refused_for_good_while_copies_accepted_fails_and_a_retry_goes_to
     session: Session, mail: Settings, handler: Handler, sink: SmtpSink
 ) -> None:
     from app.delivery import service
-    from app.models import ApiToken, utcnow
+    from app.models import utcnow
 
     handler.on_rcpt = lambda rcpt: "550 5.1.1 No such user" if rcpt == TARGET else None
     sign_many(session, mail, 1)
@@ -164,7 +164,7 @@ def test_target_refused_for_good_while_copies_accepted_fails_and_a_retry_goes_to
 
     # The mailbox exists again; an organiser retries.
     handler.on_rcpt = lambda _rcpt: None
-    service.retry(session, delivery_id=delivery.id, token=ApiToken(), now=utcnow())
+    service.retry(session, delivery, now=utcnow())
     session.commit()
     drain(mail)
 

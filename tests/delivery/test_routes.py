@@ -44,9 +44,13 @@ def client(mail: Settings) -> Iterator[TestClient]:
         yield client
 
 
+# The unions taking part: letters signed through their links are theirs.
+UNIONS = [{"slug": "unite", "name": "Unite"}, {"slug": "other", "name": "Another Union"}]
+
+
 @pytest.fixture
 def appeal(session: Session) -> Appeal:
-    appeal = make_appeal(session, require_confirmation=False)
+    appeal = make_appeal(session, require_confirmation=False, organisations=UNIONS)
     session.commit()
     return appeal
 

@@ -326,10 +326,9 @@ def test_only_a_failed_delivery_can_be_retried(
     session: Session, settings: Settings, status: str
 ) -> None:
     from app.core.errors import DeliveryNotFailed
-    from app.models import ApiToken
 
     [delivery] = queued(session, settings)
     delivery.status = DeliveryStatus(status)
     session.commit()
     with pytest.raises(DeliveryNotFailed):
-        service.retry(session, delivery_id=delivery.id, token=ApiToken(), now=utcnow())
+        service.retry(session, delivery, now=utcnow())

@@ -299,6 +299,9 @@ def unions(session: Session, settings: Settings, appeal: Appeal) -> dict[str, st
     """Two unions with two and one letters, one letter from nobody's union; their tokens."""
     unite, unite_token = union(session, "unite", "Unite the Union")
     kz, kz_token = union(session, "kz-union", "Қазақстан кәсіподақтары")
+    # Only an organisation taking part in the appeal is credited with letters (?org=).
+    appeal.organisations.extend([unite, kz])
+    session.flush()
     sign_at(
         session, appeal, settings, MAY_1, name="Maria Okonkwo", email="m@example.net", org="unite"
     )

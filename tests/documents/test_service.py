@@ -13,7 +13,8 @@ from app.core.config import Settings
 from app.core.db import engine_for, session_factory
 from app.core.errors import InvalidInput
 from app.documents import archive, build, service
-from app.models import ApiToken, Appeal
+from app.models import Appeal
+from app.organisers.scope import Principal
 from tests.documents.factories import MAY_1, add_letters, make_trilingual_appeal, sign_at
 from tests.documents.helpers import page_texts, reader
 
@@ -105,7 +106,7 @@ def test_bundle_reads_its_letters_while_streaming_in_a_session_of_its_own(
 ) -> None:
     appeal = make_trilingual_appeal(session)
     add_letters(session, appeal, 250)
-    token = ApiToken(token_hash="x", organisation_id=None)
+    admin = Principal(via="token", organisation_id=None)
     session.commit()
     sessions = session_factory(engine_for(settings.database_url))
 
@@ -113,7 +114,7 @@ def test_bundle_reads_its_letters_while_streaming_in_a_session_of_its_own(
         loaded = request.get(Appeal, appeal.id)
         assert loaded is not None
         selection = service.select_letters(
-            request, appeal=loaded, token=token, organisation=None, since=None, until=None
+            request, appeal=loaded, who=admin, organisation=None, since=None, until=None
         )
         download = service.bundle_pdf(
             request, sessions, appeal=loaded, selection=selection, language="ru", today=MAY_1.date()

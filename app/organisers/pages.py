@@ -1,0 +1,307 @@
+"""The organisers' pages: log in and out, the dashboard, an appeal's figures, moderation.
+
+Server-rendered, no JavaScript needed: every action is a POST form carrying the
+session's CSRF token, answered with a redirect back to the page (post/redirect/get).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import redis
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.appeals import service as appeals
+from app.appeals.routes import SettingsDep
+from app.core.db import SessionDep
+from app.core.errors import CsrfRejected, InvalidLogin, OutcryError, RateLimited, Unauthorized
+from app.core.text import countries
+from app.delivery import ratelimit
+from app.letters import moderation, samples
+from app.models import Appeal, utcnow
+from app.organisers import exports, scope, stats
+from app.organisers import service as organisers
+from app.organisers.deps import (
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    Organiser,
+    OrganiserAppeal,
+    OrganiserDelivery,
+    OrganiserLetter,
+    clear_session_cookie,
+    login_csrf,
+    session_token,
+    set_login_cookie,
+    set_session_cookie,
+)
+from app.organisers.scope import Principal, letters_filter
+from app.web import pages as web
+
+router = APIRouter(include_in_schema=False)
+
+REFRESH_SECONDS = 30
+# The dashboard shows supporters' names: no caching, no framing (clickjacking the retry
+# and moderation buttons), nothing loaded from elsewhere.
+PRIVATE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+def _private(response: Response) -> Response:
+    response.headers.update(PRIVATE_HEADERS)
+    return response
+
+
+def _page(request: Request, template: str, who: Principal | None, **context: Any) -> Response:
+    lang = web.ui_language(request)
+    status = context.pop("http_status", 200)
+    return _private(
+        web.render(
+            request,
+            template,
+            lang,
+            http_status=status,
+            who=who,
+            csrf_field=CSRF_FIELD,
+            csrf=(who.csrf_token or "") if who else "",
+            notice=request.query_params.get("done") if who else None,
+            **context,
+        )
+    )
+
+
+def _back(request: Request, path: str, done: str | None = None) -> RedirectResponse:
+    """303 to one of our pages, keeping the page language and naming what was done."""
+    query = {k: v for k, v in (("lang", request.query_params.get("lang")), ("done", done)) if v}
+    url = path + ("?" + urlencode(query) if query else "")
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after logging in: only one of the dashboard's own pages."""
+    if value and value.startswith("/dashboard") and "//" not in value and "\\" not in value:
+        return value
+    return "/dashboard"
+
+
+def login_page(
+    request: Request, *, next_url: str, error: str | None = None, status: int = 200
+) -> Response:
+    """The login form, with its CSRF token in a hidden field and a signed cookie (the same
+    token while the cookie lasts, so two open login tabs both work)."""
+    token = login_csrf(request) or secrets.token_urlsafe(24)
+    response = _page(
+        request,
+        "login.html",
+        None,
+        http_status=status,
+        login_token=token,
+        next_url=safe_next(next_url),
+        error=error,
+        email=request.query_params.get("email", ""),
+    )
+    set_login_cookie(response, request.app.state.settings, token)
+    return response
+
+
+def error_page(request: Request, exc: OutcryError) -> Response:
+    """Errors as pages; on an organiser page without a login, the login form (still 401)."""
+    if isinstance(exc, Unauthorized) and not isinstance(exc, InvalidLogin):
+        next_url = request.url.path if request.method == "GET" else "/dashboard"
+        if request.url.query and request.method == "GET":
+            next_url += "?" + request.url.query
+        response = login_page(request, next_url=next_url, status=401)
+        response.headers.update(exc.headers())
+        return response
+    return _private(web.error_page(request, exc))
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/dashboard") -> Response:
+    return login_page(request, next_url=next)
+
+
+# Guessing passwords: each try costs an argon2 check, and a client address gets this many.
+LOGIN_ATTEMPTS = 20
+LOGIN_PERIOD = 15 * 60
+
+
+def login_limit(request: Request, settings: SettingsDep) -> None:
+    """429 once a client address has tried LOGIN_ATTEMPTS logins in LOGIN_PERIOD."""
+    host = request.client.host if request.client else "unknown"
+    limiter = ratelimit.limiter_for(settings.broker_url)
+    try:
+        wait = limiter.try_acquire(f"login:{host}", limit=LOGIN_ATTEMPTS, period=LOGIN_PERIOD)
+    except redis.RedisError:
+        return  # a broken Redis must not lock organisers out
+    if wait > 0:
+        raise RateLimited(math.ceil(wait))
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _limit: Annotated[None, Depends(login_limit)],
+) -> Response:
+    """Check the password and set the session cookie; the form's CSRF token must match
+    its cookie (so nobody can log a browser into their own account from elsewhere)."""
+    form = await request.form()
+    field = {name: str(form.get(name, "")) for name in ("email", "password", "next", CSRF_FIELD)}
+    expected = login_csrf(request)
+    if not expected or not secrets.compare_digest(expected, field[CSRF_FIELD]):
+        raise CsrfRejected()
+    try:
+        raw = organisers.log_in(
+            session, email=field["email"], password=field["password"], now=utcnow()
+        )
+    except InvalidLogin as exc:
+        return login_page(request, next_url=field["next"], error=exc.detail, status=401)
+    old = session_token(request)
+    if old:  # a new login replaces the browser's old session, never adds to it
+        organisers.log_out(session, old)
+    response = RedirectResponse(safe_next(field["next"]), status_code=303)
+    set_session_cookie(response, settings, raw)
+    response.delete_cookie(LOGIN_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request, session: SessionDep, settings: SettingsDep, who: Organiser
+) -> Response:
+    """End the session (CSRF-checked, so no other site can log an organiser out)."""
+    raw = session_token(request)
+    if who.via == "session" and raw:
+        organisers.log_out(session, raw)
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response, settings)
+    return response
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, session: SessionDep, who: Organiser) -> Response:
+    """Every appeal the organiser may see, with progress toward its goal."""
+    rows = stats.overview(session, who=who)
+    now = utcnow()
+    return _page(
+        request,
+        "dashboard/index.html",
+        who,
+        rows=[{"row": r, "phase": appeals.phase(r.appeal, now)} for r in rows],
+        refresh=REFRESH_SECONDS,
+    )
+
+
+def _share_links(request: Request, appeal: Appeal, who: Principal) -> list[tuple[str, str]]:
+    base = request.app.state.settings.base_url
+    return [
+        (org.name, f"{base}/a/{appeal.slug}?{urlencode({'org': org.slug})}")
+        for org in appeal.organisations
+        if who.is_admin or org.id == who.organisation_id
+    ]
+
+
+@router.get("/dashboard/{slug}", response_class=HTMLResponse)
+def dashboard_appeal(
+    request: Request, session: SessionDep, who: Organiser, appeal: OrganiserAppeal
+) -> Response:
+    """One appeal: counts by status, the chart, countries, organisations, failures."""
+    figures = stats.appeal_stats(session, appeal=appeal, who=who)
+    total = appeals.counts(session, [appeal.id])[appeal.id]
+    lang = web.ui_language(request)
+    signed = sum(figures.letters[s.value] for s in appeals.SIGNED)
+    phase = appeals.phase(appeal, utcnow())
+    return _page(
+        request,
+        "dashboard/appeal.html",
+        who,
+        appeal=appeal,
+        phase=phase,
+        total=total,
+        stats=figures,
+        signed=signed,
+        unattributed=signed - sum(figures.by_organisation.values()),
+        country_names=dict(countries(lang)),
+        failures=stats.latest_failures(session, appeal=appeal, who=who),
+        share_links=_share_links(request, appeal, who),
+        samples=stats.recent_samples(session, appeal=appeal) if who.is_admin else [],
+        can_test_send=scope.may_test_send(who) and phase in ("draft", "scheduled"),
+        refresh=REFRESH_SECONDS,
+    )
+
+
+@router.get("/dashboard/{slug}/moderation", response_class=HTMLResponse)
+def moderation_page(
+    request: Request, session: SessionDep, who: Organiser, appeal: OrganiserAppeal
+) -> Response:
+    """The letters waiting for a moderator, oldest first, with approve and reject buttons."""
+    held, total = moderation.held_letters(
+        session, appeal=appeal, where=letters_filter(who), limit=100
+    )
+    return _page(
+        request,
+        "dashboard/moderation.html",
+        who,
+        appeal=appeal,
+        letters=[exports.summary_of(x, who=who) for x in held],
+        total=total,
+    )
+
+
+@router.post("/dashboard/letters/{letter_id}/approve")
+def approve(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    who: Organiser,
+    letter: OrganiserLetter,
+) -> Response:
+    moderation.approve(session, letter=letter, settings=settings, now=utcnow(), by=who.label)
+    return _back(request, f"/dashboard/{letter.appeal.slug}/moderation", "approved")
+
+
+@router.post("/dashboard/letters/{letter_id}/reject")
+def reject(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    who: Organiser,
+    letter: OrganiserLetter,
+) -> Response:
+    moderation.reject(session, letter=letter, settings=settings, now=utcnow(), by=who.label)
+    return _back(request, f"/dashboard/{letter.appeal.slug}/moderation", "rejected")
+
+
+@router.post("/dashboard/deliveries/{delivery_id}/retry")
+def retry(
+    request: Request, session: SessionDep, who: Organiser, delivery: OrganiserDelivery
+) -> Response:
+    """The retry button under a failure: the delivery goes back in the queue."""
+    organisers.retry_delivery(session, delivery=delivery, now=utcnow())
+    return _back(request, f"/dashboard/{delivery.letter.appeal.slug}", "retried")
+
+
+@router.post("/dashboard/{slug}/test-send")
+def test_send(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    who: Organiser,
+    appeal: OrganiserAppeal,
+) -> Response:
+    """A sample of the appeal's letter in each language, to the organiser's own address."""
+    to = scope.own_address(who)
+    samples.send_samples(session, appeal=appeal, to=to, settings=settings, now=utcnow())
+    return _back(request, f"/dashboard/{appeal.slug}", "test-sent")

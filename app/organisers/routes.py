@@ -1,0 +1,110 @@
+"""JSON API for organisers and unions: stats, letters, the CSV export, moderation.
+
+Every route needs a token (or a logged-in organiser's cookie and, to change anything,
+its CSRF token): 401 without, 403 when the appeal or letter is out of the asker's scope.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from app.appeals.routes import SettingsDep
+from app.core.db import SessionDep
+from app.letters import moderation
+from app.models import utcnow
+from app.organisers import exports, stats
+from app.organisers.deps import Organiser, OrganiserAppeal, OrganiserLetter
+from app.organisers.schemas import (
+    LetterFilters,
+    LetterPage,
+    LetterQuery,
+    Moderated,
+    ModerationQueue,
+    Stats,
+)
+from app.organisers.scope import letters_filter
+
+router = APIRouter(prefix="/api/v1", tags=["organisers"])
+
+# Personal data: never kept by a browser or a proxy.
+PRIVATE = {"Cache-Control": "no-store"}
+
+
+@router.get("/appeals/{slug}/stats")
+def appeal_stats(session: SessionDep, who: Organiser, appeal: OrganiserAppeal) -> Stats:
+    """Letters and deliveries by status, signed letters by country, organisation and day;
+    a union's token counts only its own letters."""
+    return stats.appeal_stats(session, appeal=appeal, who=who)
+
+
+@router.get("/appeals/{slug}/letters")
+def list_letters(
+    session: SessionDep,
+    who: Organiser,
+    appeal: OrganiserAppeal,
+    query: Annotated[LetterQuery, Query()],
+) -> LetterPage:
+    """The appeal's letters, newest first, filtered and paginated (a union: only its own,
+    without supporters' e-mail addresses)."""
+    return exports.list_letters(session, appeal=appeal, who=who, query=query)
+
+
+@router.get(
+    "/appeals/{slug}/letters.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def letters_csv(
+    request: Request,
+    who: Organiser,
+    appeal: OrganiserAppeal,
+    filters: Annotated[LetterFilters, Query()],
+) -> StreamingResponse:
+    """The same letters as CSV (UTF-8 with BOM), oldest first, streamed."""
+    chunks = exports.csv_export(
+        request.app.state.sessions, appeal_id=appeal.id, who=who, filters=filters
+    )
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            **PRIVATE,
+            "Content-Disposition": f'attachment; filename="{appeal.slug}-letters.csv"',
+        },
+    )
+
+
+@router.get("/appeals/{slug}/moderation")
+def moderation_queue(
+    session: SessionDep,
+    who: Organiser,
+    appeal: OrganiserAppeal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ModerationQueue:
+    """Letters waiting for a moderator, oldest first."""
+    held, total = moderation.held_letters(
+        session, appeal=appeal, where=letters_filter(who), limit=limit, offset=offset
+    )
+    return ModerationQueue(items=[exports.summary_of(x, who=who) for x in held], total=total)
+
+
+@router.post("/letters/{letter_id}/approve")
+def approve(
+    session: SessionDep, settings: SettingsDep, who: Organiser, letter: OrganiserLetter
+) -> Moderated:
+    """Release a held letter to its targets; 409 if it is not waiting."""
+    moderation.approve(session, letter=letter, settings=settings, now=utcnow(), by=who.label)
+    return Moderated(id=letter.public_id, status=letter.status)
+
+
+@router.post("/letters/{letter_id}/reject")
+def reject(
+    session: SessionDep, settings: SettingsDep, who: Organiser, letter: OrganiserLetter
+) -> Moderated:
+    """Decline a held letter: never sent, the supporter is told; 409 if it is not waiting."""
+    moderation.reject(session, letter=letter, settings=settings, now=utcnow(), by=who.label)
+    return Moderated(id=letter.public_id, status=letter.status)

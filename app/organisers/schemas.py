@@ -1,0 +1,100 @@
+"""What organisers and unions get back: stats, letter lists, the moderation queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.appeals.schemas import Slug
+from app.core.text import CountryCode
+from app.models import LetterStatus
+
+
+class DayCount(BaseModel):
+    date: date
+    signed: int
+    sent: int
+
+
+class Stats(BaseModel):
+    """DESIGN.md §4: every status key present, zeros included; days without letters too."""
+
+    letters: dict[str, int]
+    deliveries: dict[str, int]
+    by_country: dict[str, int]
+    by_organisation: dict[str, int]
+    by_day: list[DayCount]
+
+
+def _bound(value: date | datetime | None, *, end: bool) -> datetime | None:
+    """A bound as an aware UTC datetime; a date `until` includes that whole day."""
+    if value is None or isinstance(value, datetime):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+    day = value + timedelta(days=1) if end else value
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+class LetterFilters(BaseModel):
+    """Filters of `GET /api/v1/appeals/{slug}/letters[.csv]`; times are when a letter was
+    signed: `since` inclusive, `until` exclusive (a date includes that whole day)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: LetterStatus | None = None
+    organisation: Slug | None = None
+    country: CountryCode | None = None
+    since: date | datetime | None = None
+    until: date | datetime | None = None
+
+    @property
+    def since_at(self) -> datetime | None:
+        return _bound(self.since, end=False)
+
+    @property
+    def until_at(self) -> datetime | None:
+        return _bound(self.until, end=True)
+
+
+class LetterQuery(LetterFilters):
+    page: Annotated[int, Field(ge=1)] = 1
+    per_page: Annotated[int, Field(ge=1, le=500)] = 50
+
+
+class LetterSummary(BaseModel):
+    """A letter as organisers see it; `email` only for admins (a union never sees
+    supporters' addresses: the form promises they are used only to confirm)."""
+
+    id: str
+    status: LetterStatus
+    created_at: datetime
+    confirmed_at: datetime | None
+    sent_at: datetime | None
+    name: str
+    email: str | None
+    country: str
+    city: str
+    union: str  # what the supporter typed
+    organisation: str | None  # the organisation the letter is attributed to (slug)
+    language: str
+    message: str
+
+
+class LetterPage(BaseModel):
+    items: list[LetterSummary]
+    total: int
+    page: int
+    per_page: int
+
+
+class ModerationQueue(BaseModel):
+    items: list[LetterSummary]
+    total: int
+
+
+class Moderated(BaseModel):
+    id: str
+    status: LetterStatus

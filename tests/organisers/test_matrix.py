@@ -1,0 +1,167 @@
+"""The authorisation matrix: every organiser route × every kind of caller.
+
+Callers: no credentials, a token that does not exist, a union that does not take part
+in the appeal (rmt), a union that does but whose letter this is not (gmb), the union
+whose letter it is (unite), an admin token, and the same through the login cookie
+(unite's organiser, an admin organiser) with their CSRF token. One table of expected
+status codes; every mismatch is reported at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.main import create_app
+from app.models import Channel, Delivery, DeliveryStatus, Letter
+from tests.appeals.factories import appeal_data, make_appeal
+from tests.organisers.factories import (
+    ORGANISATIONS,
+    fail_deliveries,
+    log_in,
+    make_world,
+    signed,
+)
+
+CALLERS = ("none", "bad", "rmt", "gmb", "unite", "admin", "unite-session", "admin-session")
+
+
+@dataclass
+class Route:
+    method: str
+    path: str  # {letter}, {delivery}, {n} are filled in per call
+    expected: dict[str, int]
+    body: Callable[[int], dict[str, object]] | None = None
+
+
+def codes(**by_caller: int) -> dict[str, int]:
+    base = {"none": 401, "bad": 401}
+    base.update({k.replace("_", "-"): v for k, v in by_caller.items()})
+    assert set(base) == set(CALLERS), set(CALLERS) - set(base)
+    return base
+
+
+READ = codes(rmt=403, gmb=200, unite=200, admin=200, unite_session=200, admin_session=200)
+MINE = codes(rmt=403, gmb=403, unite=200, admin=200, unite_session=200, admin_session=200)
+MINE_FORM = codes(rmt=403, gmb=403, unite=303, admin=303, unite_session=303, admin_session=303)
+ADMIN_ONLY_READ = codes(
+    rmt=403, gmb=403, unite=403, admin=200, unite_session=403, admin_session=200
+)
+
+ROUTES = [
+    Route("GET", "/api/v1/appeals/free-them/stats", READ),
+    Route("GET", "/api/v1/appeals/free-them/letters", READ),
+    Route("GET", "/api/v1/appeals/free-them/letters?organisation=gmb", ADMIN_ONLY_READ),
+    Route("GET", "/api/v1/appeals/free-them/letters.csv", READ),
+    Route("GET", "/api/v1/appeals/free-them/moderation", READ),
+    Route("GET", "/api/v1/appeals/free-them/letters.pdf", READ),
+    # A union may name itself in the bundle's filter, never another union.
+    Route(
+        "GET",
+        "/api/v1/appeals/free-them/letters.pdf?organisation=gmb",
+        codes(rmt=403, gmb=200, unite=403, admin=200, unite_session=403, admin_session=200),
+    ),
+    Route("GET", "/api/v1/appeals/free-them/letters.zip", READ),
+    Route("POST", "/api/v1/letters/{letter}/approve", MINE),
+    Route("POST", "/api/v1/letters/{letter}/reject", MINE),
+    Route(
+        "POST",
+        "/api/v1/appeals",
+        codes(rmt=403, gmb=403, unite=403, admin=201, unite_session=403, admin_session=201),
+        body=lambda n: appeal_data(slug=f"new-appeal-{n}"),
+    ),
+    Route(
+        "PUT",
+        "/api/v1/appeals/free-them",
+        codes(rmt=403, gmb=403, unite=403, admin=200, unite_session=403, admin_session=200),
+        # PUT replaces: the body keeps the organisations, or they would stop taking part.
+        body=lambda n: appeal_data(title=f"Renamed {n}", organisations=ORGANISATIONS),
+    ),
+    Route(
+        "GET",
+        "/dashboard",
+        codes(rmt=200, gmb=200, unite=200, admin=200, unite_session=200, admin_session=200),
+    ),
+    Route("GET", "/dashboard/free-them", READ),
+    Route("GET", "/dashboard/free-them/moderation", READ),
+    Route("POST", "/dashboard/letters/{letter}/approve", MINE_FORM),
+    Route("POST", "/dashboard/letters/{letter}/reject", MINE_FORM),
+    Route("POST", "/dashboard/deliveries/{delivery}/retry", MINE_FORM),
+    # Test sends go to the asker's own address: only a logged-in admin has one.
+    Route(
+        "POST",
+        "/dashboard/not-yet/test-send",
+        codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=403, admin_session=303),
+    ),
+]
+
+
+def test_authorisation_matrix(client: TestClient, session: Session, settings: Settings) -> None:
+    world = make_world(session, accounts=True, moderation=True, require_confirmation=False)
+    make_appeal(
+        session,
+        slug="not-yet",
+        status="draft",
+        organisations=ORGANISATIONS,
+    )
+    session.commit()
+    # A fresh held letter of unite's for every call that may succeed in approving or
+    # rejecting one, and a fresh failed delivery for every retry.
+    held = iter(
+        signed(
+            session, world.appeal, settings, org="unite", email=f"held{i}@example.net", message="!"
+        )
+        for i in range(100)
+    )
+    for i in range(8):
+        signed(session, world.appeal, settings, org="unite", email=f"fail{i}@example.net")
+    fail_deliveries(settings)
+    failed: Iterator[Delivery] = iter(
+        session.query(Delivery)
+        .filter(Delivery.status == DeliveryStatus.failed, Delivery.channel == Channel.email)
+        .order_by(Delivery.id)
+        .all()
+    )
+
+    app = create_app(settings, deliver_in_process=False)
+    with TestClient(app) as unite_browser, TestClient(app) as admin_browser:
+        csrf = {
+            "unite-session": (unite_browser, log_in(unite_browser, "unite@example.org")),
+            "admin-session": (admin_browser, log_in(admin_browser, "admin@example.org")),
+        }
+        mismatches = []
+        n = 0
+        for route in ROUTES:
+            for caller in CALLERS:
+                n += 1
+                letter: Letter | None = next(held) if "{letter}" in route.path else None
+                delivery = next(failed) if "{delivery}" in route.path else None
+                path = route.path.format(
+                    letter=letter.public_id if letter else "",
+                    delivery=delivery.id if delivery else "",
+                )
+                kwargs: dict[str, object] = {"follow_redirects": False}
+                if route.body:
+                    kwargs["json"] = route.body(n)
+                if caller in csrf:
+                    browser, token = csrf[caller]
+                    if route.method != "GET":
+                        kwargs["headers"] = {"X-CSRF-Token": token}
+                        if "json" not in kwargs:
+                            kwargs.pop("headers")
+                            kwargs["data"] = {"csrf_token": token}
+                    response = browser.request(route.method, path, **kwargs)  # type: ignore[arg-type]
+                else:
+                    kwargs["headers"] = world.auth(caller)
+                    response = client.request(route.method, path, **kwargs)  # type: ignore[arg-type]
+                expected = route.expected[caller]
+                if response.status_code != expected:
+                    mismatches.append(
+                        f"{route.method} {route.path} as {caller}: "
+                        f"{response.status_code} (expected {expected}) {response.text[:120]}"
+                    )
+        assert not mismatches, "\n".join(mismatches)

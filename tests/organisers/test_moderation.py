@@ -1,0 +1,181 @@
+"""Moderation: held letters, approving and rejecting, and the supporter's notice."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.models import Channel, Delivery, Letter, LetterStatus
+from tests.conftest import drain
+from tests.letters.factories import confirm, sign
+from tests.organisers.factories import log_in, make_world, signed
+
+
+def outbox(settings: Settings) -> dict[str, EmailMessage]:
+    found = {}
+    for path in Path(settings.outbox_dir).glob("*.eml"):
+        msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        found[path.name] = msg
+    return found
+
+
+def channels(session: Session, letter: Letter) -> list[Channel]:
+    session.expire_all()
+    return [
+        d.channel for d in session.scalars(select(Delivery).where(Delivery.letter_id == letter.id))
+    ]
+
+
+def test_only_letters_with_own_words_wait(session: Session, settings: Settings) -> None:
+    world = make_world(session, moderation=True)
+    plain = signed(session, world.appeal, settings, email="plain@example.net")
+    worded = signed(session, world.appeal, settings, email="words@example.net", message="Shame!")
+    assert plain.status is LetterStatus.queued
+    assert worded.status is LetterStatus.held
+    assert Channel.email in channels(session, plain)
+    assert channels(session, worded) == [Channel.confirmation]  # nothing for the targets
+
+
+def test_moderation_is_off_by_default(session: Session, settings: Settings) -> None:
+    world = make_world(session)
+    letter = signed(session, world.appeal, settings, email="w@example.net", message="Shame!")
+    assert letter.status is LetterStatus.queued
+
+
+def test_without_confirmation_a_letter_is_held_at_once(
+    client: TestClient, session: Session
+) -> None:
+    make_world(session, moderation=True, require_confirmation=False)
+    response = client.post(
+        "/api/v1/appeals/free-them/letters",
+        json={"name": "Ada", "email": "ada@example.net", "country": "GB", "message": "Shame!"},
+    )
+    assert response.status_code == 202
+    assert response.json()["status"] == "held"
+
+
+def test_approve_sends_to_the_targets(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    world = make_world(session, moderation=True)
+    letter = signed(
+        session,
+        world.appeal,
+        settings,
+        org="unite",
+        email="w@example.net",
+        message="Free them now.",
+    )
+    queue = client.get("/api/v1/appeals/free-them/moderation", headers=world.auth("unite")).json()
+    assert queue["total"] == 1
+    assert queue["items"][0]["message"] == "Free them now."
+    assert queue["items"][0]["email"] is None  # a union never sees the address
+    drain(settings)
+    assert not [n for n in outbox(settings) if ".letter." in n]  # held: nothing went out
+
+    response = client.post(
+        f"/api/v1/letters/{letter.public_id}/approve", headers=world.auth("unite")
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"id": letter.public_id, "status": "queued"}
+    drain(settings)
+    sent = [m for n, m in outbox(settings).items() if ".letter." in n]
+    assert len(sent) == 1
+    assert "Free them now." in sent[0].get_content()  # type: ignore[union-attr]
+    session.expire_all()
+    assert session.get(Letter, letter.id).status is LetterStatus.sent  # type: ignore[union-attr]
+
+    again = client.post(f"/api/v1/letters/{letter.public_id}/approve", headers=world.auth("admin"))
+    assert again.status_code == 409
+    assert again.json()["error"] == "not_held"
+    queue = client.get("/api/v1/appeals/free-them/moderation", headers=world.auth("unite")).json()
+    assert queue["total"] == 0
+
+
+def test_reject_never_sends_and_tells_the_supporter(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    world = make_world(session, moderation=True)
+    letter = signed(
+        session,
+        world.appeal,
+        settings,
+        email="w@example.net",
+        language="ru",
+        name="Айгуль",
+        message="Слова, которые не пройдут.",
+    )
+    response = client.post(
+        f"/api/v1/letters/{letter.public_id}/reject", headers=world.auth("admin")
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "rejected"
+    drain(settings)
+
+    mails = outbox(settings)
+    assert not [n for n in mails if ".letter." in n]
+    [notice] = [m for n, m in mails.items() if ".rejected." in n]
+    assert notice["To"].addresses[0].addr_spec == "w@example.net"
+    assert notice["Subject"].startswith("Ваше письмо не отправлено")
+    text = notice.get_content()  # type: ignore[union-attr]
+    assert "Здравствуйте, Айгуль!" in text
+    assert "> Слова, которые не пройдут." in text
+    assert "http://testserver/a/free-them" in text
+    session.expire_all()
+    assert session.get(Letter, letter.id).status is LetterStatus.rejected  # type: ignore[union-attr]
+    assert Channel.email not in channels(session, letter)
+
+    # Nothing went out in their name: they may sign again, and the new letter waits too.
+    again = sign(session, world.appeal, settings, email="w@example.net", message="Kinder words.")
+    again = confirm(session, again, settings)
+    assert again.status is LetterStatus.held
+
+
+def test_moderation_page_approves_and_rejects_with_csrf(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    world = make_world(session, accounts=True, moderation=True)
+    first = signed(
+        session,
+        world.appeal,
+        settings,
+        org="unite",
+        email="1@example.net",
+        message="First <b>words</b>",
+    )
+    second = signed(
+        session, world.appeal, settings, org="unite", email="2@example.net", message="Second words"
+    )
+    signed(session, world.appeal, settings, org="gmb", email="3@example.net", message="GMB words")
+    csrf = log_in(client, "unite@example.org")
+
+    page = client.get("/dashboard/free-them/moderation")
+    assert page.status_code == 200
+    assert "2 letters waiting" in page.text
+    assert "First &lt;b&gt;words&lt;/b&gt;" in page.text
+    assert "GMB words" not in page.text  # another union's supporter
+
+    url = f"/dashboard/letters/{first.public_id}/approve"
+    assert client.post(url).status_code == 403  # no CSRF token
+    done = client.post(url, data={"csrf_token": csrf}, follow_redirects=False)
+    assert done.status_code == 303
+    assert done.headers["location"] == "/dashboard/free-them/moderation?done=approved"
+    done = client.post(
+        f"/dashboard/letters/{second.public_id}/reject?lang=ru",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert done.headers["location"] == "/dashboard/free-them/moderation?lang=ru&done=rejected"
+    page = client.get(done.headers["location"])
+    assert "Письмо отклонено" in page.text
+    assert "Писем, ждущих модерации, нет." in page.text
+    session.expire_all()
+    assert session.get(Letter, first.id).status is LetterStatus.queued  # type: ignore[union-attr]
+    assert session.get(Letter, second.id).status is LetterStatus.rejected  # type: ignore[union-attr]

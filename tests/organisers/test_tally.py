@@ -1,0 +1,100 @@
+"""letter_tally, kept by database triggers, always equals counting the letters."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.delivery import service as delivery
+from app.letters import moderation
+from app.models import (
+    Appeal,
+    Delivery,
+    DeliveryStatus,
+    Letter,
+    LetterStatus,
+    LetterTally,
+    Organisation,
+    utcnow,
+)
+from tests.appeals.factories import make_appeal
+from tests.conftest import drain
+from tests.letters.factories import sign
+from tests.organisers.factories import fail_deliveries, make_world, signed
+
+
+def assert_tally_matches(session: Session) -> dict[tuple[int, int, str], int]:
+    session.commit()
+    counted = {
+        (appeal_id, organisation_id or 0, status.value): n
+        for appeal_id, organisation_id, status, n in session.execute(
+            select(Letter.appeal_id, Letter.organisation_id, Letter.status, func.count()).group_by(
+                Letter.appeal_id, Letter.organisation_id, Letter.status
+            )
+        )
+    }
+    tallied = {
+        (t.appeal_id, t.organisation_key, t.status.value): t.n
+        for t in session.scalars(select(LetterTally))
+        if t.n != 0
+    }
+    assert tallied == counted
+    return tallied
+
+
+def test_tally_follows_every_change(session: Session, settings: Settings) -> None:
+    world = make_world(session, moderation=True)
+    appeal = world.appeal
+    assert_tally_matches(session)
+
+    # Signing, replacing an unconfirmed signature, confirming, holding.
+    sign(session, appeal, settings, email="p@example.net", org="unite")
+    sign(session, appeal, settings, email="p@example.net", org="gmb")  # replaces the first
+    signed(session, appeal, settings, email="a@example.net", org="unite")
+    signed(session, appeal, settings, email="b@example.net", org="gmb")
+    held = [
+        signed(session, appeal, settings, email=f"h{i}@example.net", org="unite", message="!")
+        for i in range(3)
+    ]
+    unite = session.scalar(select(Organisation.id).where(Organisation.slug == "unite"))
+    assert assert_tally_matches(session)[(appeal.id, unite, "held")] == 3
+    # Moderation both ways, sending, failing, retrying.
+    moderation.approve(session, letter=held[0], settings=settings, now=utcnow(), by="t")
+    moderation.reject(session, letter=held[1], settings=settings, now=utcnow(), by="t")
+    assert_tally_matches(session)
+    drain(settings)
+    assert_tally_matches(session)
+    signed(session, appeal, settings, email="f@example.net", org="unite")
+    fail_deliveries(settings)
+    assert_tally_matches(session)
+    failed = session.scalars(
+        select(Delivery).where(Delivery.status == DeliveryStatus.failed).limit(1)
+    ).one()
+    delivery.retry(session, failed, now=utcnow())
+    assert_tally_matches(session)
+
+    # Expiry, and a statement that changes many letters at once.
+    sign(session, appeal, settings, email="late1@example.net")
+    sign(session, appeal, settings, email="late2@example.net", org="gmb")
+    session.execute(update(Letter).values(created_at=utcnow() - timedelta(days=30)))
+    assert delivery.expire_unconfirmed(session, now=utcnow(), days=7) >= 2
+    assert_tally_matches(session)
+    session.execute(
+        update(Letter).where(Letter.status == LetterStatus.sent).values(status=LetterStatus.failed)
+    )
+    assert_tally_matches(session)
+
+    # An organisation deleted: its letters become unattributed.
+    session.execute(delete(Organisation).where(Organisation.slug == "gmb"))
+    tallied = assert_tally_matches(session)
+    assert all(key[1] != 0 or n > 0 for key, n in tallied.items())
+
+    # A second appeal, then the first deleted with all its letters.
+    other = make_appeal(session, slug="other", require_confirmation=False)
+    sign(session, other, settings, email="o@example.net")
+    session.execute(delete(Appeal).where(Appeal.id == appeal.id))
+    tallied = assert_tally_matches(session)
+    assert {key[0] for key in tallied} == {other.id}
