@@ -22,10 +22,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Table, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, joinedload
 
-from app.core.errors import DeliveryNotFailed, DeliveryNotFound, Forbidden
+from app.core.errors import DeliveryNotFailed
 from app.delivery.messages import message_id
 from app.models import (
-    ApiToken,
     Channel,
     Delivery,
     DeliveryStatus,
@@ -461,21 +460,6 @@ def retry(session: Session, delivery: Delivery, *, now: datetime) -> None:
     if letter.status is LetterStatus.failed:
         transition(session, letter, LetterStatus.queued, detail="retry requested by an organiser")
     enqueue_after_commit(session, [delivery.id])
-
-
-def retry_for(session: Session, *, delivery_id: int, token: ApiToken, now: datetime) -> Delivery:
-    """retry() on behalf of an API token: a union's token only for its organisation's
-    letters. Raises DeliveryNotFound, Forbidden or DeliveryNotFailed."""
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None:
-        raise DeliveryNotFound()
-    if (
-        token.organisation_id is not None
-        and delivery.letter.organisation_id != token.organisation_id
-    ):
-        raise Forbidden("This delivery belongs to another organisation's letter.")
-    retry(session, delivery, now=now)
-    return delivery
 
 
 def expire_unconfirmed(session: Session, *, now: datetime, days: int) -> int:

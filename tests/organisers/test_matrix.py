@@ -91,6 +91,11 @@ ROUTES = [
     Route("POST", "/dashboard/letters/{letter}/approve", MINE_FORM),
     Route("POST", "/dashboard/letters/{letter}/reject", MINE_FORM),
     Route("POST", "/dashboard/deliveries/{delivery}/retry", MINE_FORM),
+    Route(
+        "POST",
+        "/api/v1/deliveries/{delivery}/retry",
+        codes(rmt=403, gmb=403, unite=202, admin=202, unite_session=202, admin_session=202),
+    ),
     # Test sends go to the asker's own address: only a logged-in admin has one.
     Route(
         "POST",
@@ -117,7 +122,7 @@ def test_authorisation_matrix(client: TestClient, session: Session, settings: Se
         )
         for i in range(100)
     )
-    for i in range(8):
+    for i in range(16):
         signed(session, world.appeal, settings, org="unite", email=f"fail{i}@example.net")
     fail_deliveries(settings)
     failed: Iterator[Delivery] = iter(
