@@ -74,8 +74,10 @@ class Selection:
 
 def safe_filename(name: str) -> str:
     """An ASCII file name any browser and shell takes as it is."""
-    cleaned = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]+", "-", name))
-    cleaned = re.sub(r"-+\.", ".", cleaned).strip("-.")
+    # Only what is replaced is tidied: a letter's public id may itself hold "--" or end
+    # in "-", and its file name must keep it exactly.
+    cleaned = re.sub(r"-*[^A-Za-z0-9._-]+-*(?=\.|$)", "", name)  # no dash before the extension
+    cleaned = re.sub(r"-*[^A-Za-z0-9._-]+-*", "-", cleaned).strip("-.")
     return cleaned[-150:] or "document"
 
 

@@ -23,6 +23,7 @@ from tests.documents.helpers import page_texts, reader
     ("name", "expected"),
     [
         ("letter-Ab_9-x.pdf", "letter-Ab_9-x.pdf"),
+        ("letter-UFdb--tJP5-.pdf", "letter-UFdb--tJP5-.pdf"),  # public ids are kept exactly
         ("free-them-letters-кәсіподақ.zip", "free-them-letters.zip"),
         ('a"b\r\nContent-Type: x.pdf', "a-b-Content-Type-x.pdf"),
         ("../../etc/passwd", "etc-passwd"),
