@@ -16,6 +16,7 @@ import asyncio
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -149,13 +150,14 @@ def _checked(keys: Iterable[str], limit: int, period: float) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-class _AsyncAcquire:
+class _AsyncAcquire(ABC):
     """The waiting half of a limiter, built on its try_acquire_many."""
 
+    @abstractmethod
     def try_acquire_many(
         self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
     ) -> float:
-        raise NotImplementedError
+        """Take one slot in every key or none: 0.0 if all taken, else seconds to wait."""
 
     async def _try_acquire_many_async(self, keys: list[str], *, limit: int, period: float) -> float:
         return self.try_acquire_many(keys, limit=limit, period=period)
