@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,23 +31,6 @@ from tests.support.smtp import Handler, SmtpSink, free_port
 
 TARGET = "president@example.org"
 COPIES = ["copies@example.org", "campaign@example.net"]
-
-
-@pytest.fixture
-def handler() -> Handler:
-    return Handler()
-
-
-@pytest.fixture
-def sink(handler: Handler) -> Iterator[SmtpSink]:
-    with SmtpSink(handler) as sink:
-        yield sink
-
-
-@pytest.fixture
-def mail(db_url: str, tmp_path: Path, sink: SmtpSink) -> Settings:
-    """Settings that send through the sink."""
-    return make_settings(db_url, tmp_path, smtp_url=sink.url)
 
 
 def sign_many(session: Session, settings: Settings, count: int, **appeal: object) -> list[Letter]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,27 +14,11 @@ from app.main import create_app
 from app.models import Appeal, Channel, Delivery
 from app.organisers import service as organisers
 from tests.appeals.factories import make_appeal
-from tests.conftest import drain, make_settings
+from tests.conftest import drain
 from tests.letters.factories import sign
 from tests.support.smtp import Handler, SmtpSink
 
 REFUSED = "550 5.7.1 Refused by policy"
-
-
-@pytest.fixture
-def handler() -> Handler:
-    return Handler()
-
-
-@pytest.fixture
-def sink(handler: Handler) -> Iterator[SmtpSink]:
-    with SmtpSink(handler) as sink:
-        yield sink
-
-
-@pytest.fixture
-def mail(db_url: str, tmp_path: Path, sink: SmtpSink) -> Settings:
-    return make_settings(db_url, tmp_path, smtp_url=sink.url)
 
 
 @pytest.fixture
