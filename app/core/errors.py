@@ -82,9 +82,18 @@ class InvalidInput(OutcryError):
     code = "invalid"
     default_detail = "Some fields are not valid."
 
-    def __init__(self, fields: dict[str, str], detail: str | None = None):
+    def __init__(
+        self,
+        fields: dict[str, str],
+        detail: str | None = None,
+        *,
+        codes: dict[str, str] | None = None,
+    ):
         summary = "; ".join(f"{name}: {why}" for name, why in fields.items())
         super().__init__(detail or summary or self.default_detail, fields=fields)
+        # {field: what kind of problem}, for a page to say it in the supporter's language
+        # (the kinds are pydantic's error types and our own, as in app/web/explain.py).
+        self.codes = codes or {}
 
 
 class Unauthorized(OutcryError):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated
 
 from babel import Locale, UnknownLocaleError
 from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 # C0/C1 controls, DEL, and the Unicode line/paragraph separators: none of them
 # belongs in a name or a header, and CR/LF there could add an e-mail header.
@@ -32,7 +34,20 @@ def multi_line(value: str) -> str:
     return value.strip()
 
 
-OneLine = Annotated[str, AfterValidator(one_line)]
+def typed(check: Callable[[str], str], error_type: str) -> AfterValidator:
+    """`check` as a pydantic validator whose failure has its own error type, so a page can
+    say it in the supporter's language; the API's message stays the ValueError's."""
+
+    def validate(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise PydanticCustomError(error_type, "{reason}", {"reason": str(exc)}) from exc
+
+    return AfterValidator(validate)
+
+
+OneLine = Annotated[str, typed(one_line, "single_line")]
 MultiLine = Annotated[str, AfterValidator(multi_line)]
 
 
@@ -45,7 +60,7 @@ def language(code: str) -> str:
         raise ValueError(f"unknown language {code!r}") from exc
 
 
-LanguageCode = Annotated[str, AfterValidator(language)]
+LanguageCode = Annotated[str, typed(language, "language_code")]
 
 # Babel's territories include regions and private-use codes that are not countries.
 _NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
@@ -84,4 +99,4 @@ def country(code: str) -> str:
     return code
 
 
-CountryCode = Annotated[str, AfterValidator(country)]
+CountryCode = Annotated[str, typed(country, "country_code")]

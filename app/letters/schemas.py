@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.text import CountryCode, LanguageCode, MultiLine, OneLine
+from app.core.text import CountryCode, LanguageCode, MultiLine, OneLine, typed
 from app.models import Channel, DeliveryStatus, LetterStatus
 
 MESSAGE_MAX = 2000
@@ -29,7 +29,7 @@ class SignatureIn(BaseModel):
 
     name: Annotated[OneLine, Field(min_length=1, max_length=200)]
     # Syntax here, with the other fields; the DNS check (a setting) in the service.
-    email: Annotated[str, Field(min_length=3, max_length=254), AfterValidator(syntax_only)]
+    email: Annotated[str, Field(min_length=3, max_length=254), typed(syntax_only, "email_syntax")]
     country: CountryCode
     organisation: Annotated[OneLine, Field(max_length=200)] = ""
     city: Annotated[OneLine, Field(max_length=100)] = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from babel.dates import format_date
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -55,7 +55,8 @@ def normalise_email(address: str, *, check_deliverability: bool) -> str:
     try:
         valid = validate_email(address, check_deliverability=check_deliverability)
     except EmailNotValidError as exc:
-        raise InvalidInput({"email": str(exc)}) from exc
+        kind = "email_undeliverable" if isinstance(exc, EmailUndeliverableError) else "email_syntax"
+        raise InvalidInput({"email": str(exc)}, codes={"email": kind}) from exc
     # Mail providers treat the local part case-insensitively in practice; comparing
     # it folded stops "Ada@x" and "ada@x" from signing one appeal twice.
     return valid.normalized.lower()
@@ -124,7 +125,10 @@ def _language(appeal: Appeal, requested: str | None) -> str:
     if requested is None:
         return appeal.default_language
     if requested not in appeal.languages:
-        raise InvalidInput({"language": f"must be one of {', '.join(appeal.languages)}"})
+        raise InvalidInput(
+            {"language": f"must be one of {', '.join(appeal.languages)}"},
+            codes={"language": "language_offered"},
+        )
     return requested
 
 

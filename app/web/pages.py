@@ -13,13 +13,13 @@ from pydantic import ValidationError
 from app.appeals import service as appeals
 from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep
-from app.core.errors import InvalidInput, OutcryError, validation_fields
+from app.core.errors import InvalidInput, OutcryError
 from app.core.text import countries
 from app.letters import service as letters
 from app.letters.routes import SigningLimit
 from app.letters.schemas import SignatureIn
 from app.models import Appeal, Letter, LetterStatus, utcnow
-from app.web import i18n
+from app.web import explain, i18n
 
 router = APIRouter(include_in_schema=False)
 
@@ -69,7 +69,7 @@ def error_page(request: Request, exc: OutcryError) -> HTMLResponse:
         http_status=exc.status_code,
         status_code=exc.status_code,
         title=_("Something went wrong") if exc.status_code >= 500 else _("Sorry"),
-        message=exc.detail,
+        message=explain.error_message(exc, lang),
     )
     for name, value in exc.headers().items():
         response.headers[name] = value
@@ -157,10 +157,11 @@ async def sign_page(
             session, appeal=appeal, form=signature, settings=settings, now=utcnow()
         )
     except ValidationError as exc:
-        fields = validation_fields(list(exc.errors()))
+        fields = explain.field_errors(exc.errors(), ui_language(request))
         return _appeal_page(request, session, appeal, form=form, errors=fields, status_code=422)
     except InvalidInput as exc:
-        return _appeal_page(request, session, appeal, form=form, errors=exc.fields, status_code=422)
+        fields = explain.input_errors(exc, ui_language(request))
+        return _appeal_page(request, session, appeal, form=form, errors=fields, status_code=422)
     lang = ui_language(request)
     return render(
         request,

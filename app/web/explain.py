@@ -1,0 +1,112 @@
+"""What went wrong, said on a page in the supporter's language.
+
+The API answers in English. A page translates by the kind of problem: pydantic's
+error type, a type of our own (app/core/text.py, app/letters/schemas.py), or an
+InvalidInput's code. For a kind the catalog does not know it shows the API's text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from babel.numbers import format_decimal
+
+from app.core.errors import InvalidInput, OutcryError, field_name
+from app.web import i18n
+
+
+def N_(message: str) -> str:
+    """Marks `message` for `pybabel extract`; it is translated where it is shown."""
+    return message
+
+
+# The errors a page can show whole, by their default text (which is also the msgid).
+# tests/web/test_explain.py checks every OutcryError's default text is here.
+PAGE_DETAILS = frozenset(
+    {
+        N_("Bad request."),
+        N_("Not found."),
+        N_("No such appeal."),
+        N_("No such letter, or the key is wrong."),
+        N_("No such delivery."),
+        N_("This confirmation link is not valid. It may have expired."),
+        N_("This appeal is not taking signatures."),
+        N_("This e-mail address has already signed this appeal."),
+        N_("Only a failed delivery can be retried."),
+        N_("Some fields are not valid."),
+        N_("A valid token is required."),
+        N_("The e-mail address or the password is wrong."),
+        N_("This token may not do that."),
+        N_("The form has expired or did not come from this site. Please try again."),
+        N_("The request body is too large."),
+        N_("Too many requests; try again later."),
+        N_("Test sends are only for appeals that have not opened yet."),
+        N_("This letter is not waiting for moderation."),
+    }
+)
+
+# One sentence for each kind of problem with a field, whatever the field.
+REASONS = {
+    "missing": N_("Please fill this in."),
+    "single_line": N_("Please keep this to one line, without control characters."),
+    "email_syntax": N_("This is not a valid e-mail address."),
+    "email_undeliverable": N_("Mail cannot be delivered to this address. Please check it."),
+    "country_code": N_("Please choose your country from the list."),
+    "language_code": N_("Please choose a language from the list."),
+    "language_offered": N_("Please choose one of the languages this letter is written in."),
+}
+# email-validator says exactly what is wrong with an address, in English only: on an
+# English page its sentence is more use than ours.
+DETAILED_IN_ENGLISH = frozenset({"email_syntax", "email_undeliverable"})
+
+
+def error_message(exc: OutcryError, lang: str) -> str:
+    """The error's text for a page: translated when it is the error's own default text."""
+    if exc.detail == exc.default_detail and exc.detail in PAGE_DETAILS:
+        return i18n.translations(lang).gettext(exc.detail)
+    return exc.detail
+
+
+def reason(kind: str, context: Mapping[str, Any], lang: str, english: str) -> str:
+    """One problem with a field as a sentence in `lang`; `english` (the API's text) for a
+    kind the pages do not know."""
+    t = i18n.translations(lang)
+    # A length checked after a field's own validator (OneLine strips first) is pydantic's
+    # too_short/too_long; on our text fields it is a number of characters all the same.
+    kind = {"too_short": "string_too_short", "too_long": "string_too_long"}.get(kind, kind)
+    if kind == "string_too_short" and context.get("min_length") == 1:
+        kind = "missing"
+    if lang == "en" and kind in DETAILED_IN_ENGLISH:
+        return english
+    if kind in REASONS:
+        return t.gettext(REASONS[kind])
+    if kind == "string_too_short":
+        n = int(context["min_length"])
+        return t.ngettext(
+            "Please use at least %(num)s character.", "Please use at least %(num)s characters.", n
+        ) % {"num": format_decimal(n, locale=lang)}
+    if kind == "string_too_long":
+        n = int(context["max_length"])
+        return t.ngettext(
+            "Please use at most %(num)s character.", "Please use at most %(num)s characters.", n
+        ) % {"num": format_decimal(n, locale=lang)}
+    return english
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]], lang: str) -> dict[str, str]:
+    """Pydantic's errors as {field: sentence in `lang`}, the first for each field."""
+    said: dict[str, str] = {}
+    for error in errors:
+        field = field_name(tuple(error.get("loc", ())))
+        english = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        kind = str(error.get("type", ""))
+        said.setdefault(field, reason(kind, error.get("ctx") or {}, lang, english))
+    return said
+
+
+def input_errors(exc: InvalidInput, lang: str) -> dict[str, str]:
+    """An InvalidInput's fields as {field: sentence in `lang`}."""
+    return {
+        field: reason(exc.codes.get(field, ""), {}, lang, why) for field, why in exc.fields.items()
+    }
