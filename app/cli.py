@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,16 @@ cli.add_typer(token_cli, name="token")
 
 HostOpt = Annotated[str, typer.Option(help="Address to listen on.")]
 PortOpt = Annotated[int, typer.Option(help="Port to listen on.")]
+PasswordOpt = Annotated[
+    str,
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="OUTCRY_ORGANISER_PASSWORD",
+        help="At least 12 characters; asked for when not given.",
+    ),
+]
 
 
 def _settings() -> Settings:
@@ -112,16 +123,7 @@ def appeal_list() -> None:
 @organiser_cli.command("add")
 def organiser_add(
     email: str,
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            envvar="OUTCRY_ORGANISER_PASSWORD",
-            help="At least 12 characters; asked for when not given.",
-        ),
-    ],
+    password: PasswordOpt,
     organisation: Annotated[
         str | None,
         typer.Option(help="Scope the account to this organisation (a union); default admin."),
@@ -159,6 +161,82 @@ def token_create(
         org = service.ensure_organisation(session, slug=organisation) if organisation else None
         _token, raw = service.create_token(session, organisation=org, name=name)
     typer.echo(raw)
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "never"
+
+
+@organiser_cli.command("list")
+def organiser_list() -> None:
+    """Every organiser account: address, scope (admin or the organisation), created."""
+    from app.organisers import accounts
+
+    settings = _settings()
+    with session_scope(session_factory(engine_for(settings.database_url))) as session:
+        for organiser in accounts.list_organisers(session):
+            scope = organiser.organisation.slug if organiser.organisation else "admin"
+            typer.echo(f"{organiser.email}\t{scope}\tcreated {_when(organiser.created_at)}")
+
+
+@organiser_cli.command("password")
+def organiser_password(email: str, password: PasswordOpt) -> None:
+    """Set an organiser's password (a reset), logging them out everywhere."""
+    from app.organisers import accounts
+
+    settings = _settings()
+    try:
+        with session_scope(session_factory(engine_for(settings.database_url))) as session:
+            organiser = accounts.find_organiser(session, email)
+            ended = accounts.set_password(session, organiser, password)
+            typer.echo(f"password set for {organiser.email}; {ended} login session(s) ended")
+    except OutcryError as exc:
+        raise _fail(exc.detail) from exc
+
+
+@organiser_cli.command("remove")
+def organiser_remove(email: str) -> None:
+    """Delete an organiser account; its login sessions end with it."""
+    from app.organisers import accounts
+
+    settings = _settings()
+    try:
+        with session_scope(session_factory(engine_for(settings.database_url))) as session:
+            organiser = accounts.find_organiser(session, email)
+            accounts.remove_organiser(session, organiser)
+            typer.echo(f"removed organiser {organiser.email}")
+    except OutcryError as exc:
+        raise _fail(exc.detail) from exc
+
+
+@token_cli.command("list")
+def token_list() -> None:
+    """Every API token: id, scope, name, created, last used (the tokens themselves are
+    not kept, only their hashes)."""
+    from app.organisers import accounts
+
+    settings = _settings()
+    with session_scope(session_factory(engine_for(settings.database_url))) as session:
+        for token in accounts.list_tokens(session):
+            scope = token.organisation.slug if token.organisation else "admin"
+            typer.echo(
+                f"{token.id}\t{scope}\t{token.name or '-'}\tcreated {_when(token.created_at)}"
+                f"\tlast used {_when(token.last_used_at)}"
+            )
+
+
+@token_cli.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by its id (see `outcry token list`): it stops working at once."""
+    from app.organisers import accounts
+
+    settings = _settings()
+    try:
+        with session_scope(session_factory(engine_for(settings.database_url))) as session:
+            accounts.revoke_token(session, token_id)
+            typer.echo(f"revoked token {token_id}")
+    except OutcryError as exc:
+        raise _fail(exc.detail) from exc
 
 
 def _serve(host: str, port: int) -> None:

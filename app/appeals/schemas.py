@@ -44,6 +44,14 @@ def aware(value: datetime | None) -> datetime | None:
 Email = Annotated[str, Field(max_length=254), AfterValidator(address)]
 Fax = Annotated[str, Field(max_length=40), AfterValidator(fax_number)]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+# Paths of the dashboard's own pages beside /dashboard/{appeal}.
+RESERVED_APPEAL_SLUGS = frozenset({"account", "tokens"})
+
+
+def appeal_slug(value: str) -> str:
+    if value in RESERVED_APPEAL_SLUGS:
+        raise ValueError(f"{value!r} is reserved for the dashboard's own pages")
+    return value
 
 
 class TargetIn(BaseModel):
@@ -79,7 +87,7 @@ class AppealIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    slug: Slug
+    slug: Annotated[Slug, AfterValidator(appeal_slug)]
     title: Annotated[OneLine, Field(min_length=1, max_length=200)]
     summary: Annotated[MultiLine, Field(max_length=5000)] = ""
     status: AppealStatus = AppealStatus.draft

@@ -10,6 +10,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeSerializer
 
+# The shortest password an organiser may choose.
+PASSWORD_MIN = 12
+
 _hasher = PasswordHasher()
 # Checked when the e-mail is unknown, so an unknown organiser takes as long to
 # refuse as a wrong password and logins cannot probe which addresses exist.

@@ -13,6 +13,7 @@ from typing import Any
 from babel.numbers import format_decimal
 
 from app.core.errors import InvalidInput, OutcryError, field_name
+from app.core.security import PASSWORD_MIN
 from app.web import i18n
 
 
@@ -55,6 +56,8 @@ REASONS = {
     "country_code": N_("Please choose your country from the list."),
     "language_code": N_("Please choose a language from the list."),
     "language_offered": N_("Please choose one of the languages this letter is written in."),
+    "wrong_password": N_("This is not your current password."),
+    "password_mismatch": N_("The two new passwords are not the same."),
 }
 # email-validator says exactly what is wrong with an address, in English only: on an
 # English page its sentence is more use than ours.
@@ -75,6 +78,8 @@ def reason(kind: str, context: Mapping[str, Any], lang: str, english: str) -> st
     # A length checked after a field's own validator (OneLine strips first) is pydantic's
     # too_short/too_long; on our text fields it is a number of characters all the same.
     kind = {"too_short": "string_too_short", "too_long": "string_too_long"}.get(kind, kind)
+    if kind == "password_too_short":
+        kind, context = "string_too_short", {"min_length": PASSWORD_MIN}
     if kind == "string_too_short" and context.get("min_length") == 1:
         kind = "missing"
     if lang == "en" and kind in DETAILED_IN_ENGLISH:

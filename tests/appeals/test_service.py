@@ -112,3 +112,8 @@ def test_accepting_follows_status_and_window(session: Session) -> None:
     assert not service.accepting(appeal, now)
     appeal = make_appeal(session, closes_at=None, status="draft")
     assert not service.accepting(appeal, now)
+
+
+def test_a_slug_the_dashboard_uses_for_its_own_pages_is_refused() -> None:
+    assert "reserved" in errors_of(slug="account")["slug"]
+    assert "slug" not in errors_of(slug="accounts", title="")  # only the exact word

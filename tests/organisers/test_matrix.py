@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.main import create_app
 from app.models import Channel, Delivery, DeliveryStatus, Letter
+from app.organisers import service as organisers
 from tests.appeals.factories import appeal_data, make_appeal
 from tests.organisers.factories import (
     ORGANISATIONS,
@@ -33,7 +34,7 @@ CALLERS = ("none", "bad", "rmt", "gmb", "unite", "admin", "unite-session", "admi
 @dataclass
 class Route:
     method: str
-    path: str  # {letter}, {delivery}, {n} are filled in per call
+    path: str  # {letter}, {delivery}, {token} are filled in per call
     expected: dict[str, int]
     body: Callable[[int], dict[str, object]] | None = None
 
@@ -48,6 +49,7 @@ def codes(**by_caller: int) -> dict[str, int]:
 READ = codes(rmt=403, gmb=200, unite=200, admin=200, unite_session=200, admin_session=200)
 MINE = codes(rmt=403, gmb=403, unite=200, admin=200, unite_session=200, admin_session=200)
 MINE_FORM = codes(rmt=403, gmb=403, unite=303, admin=303, unite_session=303, admin_session=303)
+SESSION_ONLY = codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=200, admin_session=200)
 ADMIN_ONLY_READ = codes(
     rmt=403, gmb=403, unite=403, admin=200, unite_session=403, admin_session=200
 )
@@ -96,6 +98,23 @@ ROUTES = [
         "/api/v1/deliveries/{delivery}/retry",
         codes(rmt=403, gmb=403, unite=202, admin=202, unite_session=202, admin_session=202),
     ),
+    # The account page is for people who log in: a token has no password to change.
+    Route("GET", "/dashboard/account", SESSION_ONLY),
+    Route(
+        "POST",
+        "/dashboard/account/password",  # no fields: the form comes back with its errors
+        codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=422, admin_session=422),
+    ),
+    Route(
+        "POST",
+        "/dashboard/tokens",
+        codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=403, admin_session=201),
+    ),
+    Route(
+        "POST",
+        "/dashboard/tokens/{token}/revoke",
+        codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=403, admin_session=303),
+    ),
     # Test sends go to the asker's own address: only a logged-in admin has one.
     Route(
         "POST",
@@ -132,6 +151,15 @@ def test_authorisation_matrix(client: TestClient, session: Session, settings: Se
         .all()
     )
 
+    # A spare token for every call that may succeed in revoking one.
+    spare = iter(
+        [
+            organisers.create_token(session, organisation=None, name=f"spare {i}")[0].id
+            for i in range(len(CALLERS))
+        ]
+    )
+    session.commit()
+
     app = create_app(settings, deliver_in_process=False)
     with TestClient(app) as unite_browser, TestClient(app) as admin_browser:
         csrf = {
@@ -148,6 +176,7 @@ def test_authorisation_matrix(client: TestClient, session: Session, settings: Se
                 path = route.path.format(
                     letter=letter.public_id if letter else "",
                     delivery=delivery.id if delivery else "",
+                    token=next(spare) if "{token}" in route.path else "",
                 )
                 kwargs: dict[str, object] = {"follow_redirects": False}
                 if route.body:

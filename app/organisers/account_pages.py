@@ -1,0 +1,122 @@
+"""An organiser's own account page: change the password; for an admin, the API tokens.
+
+Only for organisers who log in (an API token has no account of its own). Every form
+carries the session's CSRF token, checked by the `Organiser` dependency.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from app.core.db import SessionDep
+from app.core.errors import Forbidden, InvalidInput
+from app.core.security import PASSWORD_MIN
+from app.models import Organiser as OrganiserAccount
+from app.organisers import accounts, scope
+from app.organisers import service as organisers
+from app.organisers.deps import Organiser, session_token
+from app.organisers.pages import _back, _page
+from app.organisers.scope import Principal
+from app.web import explain
+from app.web import pages as web
+
+router = APIRouter(include_in_schema=False)
+
+TOKEN_NAME_MAX = 200
+
+
+def logged_in(who: Organiser) -> Principal:
+    """The organiser behind a login cookie; a token has no account (403)."""
+    if who.via != "session" or who.organiser_id is None:
+        raise Forbidden("This page is for organisers who log in; a token has no account.")
+    return who
+
+
+def logged_in_admin(who: Annotated[Principal, Depends(logged_in)]) -> Principal:
+    scope.check_admin(who)
+    return who
+
+
+LoggedIn = Annotated[Principal, Depends(logged_in)]
+LoggedInAdmin = Annotated[Principal, Depends(logged_in_admin)]
+
+
+def _account_page(
+    request: Request,
+    session: SessionDep,
+    who: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    tokens = accounts.list_tokens(session) if who.is_admin else []
+    organisations = accounts.list_organisations(session) if who.is_admin else []
+    return _page(
+        request,
+        "dashboard/account.html",
+        who,
+        http_status=status,
+        errors=errors or {},
+        tokens=tokens,
+        organisations=organisations,
+        password_min=PASSWORD_MIN,
+        **context,
+    )
+
+
+def _me(session: SessionDep, who: Principal) -> OrganiserAccount:
+    organiser = session.get(OrganiserAccount, who.organiser_id)
+    if organiser is None:  # removed while logged in: the session went with the account
+        raise Forbidden("This account no longer exists.")
+    return organiser
+
+
+@router.get("/dashboard/account", response_class=HTMLResponse)
+def account(request: Request, session: SessionDep, who: LoggedIn) -> Response:
+    return _account_page(request, session, who)
+
+
+@router.post("/dashboard/account/password", response_class=HTMLResponse)
+async def change_password(request: Request, session: SessionDep, who: LoggedIn) -> Response:
+    """Change one's own password; every other login session of the account ends."""
+    form = await request.form()
+    field = {
+        name: str(form.get(name, ""))
+        for name in ("current_password", "new_password", "repeat_password")
+    }
+    try:
+        accounts.change_password(
+            session,
+            _me(session, who),
+            current=field["current_password"],
+            new=field["new_password"],
+            repeat=field["repeat_password"],
+            keep=session_token(request),
+        )
+    except InvalidInput as exc:
+        errors = explain.input_errors(exc, web.ui_language(request))
+        return _account_page(request, session, who, errors=errors, status=422)
+    return _back(request, "/dashboard/account", "password-changed")
+
+
+@router.post("/dashboard/tokens", response_class=HTMLResponse)
+async def create_token(request: Request, session: SessionDep, who: LoggedInAdmin) -> Response:
+    """A new API token, shown on the page this once (only its hash is kept)."""
+    form = await request.form()
+    name = " ".join(str(form.get("name", "")).split())[:TOKEN_NAME_MAX]
+    slug = str(form.get("organisation", ""))
+    organisation = organisers.get_organisation(session, slug) if slug else None
+    token, raw = organisers.create_token(session, organisation=organisation, name=name)
+    return _account_page(request, session, who, status=201, new_token=raw, new_token_id=token.id)
+
+
+@router.post("/dashboard/tokens/{token_id}/revoke")
+def revoke_token(
+    request: Request, session: SessionDep, who: LoggedInAdmin, token_id: int
+) -> Response:
+    accounts.revoke_token(session, token_id)
+    return _back(request, "/dashboard/account", "token-revoked")

@@ -1,0 +1,117 @@
+"""Organiser accounts and API tokens after they are made: list them, change a password,
+remove an account, revoke a token. Every function flushes and never commits."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, joinedload
+
+from app.core import security
+from app.core.errors import InvalidInput, NotFound
+from app.letters.service import normalise_email
+from app.models import ApiToken, LoginSession, Organisation, Organiser
+from app.organisers.service import new_password_hash
+
+
+def list_organisers(session: Session) -> list[Organiser]:
+    """Every organiser account, admins first, then by organisation and address."""
+    organisers = session.scalars(select(Organiser).options(joinedload(Organiser.organisation)))
+    return sorted(
+        organisers,
+        key=lambda o: (
+            o.organisation is not None,
+            o.organisation.slug if o.organisation else "",
+            o.email,
+        ),
+    )
+
+
+def list_organisations(session: Session) -> list[Organisation]:
+    """Every organisation (union), by name."""
+    return list(session.scalars(select(Organisation).order_by(Organisation.name)))
+
+
+def find_organiser(session: Session, email: str) -> Organiser:
+    """The organiser with this address (compared as stored), or NotFound."""
+    try:
+        address = normalise_email(email, check_deliverability=False)
+    except InvalidInput:
+        address = ""
+    organiser = session.scalar(select(Organiser).where(Organiser.email == address))
+    if organiser is None:
+        raise NotFound(f"no organiser {email!r}")
+    return organiser
+
+
+def end_sessions(session: Session, organiser: Organiser, *, keep: str | None = None) -> int:
+    """Log `organiser` out everywhere, except the login session behind `keep` (a raw
+    session token); returns how many sessions ended."""
+    query = delete(LoginSession).where(LoginSession.organiser_id == organiser.id)
+    if keep is not None:
+        query = query.where(LoginSession.token_hash != security.hash_token(keep))
+    result = session.execute(query.execution_options(synchronize_session=False))
+    session.flush()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def set_password(
+    session: Session, organiser: Organiser, password: str, *, keep: str | None = None
+) -> int:
+    """Give `organiser` a new password and end their other login sessions (someone who
+    knew the old password may be logged in); returns how many sessions ended."""
+    organiser.password_hash = new_password_hash(password)
+    session.flush()
+    return end_sessions(session, organiser, keep=keep)
+
+
+def change_password(
+    session: Session,
+    organiser: Organiser,
+    *,
+    current: str,
+    new: str,
+    repeat: str,
+    keep: str | None,
+) -> int:
+    """An organiser changing their own password: the current one must be right and the
+    new one typed twice alike. InvalidInput names the field at fault."""
+    if not security.verify_password(current, organiser.password_hash):
+        raise InvalidInput(
+            {"current_password": "is not your current password"},
+            codes={"current_password": "wrong_password"},
+        )
+    password_hash = new_password_hash(new, field="new_password")
+    if new != repeat:
+        raise InvalidInput(
+            {"repeat_password": "is not the same as the new password"},
+            codes={"repeat_password": "password_mismatch"},
+        )
+    organiser.password_hash = password_hash
+    session.flush()
+    return end_sessions(session, organiser, keep=keep)
+
+
+def remove_organiser(session: Session, organiser: Organiser) -> None:
+    """Delete the account; its login sessions end with it."""
+    end_sessions(session, organiser)
+    session.delete(organiser)
+    session.flush()
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every API token (never the token itself: only its hash is kept), oldest first."""
+    return list(
+        session.scalars(
+            select(ApiToken).options(joinedload(ApiToken.organisation)).order_by(ApiToken.id)
+        )
+    )
+
+
+def revoke_token(session: Session, token_id: int) -> ApiToken:
+    """Delete the token: a client still using it gets 401 from now on. NotFound if none."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"no token {token_id}")
+    session.delete(token)
+    session.flush()
+    return token
