@@ -14,7 +14,6 @@ from fastapi.responses import HTMLResponse, Response
 from app.core.db import SessionDep
 from app.core.errors import Forbidden, InvalidInput
 from app.core.security import PASSWORD_MIN
-from app.models import Organiser as OrganiserAccount
 from app.organisers import accounts, scope
 from app.organisers import service as organisers
 from app.organisers.deps import Organiser, session_token
@@ -68,13 +67,6 @@ def _account_page(
     )
 
 
-def _me(session: SessionDep, who: Principal) -> OrganiserAccount:
-    organiser = session.get(OrganiserAccount, who.organiser_id)
-    if organiser is None:  # removed while logged in: the session went with the account
-        raise Forbidden("This account no longer exists.")
-    return organiser
-
-
 @router.get("/dashboard/account", response_class=HTMLResponse)
 def account(request: Request, session: SessionDep, who: LoggedIn) -> Response:
     return _account_page(request, session, who)
@@ -91,7 +83,7 @@ async def change_password(request: Request, session: SessionDep, who: LoggedIn) 
     try:
         accounts.change_password(
             session,
-            _me(session, who),
+            accounts.get_organiser(session, who.organiser_id),
             current=field["current_password"],
             new=field["new_password"],
             repeat=field["repeat_password"],

@@ -31,6 +31,14 @@ def list_organisations(session: Session) -> list[Organisation]:
     return list(session.scalars(select(Organisation).order_by(Organisation.name)))
 
 
+def get_organiser(session: Session, organiser_id: int | None) -> Organiser:
+    """The organiser with this id, or NotFound."""
+    organiser = session.get(Organiser, organiser_id) if organiser_id is not None else None
+    if organiser is None:
+        raise NotFound("No such organiser.")
+    return organiser
+
+
 def find_organiser(session: Session, email: str) -> Organiser:
     """The organiser with this address (compared as stored), or NotFound."""
     try:
