@@ -271,6 +271,8 @@ class Letter(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # A moderator's words to the supporter when declining the letter (may be empty).
+    rejection_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     appeal: Mapped[Appeal] = relationship()
     organisation: Mapped[Organisation | None] = relationship()

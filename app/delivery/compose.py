@@ -198,6 +198,7 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             subject=letter.subject,
             body=letter.body,
             expires_days=settings.confirmation_days,
+            reason=letter.rejection_reason,
         )
         message = messages.build(
             subject=subject or appeal.title,

@@ -12,9 +12,12 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.core.errors import Conflict
+from app.core.errors import Conflict, InvalidInput
+from app.core.text import multi_line
 from app.delivery import service as delivery
 from app.models import Appeal, Channel, Letter, LetterStatus, transition
+
+REASON_MAX = 1000
 
 
 class NotHeld(Conflict):
@@ -58,12 +61,26 @@ def approve(
 
 
 def reject(
-    session: Session, *, letter: Letter, settings: Settings, now: datetime, by: str
+    session: Session,
+    *,
+    letter: Letter,
+    settings: Settings,
+    now: datetime,
+    by: str,
+    reason: str = "",
 ) -> Letter:
     """Decline a held letter: it becomes `rejected` and is never sent; the notice to the
-    supporter is written to the outbox and enqueued after commit. Raises NotHeld."""
+    supporter (with the moderator's `reason`, if any) is written to the outbox and
+    enqueued after commit. Raises NotHeld, or InvalidInput for a reason over REASON_MAX."""
+    reason = multi_line(reason)
+    if len(reason) > REASON_MAX:
+        raise InvalidInput({"reason": f"must be at most {REASON_MAX} characters"})
     if letter.status is not LetterStatus.held or not transition(
-        session, letter, LetterStatus.rejected, detail=f"rejected by {by}"
+        session,
+        letter,
+        LetterStatus.rejected,
+        values={"rejection_reason": reason},
+        detail=f"rejected by {by}",
     ):
         raise NotHeld()
     delivery.plan_message(

@@ -88,5 +88,6 @@ class LetterRead(BaseModel):
     created_at: datetime
     confirmed_at: datetime | None
     sent_at: datetime | None
+    rejection_reason: str  # a moderator's words when the letter was declined, else ""
     deliveries: list[DeliveryRead]
     pdf_url: str

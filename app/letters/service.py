@@ -294,6 +294,7 @@ def to_read(session: Session, letter: Letter, *, settings: Settings) -> LetterRe
         created_at=letter.created_at,
         confirmed_at=letter.confirmed_at,
         sent_at=letter.sent_at,
+        rejection_reason=letter.rejection_reason,
         deliveries=[
             DeliveryRead(
                 id=d.id,

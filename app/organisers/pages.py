@@ -273,14 +273,17 @@ def approve(
 
 
 @router.post("/dashboard/letters/{letter_id}/reject")
-def reject(
+async def reject(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     who: Organiser,
     letter: OrganiserLetter,
 ) -> Response:
-    moderation.reject(session, letter=letter, settings=settings, now=utcnow(), by=who.label)
+    reason = str((await request.form()).get("reason", ""))
+    moderation.reject(
+        session, letter=letter, settings=settings, now=utcnow(), by=who.label, reason=reason
+    )
     return _back(request, f"/dashboard/{letter.appeal.slug}/moderation", "rejected")
 
 

@@ -23,6 +23,7 @@ from app.organisers.schemas import (
     LetterQuery,
     Moderated,
     ModerationQueue,
+    RejectIn,
     Stats,
 )
 from app.organisers.scope import letters_filter
@@ -103,8 +104,16 @@ def approve(
 
 @router.post("/letters/{letter_id}/reject")
 def reject(
-    session: SessionDep, settings: SettingsDep, who: Organiser, letter: OrganiserLetter
+    session: SessionDep,
+    settings: SettingsDep,
+    who: Organiser,
+    letter: OrganiserLetter,
+    body: RejectIn | None = None,
 ) -> Moderated:
-    """Decline a held letter: never sent, the supporter is told; 409 if it is not waiting."""
-    moderation.reject(session, letter=letter, settings=settings, now=utcnow(), by=who.label)
+    """Decline a held letter: never sent, the supporter is told (with `reason`, if given);
+    409 if it is not waiting."""
+    reason = body.reason if body else ""
+    moderation.reject(
+        session, letter=letter, settings=settings, now=utcnow(), by=who.label, reason=reason
+    )
     return Moderated(id=letter.public_id, status=letter.status)

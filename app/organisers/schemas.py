@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.appeals.schemas import Slug
-from app.core.text import CountryCode
+from app.core.text import CountryCode, MultiLine
 from app.models import LetterStatus
 
 
@@ -93,6 +93,14 @@ class LetterPage(BaseModel):
 class ModerationQueue(BaseModel):
     items: list[LetterSummary]
     total: int
+
+
+class RejectIn(BaseModel):
+    """Why a letter is declined, for the supporter's notice (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[MultiLine, Field(max_length=1000)] = ""
 
 
 class Moderated(BaseModel):

@@ -179,3 +179,62 @@ def test_moderation_page_approves_and_rejects_with_csrf(
     session.expire_all()
     assert session.get(Letter, first.id).status is LetterStatus.queued  # type: ignore[union-attr]
     assert session.get(Letter, second.id).status is LetterStatus.rejected  # type: ignore[union-attr]
+
+
+def test_a_reason_for_rejecting_reaches_the_supporter(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    world = make_world(session, accounts=True, moderation=True)
+    by_api = signed(
+        session, world.appeal, settings, email="a@example.net", language="ru", message="Грубо."
+    )
+    on_page = signed(session, world.appeal, settings, email="b@example.net", message="Rude.")
+    url = f"/api/v1/letters/{by_api.public_id}/reject"
+    too_long = client.post(url, json={"reason": "x" * 1001}, headers=world.auth("admin"))
+    assert too_long.status_code == 422
+    assert "reason" in too_long.json()["fields"]
+    reason = "Пожалуйста, без оскорблений.\r\nПодпишите ещё раз <b>без</b> них.\x00"
+    response = client.post(url, json={"reason": reason}, headers=world.auth("admin"))
+    assert response.status_code == 200, response.text
+
+    csrf = log_in(client, "admin@example.org")
+    done = client.post(
+        f"/dashboard/letters/{on_page.public_id}/reject",
+        data={"csrf_token": csrf, "reason": "Please leave out the insult."},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    drain(settings)
+
+    notices = {
+        m["To"].addresses[0].addr_spec: m for n, m in outbox(settings).items() if ".rejected." in n
+    }
+    # (A 7-bit body comes back with the CRLF line ends it had on the wire.)
+    russian = notices["a@example.net"].get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    assert "Организаторы написали:\n\n    Пожалуйста, без оскорблений.\n" in russian
+    assert "    Подпишите ещё раз <b>без</b> них.\n" in russian  # plain text, as written
+    assert "\x00" not in russian
+    english = notices["b@example.net"].get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    assert "The organisers wrote:\n\n    Please leave out the insult.\n" in english
+
+    # The supporter's own page says it too, escaped; the letter's JSON carries it.
+    session.expire_all()
+    letter = session.get(Letter, by_api.id)
+    assert letter is not None
+    status = client.get(f"/api/v1/letters/{letter.public_id}", params={"key": letter.key})
+    assert status.json()["rejection_reason"].startswith("Пожалуйста, без оскорблений.\n")
+    page = client.get(f"/letters/{letter.public_id}", params={"key": letter.key, "lang": "ru"})
+    assert "Организаторы написали:" in page.text
+    assert "ещё раз &lt;b&gt;без&lt;/b&gt; них." in page.text
+
+
+def test_rejecting_without_a_reason_says_nothing_more(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    world = make_world(session, moderation=True)
+    letter = signed(session, world.appeal, settings, email="c@example.net", message="Words.")
+    url = f"/api/v1/letters/{letter.public_id}/reject"
+    assert client.post(url, headers=world.auth("admin")).status_code == 200
+    drain(settings)
+    [notice] = [m for n, m in outbox(settings).items() if ".rejected." in n]
+    assert "The organisers wrote:" not in notice.get_content()  # type: ignore[union-attr]
