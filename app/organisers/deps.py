@@ -13,14 +13,22 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 
 from app.appeals import service as appeals
 from app.core import security
 from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.errors import CsrfRejected, Forbidden, Unauthorized
+from app.core.errors import (
+    CsrfRejected,
+    Forbidden,
+    InvalidInput,
+    Unauthorized,
+    validation_fields,
+)
 from app.models import ApiToken, Appeal, Delivery, Letter, utcnow
 from app.organisers import scope, service
+from app.organisers.schemas import RejectIn
 from app.organisers.scope import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="An Outcry API token")
@@ -170,6 +178,23 @@ def organiser_delivery(session: SessionDep, who: Organiser, delivery_id: int) ->
     return delivery
 
 
+async def reject_reason(request: Request) -> str:
+    """Why a letter is rejected (optional): `{"reason": …}` as JSON, or a form field, since
+    a page's form may post to the API with its CSRF token alongside."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith("application/json"):
+            given = RejectIn.model_validate_json((await request.body()) or b"{}")
+        else:
+            form = await request.form() if content_type else {}
+            reason = form.get("reason", "")
+            given = RejectIn(reason=reason if isinstance(reason, str) else "")
+    except ValidationError as exc:
+        raise InvalidInput(validation_fields(list(exc.errors()))) from exc
+    return given.reason
+
+
+RejectReason = Annotated[str, Depends(reject_reason)]
 OrganiserAppeal = Annotated[Appeal, Depends(organiser_appeal)]
 OrganiserLetter = Annotated[Letter, Depends(organiser_letter)]
 OrganiserDelivery = Annotated[Delivery, Depends(organiser_delivery)]

@@ -32,6 +32,7 @@ from app.organisers.deps import (
     OrganiserAppeal,
     OrganiserDelivery,
     OrganiserLetter,
+    RejectReason,
     clear_session_cookie,
     login_csrf,
     session_token,
@@ -273,14 +274,14 @@ def approve(
 
 
 @router.post("/dashboard/letters/{letter_id}/reject")
-async def reject(
+def reject(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     who: Organiser,
     letter: OrganiserLetter,
+    reason: RejectReason,
 ) -> Response:
-    reason = str((await request.form()).get("reason", ""))
     moderation.reject(
         session, letter=letter, settings=settings, now=utcnow(), by=who.label, reason=reason
     )

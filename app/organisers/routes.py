@@ -16,7 +16,7 @@ from app.core.db import SessionDep
 from app.letters import moderation
 from app.models import utcnow
 from app.organisers import exports, stats
-from app.organisers.deps import Organiser, OrganiserAppeal, OrganiserLetter
+from app.organisers.deps import Organiser, OrganiserAppeal, OrganiserLetter, RejectReason
 from app.organisers.schemas import (
     LetterFilters,
     LetterPage,
@@ -102,17 +102,24 @@ def approve(
     return Moderated(id=letter.public_id, status=letter.status)
 
 
-@router.post("/letters/{letter_id}/reject")
+@router.post(
+    "/letters/{letter_id}/reject",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": RejectIn.model_json_schema()}},
+        }
+    },
+)
 def reject(
     session: SessionDep,
     settings: SettingsDep,
     who: Organiser,
     letter: OrganiserLetter,
-    body: RejectIn | None = None,
+    reason: RejectReason,
 ) -> Moderated:
     """Decline a held letter: never sent, the supporter is told (with `reason`, if given);
     409 if it is not waiting."""
-    reason = body.reason if body else ""
     moderation.reject(
         session, letter=letter, settings=settings, now=utcnow(), by=who.label, reason=reason
     )
