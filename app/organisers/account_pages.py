@@ -6,18 +6,18 @@ carries the session's CSRF token, checked by the `Organiser` dependency.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.core.db import SessionDep
-from app.core.errors import Forbidden, InvalidInput
+from app.core.errors import InvalidInput
 from app.core.security import PASSWORD_MIN
-from app.organisers import accounts, scope
+from app.organisers import accounts
 from app.organisers import service as organisers
-from app.organisers.deps import Organiser, session_token
-from app.organisers.pages import _back, _page
+from app.organisers.deps import LoggedIn, LoggedInAdmin, session_token
+from app.organisers.pages import private_page, redirect_back
 from app.organisers.scope import Principal
 from app.web import explain
 from app.web import pages as web
@@ -25,22 +25,6 @@ from app.web import pages as web
 router = APIRouter(include_in_schema=False)
 
 TOKEN_NAME_MAX = 200
-
-
-def logged_in(who: Organiser) -> Principal:
-    """The organiser behind a login cookie; a token has no account (403)."""
-    if who.via != "session" or who.organiser_id is None:
-        raise Forbidden("This page is for organisers who log in; a token has no account.")
-    return who
-
-
-def logged_in_admin(who: Annotated[Principal, Depends(logged_in)]) -> Principal:
-    scope.check_admin(who)
-    return who
-
-
-LoggedIn = Annotated[Principal, Depends(logged_in)]
-LoggedInAdmin = Annotated[Principal, Depends(logged_in_admin)]
 
 
 def _account_page(
@@ -54,7 +38,7 @@ def _account_page(
 ) -> Response:
     tokens = accounts.list_tokens(session) if who.is_admin else []
     organisations = accounts.list_organisations(session) if who.is_admin else []
-    return _page(
+    return private_page(
         request,
         "dashboard/account.html",
         who,
@@ -92,7 +76,7 @@ async def change_password(request: Request, session: SessionDep, who: LoggedIn) 
     except InvalidInput as exc:
         errors = explain.input_errors(exc, web.ui_language(request))
         return _account_page(request, session, who, errors=errors, status=422)
-    return _back(request, "/dashboard/account", "password-changed")
+    return redirect_back(request, "/dashboard/account", "password-changed")
 
 
 @router.post("/dashboard/tokens", response_class=HTMLResponse)
@@ -111,4 +95,4 @@ def revoke_token(
     request: Request, session: SessionDep, who: LoggedInAdmin, token_id: int
 ) -> Response:
     accounts.revoke_token(session, token_id)
-    return _back(request, "/dashboard/account", "token-revoked")
+    return redirect_back(request, "/dashboard/account", "token-revoked")

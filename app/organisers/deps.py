@@ -157,6 +157,23 @@ Organiser = Annotated[Principal, Depends(checked_principal)]
 Admin = Annotated[Principal, Depends(admin)]
 
 
+def logged_in(who: Organiser) -> Principal:
+    """The organiser behind a login cookie; a token has no account (403)."""
+    if who.via != "session" or who.organiser_id is None:
+        raise Forbidden("This page is for organisers who log in; a token has no account.")
+    return who
+
+
+def logged_in_admin(who: Annotated[Principal, Depends(logged_in)]) -> Principal:
+    scope.check_admin(who)
+    return who
+
+
+# An account's own pages: for someone who logged in; the second, an admin who did.
+LoggedIn = Annotated[Principal, Depends(logged_in)]
+LoggedInAdmin = Annotated[Principal, Depends(logged_in_admin)]
+
+
 def organiser_appeal(session: SessionDep, who: Organiser, slug: str) -> Appeal:
     """The appeal (drafts too) if `who` may see it: 404 if none, 403 if out of scope."""
     appeal = appeals.get_appeal(session, slug)

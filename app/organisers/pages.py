@@ -63,7 +63,9 @@ def _private(response: Response) -> Response:
     return response
 
 
-def _page(request: Request, template: str, who: Principal | None, **context: Any) -> Response:
+def private_page(
+    request: Request, template: str, who: Principal | None, **context: Any
+) -> Response:
     lang = web.ui_language(request)
     status = context.pop("http_status", 200)
     return _private(
@@ -81,7 +83,7 @@ def _page(request: Request, template: str, who: Principal | None, **context: Any
     )
 
 
-def _back(request: Request, path: str, done: str | None = None) -> RedirectResponse:
+def redirect_back(request: Request, path: str, done: str | None = None) -> RedirectResponse:
     """303 to one of our pages, keeping the page language and naming what was done."""
     query = {k: v for k, v in (("lang", request.query_params.get("lang")), ("done", done)) if v}
     url = path + ("?" + urlencode(query) if query else "")
@@ -101,7 +103,7 @@ def login_page(
     """The login form, with its CSRF token in a hidden field and a signed cookie (the same
     token while the cookie lasts, so two open login tabs both work)."""
     token = login_csrf(request) or secrets.token_urlsafe(24)
-    response = _page(
+    response = private_page(
         request,
         "login.html",
         None,
@@ -196,7 +198,7 @@ def dashboard(request: Request, session: SessionDep, who: Organiser) -> Response
     """Every appeal the organiser may see, with progress toward its goal."""
     rows = stats.overview(session, who=who)
     now = utcnow()
-    return _page(
+    return private_page(
         request,
         "dashboard/index.html",
         who,
@@ -224,7 +226,7 @@ def dashboard_appeal(
     lang = web.ui_language(request)
     signed = sum(figures.letters[s.value] for s in appeals.SIGNED)
     phase = appeals.phase(appeal, utcnow())
-    return _page(
+    return private_page(
         request,
         "dashboard/appeal.html",
         who,
@@ -251,7 +253,7 @@ def moderation_page(
     held, total = moderation.held_letters(
         session, appeal=appeal, where=letters_filter(who), limit=100
     )
-    return _page(
+    return private_page(
         request,
         "dashboard/moderation.html",
         who,
@@ -270,7 +272,7 @@ def approve(
     letter: OrganiserLetter,
 ) -> Response:
     moderation.approve(session, letter=letter, settings=settings, now=utcnow(), by=who.label)
-    return _back(request, f"/dashboard/{letter.appeal.slug}/moderation", "approved")
+    return redirect_back(request, f"/dashboard/{letter.appeal.slug}/moderation", "approved")
 
 
 @router.post("/dashboard/letters/{letter_id}/reject")
@@ -285,7 +287,7 @@ def reject(
     moderation.reject(
         session, letter=letter, settings=settings, now=utcnow(), by=who.label, reason=reason
     )
-    return _back(request, f"/dashboard/{letter.appeal.slug}/moderation", "rejected")
+    return redirect_back(request, f"/dashboard/{letter.appeal.slug}/moderation", "rejected")
 
 
 @router.post("/dashboard/deliveries/{delivery_id}/retry")
@@ -294,7 +296,7 @@ def retry(
 ) -> Response:
     """The retry button under a failure: the delivery goes back in the queue."""
     organisers.retry_delivery(session, delivery=delivery, now=utcnow())
-    return _back(request, f"/dashboard/{delivery.letter.appeal.slug}", "retried")
+    return redirect_back(request, f"/dashboard/{delivery.letter.appeal.slug}", "retried")
 
 
 @router.post("/dashboard/{slug}/test-send")
@@ -308,4 +310,4 @@ def test_send(
     """A sample of the appeal's letter in each language, to the organiser's own address."""
     to = scope.own_address(who)
     samples.send_samples(session, appeal=appeal, to=to, settings=settings, now=utcnow())
-    return _back(request, f"/dashboard/{appeal.slug}", "test-sent")
+    return redirect_back(request, f"/dashboard/{appeal.slug}", "test-sent")
