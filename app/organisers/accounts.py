@@ -10,7 +10,7 @@ from app.core import security
 from app.core.errors import InvalidInput, NotFound
 from app.letters.service import normalise_email
 from app.models import ApiToken, LoginSession, Organisation, Organiser
-from app.organisers.service import new_password_hash
+from app.organisers.service import PASSWORD_MIN, new_password_hash
 
 
 def list_organisers(session: Session) -> list[Organiser]:
@@ -82,18 +82,21 @@ def change_password(
     keep: str | None,
 ) -> int:
     """An organiser changing their own password: the current one must be right and the
-    new one typed twice alike. InvalidInput names the field at fault."""
+    new one long enough and typed twice alike. InvalidInput names every field at fault."""
+    fields: dict[str, str] = {}
+    codes: dict[str, str] = {}
     if not security.verify_password(current, organiser.password_hash):
-        raise InvalidInput(
-            {"current_password": "is not your current password"},
-            codes={"current_password": "wrong_password"},
-        )
+        fields["current_password"] = "is not your current password"
+        codes["current_password"] = "wrong_password"
+    if len(new) < PASSWORD_MIN:
+        fields["new_password"] = f"must be at least {PASSWORD_MIN} characters"
+        codes["new_password"] = "password_too_short"
+    elif new != repeat:
+        fields["repeat_password"] = "is not the same as the new password"
+        codes["repeat_password"] = "password_mismatch"
+    if fields:
+        raise InvalidInput(fields, codes=codes)
     password_hash = new_password_hash(new, field="new_password")
-    if new != repeat:
-        raise InvalidInput(
-            {"repeat_password": "is not the same as the new password"},
-            codes={"repeat_password": "password_mismatch"},
-        )
     organiser.password_hash = password_hash
     session.flush()
     return end_sessions(session, organiser, keep=keep)

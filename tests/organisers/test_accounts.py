@@ -58,6 +58,10 @@ def test_change_password_checks_each_field_and_ends_other_sessions(session: Sess
     assert change(PASSWORD, NEW_PASSWORD, NEW_PASSWORD + "x") == {
         "repeat_password": "password_mismatch"
     }
+    assert change("wrong password!", "short", "other") == {
+        "current_password": "wrong_password",
+        "new_password": "password_too_short",
+    }  # every problem at once, so the form is put right in one go
     assert logins(session, unite) == 2  # nothing changed by a refusal
 
     ended = accounts.change_password(
