@@ -22,8 +22,9 @@ def N_(message: str) -> str:
     return message
 
 
-# The errors a page can show whole, by their default text (which is also the msgid).
-# tests/web/test_explain.py checks every OutcryError's default text is here.
+# The errors a page can show whole, by their text (which is also the msgid): each
+# error's default text, and the fixed texts the code raises them with.
+# tests/web/test_explain.py checks that both kinds are all here.
 PAGE_DETAILS = frozenset(
     {
         N_("Bad request."),
@@ -44,6 +45,17 @@ PAGE_DETAILS = frozenset(
         N_("Too many requests; try again later."),
         N_("Test sends are only for appeals that have not opened yet."),
         N_("This letter is not waiting for moderation."),
+        N_("No such letter."),
+        N_("No such organiser."),
+        N_("The token is not valid."),
+        N_("Log in, or send a valid token."),
+        N_("This needs an admin."),
+        N_("This needs an admin token."),
+        N_("Test sends go to your own address: log in as an admin organiser."),
+        N_("Your organisation does not take part in this appeal."),
+        N_("This letter was not signed through your organisation."),
+        N_("A union token sees only its own organisation's letters."),
+        N_("This page is for organisers who log in; a token has no account."),
     }
 )
 
@@ -65,8 +77,9 @@ DETAILED_IN_ENGLISH = frozenset({"email_syntax", "email_undeliverable"})
 
 
 def error_message(exc: OutcryError, lang: str) -> str:
-    """The error's text for a page: translated when it is the error's own default text."""
-    if exc.detail == exc.default_detail and exc.detail in PAGE_DETAILS:
+    """The error's text for a page: translated when it is one of the texts above (a text
+    made up at the raise, naming a value, stays as it is)."""
+    if exc.detail in PAGE_DETAILS:
         return i18n.translations(lang).gettext(exc.detail)
     return exc.detail
 
