@@ -137,26 +137,38 @@ def _encoded_words(text: str) -> list[str]:
 
 
 def _raw_mailbox(header: str, display: str, address: str) -> str | None:
-    """`display <address>` for `header`, with a non-ASCII display name encoded and folded in
-    one pass; None for a name the email package folds quickly (all ASCII) or an address
-    too long to fold here. The package's own fold of a Cyrillic name costs about 1 ms,
-    six times the rest of the message: most letters to a Kazakh target carry one."""
-    if display.isascii() or not address.isascii():
+    """`display <address>` for `header`, encoded and folded here in one pass; None where
+    the email package had better do it (no name, an address too long to fold here).
+
+    The package parses the value it is given and folds the tree it parsed: for a
+    Cyrillic name that costs about 1 ms, six times the rest of the message, and even a
+    Latin name's parse was a quarter of a worker's CPU. The name is unique to each letter,
+    so no cache helps."""
+    if not display or not address.isascii() or (display.isascii() and "=?" in display):
+        # (A Latin name that looks like an encoded-word is left to the email package,
+        # which keeps it as it is; in a quoted-string a lenient reader would decode it.)
         return None
-    # Words the display name may carry as they are stay atoms; each run of the others
-    # (non-ASCII, or with specials that would need quoting) becomes encoded-words.
+    words = display.split(" ")
     pieces: list[str] = []
-    run: list[str] = []
-    for word in display.split(" "):
-        if _ATEXT.fullmatch(word) and "=?" not in word:
-            if run:
-                pieces += _encoded_words(" ".join(run))
-                run = []
-            pieces.append(word)
-        else:
-            run.append(word)
-    if run:
-        pieces += _encoded_words(" ".join(run))
+    if display.isascii():
+        if all(_ATEXT.fullmatch(word) and "=?" not in word for word in words):
+            pieces = words
+        else:  # as the email package does: the whole name one quoted-string
+            pieces = ['"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"']
+    else:
+        # Words the name may carry as they are stay atoms; each run of the others
+        # (non-ASCII, or with specials that would need quoting) becomes encoded-words.
+        run: list[str] = []
+        for word in words:
+            if _ATEXT.fullmatch(word) and "=?" not in word:
+                if run:
+                    pieces += _encoded_words(" ".join(run))
+                    run = []
+                pieces.append(word)
+            else:
+                run.append(word)
+        if run:
+            pieces += _encoded_words(" ".join(run))
     pieces.append(f"<{address}>")
     lines = [f"{header}: {pieces[0]}"]
     for piece in pieces[1:]:
