@@ -148,13 +148,16 @@ def field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def error_text(error: Any) -> str:
+    """A pydantic error's message, as the API says it."""
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 def validation_fields(errors: list[Any]) -> dict[str, str]:
     """Pydantic errors as {field: why}, the first reason per field."""
     fields: dict[str, str] = {}
     for error in errors:
-        message = str(error.get("msg", "invalid"))
-        message = message.removeprefix("Value error, ")
-        fields.setdefault(field_name(tuple(error.get("loc", ()))), message)
+        fields.setdefault(field_name(tuple(error.get("loc", ()))), error_text(error))
     return fields
 
 

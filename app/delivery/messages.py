@@ -116,6 +116,12 @@ _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
 _EW_BYTES = 42
 
 
+def _atom(word: str) -> bool:
+    """True if `word` may stand in a display name as it is (and cannot be mistaken for
+    an encoded-word)."""
+    return _ATEXT.fullmatch(word) is not None and "=?" not in word
+
+
 def _encoded_words(text: str) -> list[str]:
     """`text` as 'B' encoded-words, each of whole characters, split after a space where
     one is near (a decoder joins adjacent encoded-words without the space between)."""
@@ -151,7 +157,7 @@ def _raw_mailbox(header: str, display: str, address: str) -> str | None:
     words = display.split(" ")
     pieces: list[str] = []
     if display.isascii():
-        if all(_ATEXT.fullmatch(word) and "=?" not in word for word in words):
+        if all(_atom(word) for word in words):
             pieces = words
         else:  # as the email package does: the whole name one quoted-string
             pieces = ['"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"']
@@ -160,7 +166,7 @@ def _raw_mailbox(header: str, display: str, address: str) -> str | None:
         # (non-ASCII, or with specials that would need quoting) becomes encoded-words.
         run: list[str] = []
         for word in words:
-            if _ATEXT.fullmatch(word) and "=?" not in word:
+            if _atom(word):
                 if run:
                     pieces += _encoded_words(" ".join(run))
                     run = []

@@ -86,8 +86,8 @@ async def create_token(request: Request, session: SessionDep, who: LoggedInAdmin
     name = " ".join(str(form.get("name", "")).split())[:TOKEN_NAME_MAX]
     slug = str(form.get("organisation", ""))
     organisation = organisers.get_organisation(session, slug) if slug else None
-    token, raw = organisers.create_token(session, organisation=organisation, name=name)
-    return _account_page(request, session, who, status=201, new_token=raw, new_token_id=token.id)
+    _token, raw = organisers.create_token(session, organisation=organisation, name=name)
+    return _account_page(request, session, who, status=201, new_token=raw)
 
 
 @router.post("/dashboard/tokens/{token_id}/revoke")

@@ -10,7 +10,7 @@ from app.core import security
 from app.core.errors import InvalidInput, NotFound
 from app.letters.service import normalise_email
 from app.models import ApiToken, LoginSession, Organisation, Organiser
-from app.organisers.service import PASSWORD_MIN, new_password_hash
+from app.organisers.service import new_password_hash, password_problem
 
 
 def list_organisers(session: Session) -> list[Organiser]:
@@ -88,18 +88,16 @@ def change_password(
     if not security.verify_password(current, organiser.password_hash):
         fields["current_password"] = "is not your current password"
         codes["current_password"] = "wrong_password"
-    if len(new) < PASSWORD_MIN:
-        fields["new_password"] = f"must be at least {PASSWORD_MIN} characters"
+    problem = password_problem(new)
+    if problem:
+        fields["new_password"] = problem
         codes["new_password"] = "password_too_short"
     elif new != repeat:
         fields["repeat_password"] = "is not the same as the new password"
         codes["repeat_password"] = "password_mismatch"
     if fields:
         raise InvalidInput(fields, codes=codes)
-    password_hash = new_password_hash(new, field="new_password")
-    organiser.password_hash = password_hash
-    session.flush()
-    return end_sessions(session, organiser, keep=keep)
+    return set_password(session, organiser, new, keep=keep)
 
 
 def remove_organiser(session: Session, organiser: Organiser) -> None:

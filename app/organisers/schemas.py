@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.appeals.schemas import Slug
 from app.core.text import CountryCode, MultiLine
+from app.letters.moderation import REASON_MAX
 from app.models import LetterStatus
 
 
@@ -100,7 +101,7 @@ class RejectIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[MultiLine, Field(max_length=1000)] = ""
+    reason: Annotated[MultiLine, Field(max_length=REASON_MAX)] = ""
 
 
 class Moderated(BaseModel):

@@ -47,13 +47,18 @@ def add_organiser(
     return organiser
 
 
+def password_problem(password: str) -> str | None:
+    """Why `password` may not be an organiser's new password, or None."""
+    if len(password) < PASSWORD_MIN:
+        return f"must be at least {PASSWORD_MIN} characters"
+    return None
+
+
 def new_password_hash(password: str, *, field: str = "password") -> str:
     """The argon2 hash of a new password; InvalidInput naming `field` if it is too short."""
-    if len(password) < PASSWORD_MIN:
-        raise InvalidInput(
-            {field: f"must be at least {PASSWORD_MIN} characters"},
-            codes={field: "password_too_short"},
-        )
+    problem = password_problem(password)
+    if problem:
+        raise InvalidInput({field: problem}, codes={field: "password_too_short"})
     return security.hash_password(password)
 
 

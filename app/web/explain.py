@@ -12,7 +12,7 @@ from typing import Any
 
 from babel.numbers import format_decimal
 
-from app.core.errors import InvalidInput, OutcryError, field_name
+from app.core.errors import InvalidInput, OutcryError, error_text, field_name
 from app.core.security import PASSWORD_MIN
 from app.web import i18n
 
@@ -117,7 +117,7 @@ def field_errors(errors: Iterable[Mapping[str, Any]], lang: str) -> dict[str, st
     said: dict[str, str] = {}
     for error in errors:
         field = field_name(tuple(error.get("loc", ())))
-        english = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        english = error_text(error)
         kind = str(error.get("type", ""))
         said.setdefault(field, reason(kind, error.get("ctx") or {}, lang, english))
     return said
