@@ -36,10 +36,18 @@ def assert_tally_matches(session: Session) -> dict[tuple[int, int, str], int]:
             )
         )
     }
+    # Summed over the shards, as every reader does.
     tallied = {
-        (t.appeal_id, t.organisation_key, t.status.value): t.n
-        for t in session.scalars(select(LetterTally))
-        if t.n != 0
+        (appeal_id, organisation_key, status.value): n
+        for appeal_id, organisation_key, status, n in session.execute(
+            select(
+                LetterTally.appeal_id,
+                LetterTally.organisation_key,
+                LetterTally.status,
+                func.sum(LetterTally.n),
+            ).group_by(LetterTally.appeal_id, LetterTally.organisation_key, LetterTally.status)
+        )
+        if n != 0
     }
     assert tallied == counted
     return tallied
