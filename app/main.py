@@ -42,9 +42,9 @@ def create_app(
     (unless deliver_in_process=False, as tests that drive delivery themselves ask)."""
     settings = settings or get_settings()
     # A connection for every request admitted at once, and a few for the rest (db.py).
-    engine = engine_for(
-        settings.database_url, pool_size=settings.request_concurrency + POOL_RESERVE
-    )
+    # No pre-ping on this busy path: see make_engine().
+    pool_size = settings.request_concurrency + POOL_RESERVE
+    engine = engine_for(settings.database_url, pool_size=pool_size, pre_ping=False)
     sessions = session_factory(engine)
     embedded = settings.embedded if deliver_in_process is None else deliver_in_process
 

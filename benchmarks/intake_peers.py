@@ -68,7 +68,9 @@ def bare() -> FastAPI:
 def bare_insert() -> FastAPI:
     settings = get_settings()
     engine = engine_for(
-        settings.database_url, pool_size=settings.request_concurrency + POOL_RESERVE
+        settings.database_url,
+        pool_size=settings.request_concurrency + POOL_RESERVE,
+        pre_ping=False,
     )
     app = FastAPI()
 

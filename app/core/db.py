@@ -85,8 +85,15 @@ def _sqlite_transactions(engine: Engine, *, foreign_keys: bool) -> None:
         event.listen(engine.pool, moment, release)
 
 
-def make_engine(url: str, *, pool_size: int = 5, migrating: bool = False) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 5, pre_ping: bool = True, migrating: bool = False
+) -> Engine:
     """An engine for `url`; `pool_size` connections kept, never more.
+
+    `pre_ping` tests each connection as it leaves the pool (a round trip): right for
+    workers and commands, which may hold an engine across a database restart. The web
+    app does without it on its busiest path: a connection that died with a restart fails
+    one request with 503, and SQLAlchemy then replaces every connection in the pool.
 
     Migrations run with SQLite's foreign keys off, as batch migrations rebuild tables by
     dropping them (with the keys on, dropping `letter` would delete every delivery).
@@ -100,19 +107,19 @@ def make_engine(url: str, *, pool_size: int = 5, migrating: bool = False) -> Eng
         engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         _sqlite_transactions(engine, foreign_keys=not migrating)
         return engine
-    return create_engine(url, pool_pre_ping=True, **pool)
+    return create_engine(url, pool_pre_ping=pre_ping, **pool)
 
 
-_engines: dict[tuple[str, int], Engine] = {}
+_engines: dict[tuple[str, int, bool], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def engine_for(url: str, *, pool_size: int = 5) -> Engine:
-    """One engine per URL (and pool size) per process."""
+def engine_for(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """One engine per URL (and pool settings) per process."""
     with _engines_lock:
-        key = (url, pool_size)
+        key = (url, pool_size, pre_ping)
         if key not in _engines:
-            _engines[key] = make_engine(url, pool_size=pool_size)
+            _engines[key] = make_engine(url, pool_size=pool_size, pre_ping=pre_ping)
         return _engines[key]
 
 
