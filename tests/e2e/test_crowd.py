@@ -164,6 +164,7 @@ def test_postgresql_going_away_costs_503s_then_recovers(tmp_path: Path) -> None:
                 assert page.status_code == 503
                 assert page.headers["retry-after"]
                 assert "База данных Outcry не отвечает" in page.text
+                phase[0] = "starting"
                 pg.start()
                 phase[0] = "back"
                 wait_for("back", 202, 10)
