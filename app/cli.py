@@ -239,28 +239,40 @@ def token_revoke(token_id: int) -> None:
         raise _fail(exc.detail) from exc
 
 
-def _serve(host: str, port: int) -> None:
-    import uvicorn
+def _serve(host: str, port: int, workers: int) -> None:
+    import os
 
+    from app import server
     from app.core.migrate import upgrade
-    from app.main import create_app
 
     settings = _settings()
     upgrade(settings.database_url)
+    workers = workers or os.cpu_count() or 1
     mode = "embedded delivery" if settings.embedded else f"broker {settings.broker_url}"
     target = "SMTP" if settings.smtp_url else f"outbox folder {settings.outbox_dir.resolve()}"
-    typer.echo(f"Outcry at http://{host}:{port}/ ({mode}, mail to {target})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    processes = f"{workers} web processes, " if workers > 1 else ""
+    typer.echo(f"Outcry at http://{host}:{port}/ ({processes}{mode}, mail to {target})")
+    server.run(host=host, port=port, workers=workers)
+
+
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        envvar="OUTCRY_WEB_WORKERS",
+        help="Web processes sharing the port (0: one per CPU core).",
+    ),
+]
 
 
 @cli.command()
-def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt = 1) -> None:
     """Run the web app; upgrades the database; delivers in-process when no broker is set."""
-    _serve(host, port)
+    _serve(host, port, workers)
 
 
 @cli.command()
-def demo(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+def demo(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt = 1) -> None:
     """Import the demo appeals, print their URLs, and serve."""
     from app.core import paths
     from app.core.migrate import upgrade
@@ -270,7 +282,7 @@ def demo(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     for path in sorted(paths.demo_dir().glob("*.yaml")):
         slug, _ = _import(path)
         typer.echo(f"demo appeal: http://{host}:{port}/a/{slug}")
-    _serve(host, port)
+    _serve(host, port, workers)
 
 
 def _celery_argv(*args: str) -> None:

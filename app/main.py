@@ -6,12 +6,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.appeals.routes import router as appeals_router
+from app.core.admission import Admission
 from app.core.config import Settings, get_settings
-from app.core.db import engine_for, session_factory
+from app.core.db import POOL_RESERVE, engine_for, session_factory
 from app.core.errors import install_handlers
 from app.core.limits import BodySizeLimit
 from app.delivery import transports
@@ -38,7 +41,10 @@ def create_app(
     """The web app. Without a broker it also runs the embedded delivery loop while it serves
     (unless deliver_in_process=False, as tests that drive delivery themselves ask)."""
     settings = settings or get_settings()
-    engine = engine_for(settings.database_url)
+    # A connection for every request admitted at once, and a few for the rest (db.py).
+    # No pre-ping on this busy path: see make_engine().
+    pool_size = settings.request_concurrency + POOL_RESERVE
+    engine = engine_for(settings.database_url, pool_size=pool_size, pre_ping=False)
     sessions = session_factory(engine)
     embedded = settings.embedded if deliver_in_process is None else deliver_in_process
 
@@ -55,6 +61,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # More worker threads than admitted requests, so an admitted request never waits
+        # for a thread held by one that waits for it (admission.py).
+        threads = anyio.to_thread.current_default_thread_limiter()
+        threads.total_tokens = max(threads.total_tokens, settings.request_concurrency + 16)
         if loop is not None:
             loop.start()
             log.info("embedded delivery started")
@@ -73,6 +83,9 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.admission = Admission(
+        settings.request_concurrency, wait=settings.request_queue_seconds
+    )
     app.state.dispatcher = dispatcher
     app.state.metrics = registry_for(sessions)
     install_handlers(app, html=organiser_pages.error_page)
@@ -89,4 +102,13 @@ def create_app(
     app.include_router(organiser_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Outermost: the client's address is settled before anything keys a limit on it.
+    # With no trusted proxies, X-Forwarded-For is ignored and the peer is the client.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app with the settings of the environment: what `outcry serve` runs in each
+    web process."""
+    return create_app()

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -297,6 +298,9 @@ class LetterTally(Base):
     appeal_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organisation_key: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: none
     status: Mapped[LetterStatus] = mapped_column(_enum(LetterStatus), primary_key=True)
+    # Each count is spread over shards, one per database connection (PostgreSQL: backend
+    # pid % 64), so concurrent signatures never wait on one row's lock: read sum(n).
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
     n: Mapped[int] = mapped_column(Integer, default=0)
 
 

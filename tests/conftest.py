@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.db import dispose_engine, engine_for, session_factory, session_scope
 from app.core.migrate import upgrade
-from app.delivery import transports
+from app.delivery import broker, transports
 from app.delivery.deliverer import Deliverer, Outcome
 from app.delivery.ratelimit import clear_limiters
 from app.delivery.service import UNFINISHED
@@ -92,9 +92,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _fresh_limiters() -> Iterator[None]:
-    """In-memory rate limits are per process: never let one test's count reach the next."""
+    """In-memory rate limits are per process: never let one test's count reach the next,
+    nor one test's dead Redis make the next skip Redis."""
     yield
     clear_limiters()
+    broker.reset()
 
 
 @pytest.fixture

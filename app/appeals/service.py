@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.appeals import templating
 from app.appeals.schemas import AppealIn, AppealRead, OrganisationIn, Phase, TargetRead
@@ -97,7 +97,14 @@ def _organisations(session: Session, wanted: list[OrganisationIn]) -> list[Organ
 
 
 def find_appeal(session: Session, slug: str) -> Appeal | None:
-    return session.scalar(select(Appeal).where(Appeal.slug == slug))
+    # One round trip for the appeal, its targets and organisations (every signature
+    # needs all three), instead of one for each.
+    query = (
+        select(Appeal)
+        .where(Appeal.slug == slug)
+        .options(joinedload(Appeal.targets), joinedload(Appeal.organisations))
+    )
+    return session.scalars(query).unique().one_or_none()
 
 
 def get_appeal(session: Session, slug: str, *, include_drafts: bool = True) -> Appeal:

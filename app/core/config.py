@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class SmtpConfig(BaseModel):
@@ -87,6 +89,23 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=600.0, gt=0)
     retry_cap_seconds: float = Field(default=8 * 3600.0, gt=0)
 
+    # A crowd. Each web process works on at most `request_concurrency` requests that use
+    # the database at once, and keeps exactly that many pooled connections for them (plus
+    # a few for its delivery loop, /readyz and /metrics): a request admitted always finds
+    # a connection and a worker thread, so no request waits on another to free one, and
+    # the rest wait in line for at most `request_queue_seconds`, then get a quick 503
+    # with Retry-After instead of a hang. See app/core/admission.py.
+    request_concurrency: int = Field(default=16, ge=1, le=200)
+    request_queue_seconds: float = Field(default=5.0, ge=0, le=60)
+    # From its first byte, a request (line, headers, body) must arrive within this long,
+    # or its connection is closed: slow or stalled clients cannot pile up connections.
+    request_read_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Addresses and networks of reverse proxies whose X-Forwarded-For is believed; from
+    # anyone else the header is ignored and the peer's address is the client's, so
+    # per-address limits can neither be dodged with a forged header nor collapse into one
+    # bucket for everyone behind a proxy. Comma-separated: "127.0.0.1, 10.0.0.0/8".
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp(cls, value: str) -> str:
@@ -97,8 +116,27 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _check_broker(cls, value: str) -> str:
-        if value and urlsplit(value).scheme not in ("redis", "rediss", "amqp", "memory"):
+        # Redis only: it also holds the limits every web process and worker share (signing,
+        # login, per-domain delivery rates), which another broker could not.
+        if value and urlsplit(value).scheme not in ("redis", "rediss"):
             raise ValueError("must be a redis:// (or rediss://) URL")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network") from exc
         return value
 
     @field_validator("fax_gateway")

@@ -3,51 +3,131 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.errors import DatabaseUnavailable
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the embedded delivery loop write while pages read; busy_timeout makes
-    # concurrent writers wait instead of failing with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+# How long a SQLite writer waits for the write lock before giving up (the request then
+# answers 503 with Retry-After): other writers' transactions take milliseconds.
+SQLITE_BUSY_SECONDS = 10.0
+# How long anything waits for a pooled connection. Admission control (app/core/admission.py)
+# sizes the pool so that an admitted request never waits; this only bounds the unexpected.
+POOL_TIMEOUT_SECONDS = 10.0
+# Connections a web process keeps beyond its admitted requests: its delivery loop, /readyz,
+# /metrics and a streamed export's own session.
+POOL_RESERVE = 4
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`, with SQLite made safe for several threads."""
+def _sqlite_transactions(engine: Engine, *, foreign_keys: bool) -> None:
+    """Make SQLite's write transactions real, and make its writers queue, not fail.
+
+    pysqlite began a transaction by itself only before an INSERT, UPDATE or DELETE, so a
+    SAVEPOINT taken first became the outermost transaction and releasing it committed a
+    letter alone, before its deliveries existed. Its own handling is switched off
+    (isolation_level None, as SQLAlchemy's recipe does) and Outcry begins transactions
+    itself: right before the first statement that writes (a SAVEPOINT included), with
+    BEGIN IMMEDIATE, which takes the write lock up front. Reads before it run on their
+    own, as they did, so a transaction that only reads never blocks or waits; and a
+    writer never reads in an old snapshot and then fails at once with "database is
+    locked" when it writes, whatever the busy timeout.
+
+    This process's writers queue on a lock of ours, handed on when the previous writer's
+    connection goes back to the pool, after its commit; other processes' writers wait in
+    SQLite's busy handler, which polls.
+    """
+    writer = threading.Lock()
+    owner, begun = "outcry_writer", "outcry_begun"
+
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # The busy timeout first: even asking for WAL waits for a lock while another
+        # connection checkpoints, and without it a new connection failed at once.
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
+        # WAL lets readers go on while one connection writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+
+    def before_execute(conn: Connection, cursor: Any, statement: str, *_args: Any) -> None:
+        info = conn.info
+        if info.get(begun) or not conn.in_transaction():
+            return
+        if statement.lstrip()[:6].upper() == "SELECT":
+            return
+        if not info.get(owner):
+            if not writer.acquire(timeout=SQLITE_BUSY_SECONDS):
+                raise DatabaseUnavailable()
+            info[owner] = True
+        cursor.execute("BEGIN IMMEDIATE")
+        info[begun] = True
+
+    def end(conn: Connection) -> None:
+        conn.info.pop(begun, None)
+
+    def release(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        if record is not None:
+            record.info.pop(begun, None)
+            if record.info.pop(owner, False):
+                writer.release()
+
+    event.listen(engine, "connect", connect)
+    event.listen(engine, "before_cursor_execute", before_execute)
+    event.listen(engine, "commit", end)
+    event.listen(engine, "rollback", end)
+    for moment in ("checkin", "invalidate", "soft_invalidate", "detach"):
+        event.listen(engine.pool, moment, release)
+
+
+def make_engine(
+    url: str, *, pool_size: int = 5, pre_ping: bool = True, migrating: bool = False
+) -> Engine:
+    """An engine for `url`; `pool_size` connections kept, never more.
+
+    `pre_ping` tests each connection as it leaves the pool (a round trip): right for
+    workers and commands, which may hold an engine across a database restart. The web
+    app does without it on its busiest path: a connection that died with a restart fails
+    one request with 503, and SQLAlchemy then replaces every connection in the pool.
+
+    Migrations run with SQLite's foreign keys off, as batch migrations rebuild tables by
+    dropping them (with the keys on, dropping `letter` would delete every delivery).
+    """
+    pool: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": 0,
+        "pool_timeout": POOL_TIMEOUT_SECONDS,
+    }
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
+        _sqlite_transactions(engine, foreign_keys=not migrating)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_pre_ping=pre_ping, **pool)
 
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, int, bool], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def engine_for(url: str) -> Engine:
-    """One engine per URL per process."""
+def engine_for(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """One engine per URL (and pool settings) per process."""
     with _engines_lock:
-        if url not in _engines:
-            _engines[url] = make_engine(url)
-        return _engines[url]
+        key = (url, pool_size, pre_ping)
+        if key not in _engines:
+            _engines[key] = make_engine(url, pool_size=pool_size, pre_ping=pre_ping)
+        return _engines[key]
 
 
 def dispose_engine(url: str) -> None:
-    """Close and forget the engine for `url` (tests that throw databases away)."""
+    """Close and forget the engines for `url` (tests that throw databases away)."""
     with _engines_lock:
-        engine = _engines.pop(url, None)
-    if engine is not None:
+        engines = [_engines.pop(key) for key in list(_engines) if key[0] == url]
+    for engine in engines:
         engine.dispose()
 
 
@@ -70,7 +150,20 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def admitted(request: Request) -> AsyncIterator[None]:
+    """Wait for this request's turn to use the database (or 503: see admission.py)."""
+    admission = request.app.state.admission
+    await admission.acquire()
+    try:
+        yield
+    finally:
+        admission.release()
+
+
+Admitted = Annotated[None, Depends(admitted)]
+
+
+def get_session(request: Request, _turn: Admitted) -> Iterator[Session]:
     """The request's session; committed when the route returns, rolled back on error.
 
     Delivery ids the services asked to enqueue (session.info["enqueue"]) are handed
@@ -86,3 +179,13 @@ def get_session(request: Request) -> Iterator[Session]:
 
 # scope="function": commit before the response is sent, so a 202 always means stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_sessions(request: Request, _turn: Admitted) -> sessionmaker[Session]:
+    """The session factory, for a streamed response that reads the database after the
+    request's own session has closed; it holds its turn until the stream ends."""
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    return sessions
+
+
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -142,6 +145,55 @@ class RateLimited(OutcryError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class Unavailable(OutcryError):
+    """503 with Retry-After: nothing was done, and the same request may simply be sent again."""
+
+    status_code = 503
+    code = "unavailable"
+    default_detail = "Outcry cannot take this request right now; nothing was stored. Try again."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5):
+        self.retry_after = max(1, retry_after)
+        super().__init__(detail)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ServiceBusy(Unavailable):
+    code = "busy"
+    default_detail = (
+        "Too many people are using Outcry at this moment; nothing was stored. "
+        "Please send it again in a few seconds."
+    )
+
+
+class DatabaseUnavailable(Unavailable):
+    code = "database_unavailable"
+    default_detail = (
+        "Outcry's database is not answering; nothing was stored. Please try again in a minute."
+    )
+
+
+def database_unavailable(exc: SQLAlchemyError) -> bool:
+    """True for a database that is away or busy (worth trying again), False for a bug.
+
+    PostgreSQL: psycopg's OperationalError covers a server that is down, restarting, out
+    of connections or cancelling statements; the pool's timeout, when every connection is
+    taken. SQLite: a writer that waited its whole busy timeout.
+    """
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    original = exc.orig
+    if isinstance(original, sqlite3.OperationalError):
+        return "locked" in str(original) or "busy" in str(original)
+    return True
+
+
 def field_name(loc: tuple[int | str, ...]) -> str:
     """`("body", "targets", 0, "email")` -> `"targets.0.email"`."""
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
@@ -177,6 +229,12 @@ def install_handlers(app: FastAPI, *, html: Callable[[Request, OutcryError], Res
         if wants_html(request):
             return html(request, exc)
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> Response:
+        if not database_unavailable(exc):
+            raise exc  # a bug: Starlette's 500, with the traceback in the log
+        return await _outcry(request, DatabaseUnavailable())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from functools import partial
 from typing import Protocol
 
 from celery import Celery
+
+from app.delivery import broker
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +51,25 @@ class CeleryDispatcher:
         self.batch = batch
         self.client = Celery("outcry-client", broker=broker_url)
         self.client.conf.broker_connection_retry_on_startup = False
-        self.client.conf.broker_transport_options = {"max_retries": 1}
+        self.client.conf.broker_connection_timeout = broker.CONNECT_SECONDS
+        # No retries here: a request waits on none (see broker.py).
+        self.client.conf.broker_transport_options = {
+            "max_retries": 0,
+            "socket_connect_timeout": broker.CONNECT_SECONDS,
+            "socket_timeout": 2,
+        }
 
     def enqueue(self, ids: Sequence[int]) -> None:
         for batch in batches(ids, self.batch):
             try:
-                self.client.send_task(SEND_TASK, args=[batch], queue=SEND_QUEUE, retry=False)
-            except Exception:
+                broker.call(partial(self._send, batch))
+            except broker.RedisAway:
                 # The sweeper re-enqueues due deliveries; a letter is never lost here.
-                log.warning("could not enqueue deliveries %s; the sweeper will", batch)
+                log.warning("could not enqueue %d deliveries; the sweeper will", len(batch))
                 return
+
+    def _send(self, batch: list[int]) -> None:
+        self.client.send_task(SEND_TASK, args=[batch], queue=SEND_QUEUE, retry=False)
 
     def ping(self) -> bool:
         """True if the broker answers."""

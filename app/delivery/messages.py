@@ -38,10 +38,11 @@ def from_display(signer_name: str, sender_name: str) -> str:
     return f"{header_text(signer_name)} via {header_text(sender_name)}"
 
 
-def message_id(kind: str, public_id: str, delivery_id: int, mail_from: str) -> str:
-    """Deterministic Message-ID, so a resend after a crash is recognisably the same message."""
+def message_id(kind: str, public_id: str, unique: str | int, mail_from: str) -> str:
+    """The Message-ID of one delivery's message: made once when the delivery is written and
+    kept with it, so every resend after a crash is recognisably the same message."""
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
-    return f"<outcry.{kind}.{public_id}.{delivery_id}@{domain}>"
+    return f"<outcry.{kind}.{public_id}.{unique}@{domain}>"
 
 
 @dataclass(frozen=True, slots=True)

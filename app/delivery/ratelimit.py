@@ -26,11 +26,14 @@ from typing import Protocol
 import idna
 import redis
 
+from app.delivery import broker
+
 __all__ = [
     "MemoryRateLimiter",
     "RateLimiter",
     "RedisRateLimiter",
     "clear_limiters",
+    "client_wait",
     "domain_key",
     "limiter_for",
     "recipient_key",
@@ -453,5 +456,18 @@ def _new_limiter(redis_url: str | None) -> RateLimiter:
         return MemoryRateLimiter()
     # Timeouts so an unreachable Redis fails the attempt instead of hanging a worker;
     # options in the URL (?socket_timeout=…) take precedence.
-    client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+    client = redis.Redis.from_url(
+        redis_url, socket_timeout=10, socket_connect_timeout=broker.CONNECT_SECONDS
+    )
     return RedisRateLimiter(client)
+
+
+def client_wait(redis_url: str | None, key: str, *, limit: int, period: float) -> float:
+    """Take one of `limit` slots per `period` for a client (key: what and who): 0.0 if
+    taken, else seconds until one frees. A Redis that is away costs no signature and no
+    login: the limit is skipped (see broker.py)."""
+    limiter = limiter_for(redis_url)
+    try:
+        return broker.call(lambda: limiter.try_acquire(key, limit=limit, period=period))
+    except broker.RedisAway:
+        return 0.0

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Table, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, joinedload
 
+from app.core import security
 from app.core.errors import DeliveryNotFailed
 from app.delivery.messages import message_id
 from app.models import (
@@ -73,10 +74,12 @@ def _new(letter: Letter, channel: Channel, to: list[str], cc: list[str], now: da
 
 
 def _add(session: Session, deliveries: list[Delivery], *, kind: str, mail_from: str) -> None:
-    session.add_all(deliveries)
-    session.flush()  # ids, for the deterministic Message-IDs
     for delivery in deliveries:
-        delivery.message_id = message_id(kind, delivery.letter.public_id, delivery.id, mail_from)
+        # Random, not the row's id, so the row is written in one INSERT (signing is the
+        # busiest path); kept in the row, it is the same for every resend.
+        unique = security.new_token(9)
+        delivery.message_id = message_id(kind, delivery.letter.public_id, unique, mail_from)
+    session.add_all(deliveries)
     session.flush()
     enqueue_after_commit(session, [d.id for d in deliveries])
 

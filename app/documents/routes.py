@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.appeals.routes import CurrentAppeal
-from app.core.db import SessionDep
+from app.core.db import SessionDep, SessionsDep
 from app.documents import service
 from app.documents.service import Document, Download
 from app.models import utcnow
@@ -20,16 +19,6 @@ router = APIRouter(prefix="/api/v1", tags=["documents"])
 
 _PDF: dict[int | str, dict[str, Any]] = {200: {"content": {service.PDF: {}}}}
 _ZIP: dict[int | str, dict[str, Any]] = {200: {"content": {service.ZIP: {}}}}
-
-
-def sessions_dep(request: Request) -> sessionmaker[Session]:
-    """The session factory, for streams that read the database after the request's
-    own session has committed and closed."""
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    return sessions
-
-
-SessionsDep = Annotated[sessionmaker[Session], Depends(sessions_dep)]
 
 
 def _disposition(filename: str) -> dict[str, str]:

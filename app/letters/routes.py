@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-import redis
 from fastapi import APIRouter, Depends, Request
 
 from app.appeals.routes import CurrentAppeal, SettingsDep
@@ -24,11 +23,9 @@ def signing_limit(request: Request, settings: SettingsDep) -> None:
     if settings.sign_limit_per_hour <= 0:
         return
     host = request.client.host if request.client else "unknown"
-    limiter = ratelimit.limiter_for(settings.broker_url)
-    try:
-        wait = limiter.try_acquire(f"sign:{host}", limit=settings.sign_limit_per_hour, period=3600)
-    except redis.RedisError:
-        return  # a broken Redis must never cost a signature
+    wait = ratelimit.client_wait(
+        settings.broker_url, f"sign:{host}", limit=settings.sign_limit_per_hour, period=3600
+    )
     if wait > 0:
         raise RateLimited(math.ceil(wait))
 

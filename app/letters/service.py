@@ -197,11 +197,12 @@ def sign_letter(
         created_at=now,
         confirmed_at=None if confirm else now,
     )
+    session.add(letter)
     try:
-        with session.begin_nested():
-            session.add(letter)
-            session.flush()
-    except IntegrityError as exc:  # the same address signing twice at the same moment
+        session.flush()
+    except IntegrityError as exc:
+        # The same address signing twice at the same moment. No SAVEPOINT to go on
+        # from: the request ends here and its transaction is rolled back whole.
         raise DuplicateSignature() from exc
     if confirm:
         delivery.plan_confirmation(session, letter=letter, mail_from=settings.mail_from, now=now)

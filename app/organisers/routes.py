@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from app.appeals.routes import SettingsDep
-from app.core.db import SessionDep
+from app.core.db import SessionDep, SessionsDep
 from app.letters import moderation
 from app.models import utcnow
 from app.organisers import exports, stats
@@ -59,15 +59,13 @@ def list_letters(
     responses={200: {"content": {"text/csv": {}}}},
 )
 def letters_csv(
-    request: Request,
+    sessions: SessionsDep,
     who: Organiser,
     appeal: OrganiserAppeal,
     filters: Annotated[LetterFilters, Query()],
 ) -> StreamingResponse:
     """The same letters as CSV (UTF-8 with BOM), oldest first, streamed."""
-    chunks = exports.csv_export(
-        request.app.state.sessions, appeal_id=appeal.id, who=who, filters=filters
-    )
+    chunks = exports.csv_export(sessions, appeal_id=appeal.id, who=who, filters=filters)
     return StreamingResponse(
         chunks,
         media_type="text/csv; charset=utf-8",

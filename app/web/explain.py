@@ -43,6 +43,12 @@ PAGE_DETAILS = frozenset(
         N_("The form has expired or did not come from this site. Please try again."),
         N_("The request body is too large."),
         N_("Too many requests; try again later."),
+        N_("Outcry cannot take this request right now; nothing was stored. Try again."),
+        N_(
+            "Too many people are using Outcry at this moment; nothing was stored. "
+            "Please send it again in a few seconds."
+        ),
+        N_("Outcry's database is not answering; nothing was stored. Please try again in a minute."),
         N_("Test sends are only for appeals that have not opened yet."),
         N_("This letter is not waiting for moderation."),
         N_("No such letter."),

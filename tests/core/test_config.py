@@ -60,3 +60,23 @@ def test_generated_secret_is_kept(tmp_path: Path) -> None:
     assert first == again
     assert len(first) >= 40
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("url", ["amqp://guest@localhost//", "memory://", "sqs://"])
+def test_a_broker_other_than_redis_is_refused(url: str) -> None:
+    # Redis also holds the limits web processes and workers share.
+    with pytest.raises(ValidationError) as info:
+        Settings(broker_url=url)
+    error = info.value.errors()[0]
+    assert error["loc"] == ("broker_url",)
+    assert "redis://" in error["msg"]
+
+
+def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTCRY_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,::1")
+    assert Settings().trusted_proxies == ["127.0.0.1", "10.0.0.0/8", "::1"]
+    monkeypatch.setenv("OUTCRY_TRUSTED_PROXIES", "127.0.0.1, proxy.example.org")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert info.value.errors()[0]["loc"] == ("trusted_proxies",)
+    assert "proxy.example.org" in info.value.errors()[0]["msg"]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+import pytest
+from sqlalchemy import Connection, create_engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
+from app.core.db import engine_for, session_factory, session_scope
 from app.delivery import service as delivery
 from app.letters import moderation
 from app.models import (
@@ -21,7 +25,7 @@ from app.models import (
     utcnow,
 )
 from tests.appeals.factories import make_appeal
-from tests.conftest import drain
+from tests.conftest import _truncate, drain, make_settings
 from tests.letters.factories import sign
 from tests.organisers.factories import fail_deliveries, make_world, signed
 
@@ -36,10 +40,18 @@ def assert_tally_matches(session: Session) -> dict[tuple[int, int, str], int]:
             )
         )
     }
+    # Summed over the shards, as every reader does.
     tallied = {
-        (t.appeal_id, t.organisation_key, t.status.value): t.n
-        for t in session.scalars(select(LetterTally))
-        if t.n != 0
+        (appeal_id, organisation_key, status.value): n
+        for appeal_id, organisation_key, status, n in session.execute(
+            select(
+                LetterTally.appeal_id,
+                LetterTally.organisation_key,
+                LetterTally.status,
+                func.sum(LetterTally.n),
+            ).group_by(LetterTally.appeal_id, LetterTally.organisation_key, LetterTally.status)
+        )
+        if n != 0
     }
     assert tallied == counted
     return tallied
@@ -98,3 +110,40 @@ def test_tally_follows_every_change(session: Session, settings: Settings) -> Non
     session.execute(delete(Appeal).where(Appeal.id == appeal.id))
     tallied = assert_tally_matches(session)
     assert {key[0] for key in tallied} == {other.id}
+
+
+@pytest.mark.postgres
+def test_signatures_of_one_appeal_never_wait_for_each_other(pg_url: str, tmp_path: Path) -> None:
+    """No hot row: a signature whose transaction is still open does not hold back another."""
+    _truncate(pg_url)
+    settings = make_settings(pg_url, tmp_path)
+    with session_scope(session_factory(engine_for(pg_url))) as session:
+        appeal_id = make_appeal(session).id
+    engine = create_engine(pg_url, poolclass=NullPool)
+    # Two connections whose counts go to different shards (backend pid % 64).
+    connections: dict[int, Connection] = {}
+    while len(connections) < 2:
+        conn = engine.connect()
+        shard = conn.execute(text("SELECT pg_backend_pid() % 64")).scalar_one()
+        conn.commit()
+        if shard in connections:
+            conn.close()
+        else:
+            connections[shard] = conn
+    first, second = connections.values()
+    try:
+        with Session(bind=first) as open_one, Session(bind=second) as other:
+            sign(open_one, open_one.get_one(Appeal, appeal_id), settings, email="a@example.net")
+            # The first transaction stays open, holding whatever it locked. The second
+            # would wait for it on a shared tally row; it must not wait at all.
+            other.execute(text("SET lock_timeout = '10s'"))
+            sign(other, other.get_one(Appeal, appeal_id), settings, email="b@example.net")
+            other.commit()
+            open_one.commit()
+    finally:
+        for conn in connections.values():
+            conn.close()
+        engine.dispose()
+    with session_scope(session_factory(engine_for(pg_url))) as session:
+        tallied = assert_tally_matches(session)
+        assert tallied[(appeal_id, 0, "pending_confirmation")] == 2

@@ -1,0 +1,86 @@
+"""`outcry serve` as a crowd meets it: slow clients cut off, several processes on one port."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import SECRET
+from tests.support.processes import outcry, outcry_env, serving, stop, wait_http, wait_until
+from tests.support.smtp import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return outcry_env(
+        database_url=f"sqlite:///{tmp_path / 'outcry.db'}",
+        outbox_dir=str(tmp_path / "outbox"),
+        secret_key=SECRET,
+        **extra,
+    )
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """True once the server has closed the connection (read returns EOF or a reset)."""
+    sock.settimeout(60)
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_client_that_stops_mid_request_is_cut_off(tmp_path: Path) -> None:
+    with serving(env(tmp_path, request_read_seconds="1"), tmp_path) as base:
+        port = int(base.rsplit(":", 1)[1])
+        stalled = []
+        for n in range(30):
+            sock = socket.create_connection(("127.0.0.1", port))
+            if n % 3 == 1:  # half the headers
+                sock.sendall(b"POST /api/v1/appeals/x/letters HTTP/1.1\r\nHost: x\r\n")
+            elif n % 3 == 2:  # all the headers, a tenth of the body
+                sock.sendall(
+                    b"POST /api/v1/appeals/x/letters HTTP/1.1\r\nHost: x\r\n"
+                    b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"name"'
+                )
+            stalled.append(sock)  # n % 3 == 0: connected, says nothing
+        # Meanwhile everyone else is served.
+        assert httpx.get(f"{base}/api/v1/appeals", timeout=30).status_code == 200
+        assert all(closed_by_server(sock) for sock in stalled)
+        for sock in stalled:
+            sock.close()
+        # A keep-alive connection between requests is cut off too (uvicorn's own timer).
+        with httpx.Client(timeout=30) as client:
+            assert client.get(f"{base}/healthz").status_code == 200
+
+
+def test_several_web_processes_share_one_port(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = outcry(
+        "serve", "--port", str(port), "--workers", "2", env=env(tmp_path), cwd=tmp_path, log=log
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
+
+        # uvicorn logs each web process it starts, with its pid.
+        def started() -> set[str]:
+            return set(re.findall(r"Started server process \[(\d+)\]", log.read_text()))
+
+        wait_until(lambda: len(started()) == 2)
+        pids = started()
+        answers = {
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/appeals", timeout=30).status_code
+            for _ in range(10)
+        }
+        assert answers == {200}
+        assert "2 web processes" in log.read_text()
+    finally:
+        stop(proc)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)

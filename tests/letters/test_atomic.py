@@ -1,0 +1,49 @@
+"""A signature is stored whole (the letter and its confirmation e-mail) or not at all."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.db import engine_for, session_factory, session_scope
+from app.delivery import service as delivery
+from app.letters import service
+from app.letters.schemas import SignatureIn
+from app.models import Appeal, Delivery, Letter, utcnow
+from tests.appeals.factories import make_appeal
+from tests.letters.factories import signature
+
+
+class DiskFull(Exception):
+    pass
+
+
+def test_a_failure_after_the_letter_is_written_stores_nothing(
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    appeal_id = make_appeal(session).id
+    session.commit()
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise DiskFull()
+
+    # After sign_letter has flushed the letter (inside its SAVEPOINT), before the
+    # confirmation e-mail's delivery exists.
+    monkeypatch.setattr(delivery, "plan_confirmation", fail)
+    sessions = session_factory(engine_for(settings.database_url))
+    form = SignatureIn.model_validate(signature())
+
+    def sign_in_a_transaction() -> None:
+        with session_scope(sessions) as other:
+            appeal = other.get(Appeal, appeal_id)
+            assert appeal is not None
+            service.sign_letter(other, appeal=appeal, form=form, settings=settings, now=utcnow())
+
+    with pytest.raises(DiskFull):
+        sign_in_a_transaction()
+
+    with session_scope(sessions) as fresh:
+        assert fresh.scalar(select(func.count()).select_from(Letter)) == 0
+        assert fresh.scalar(select(func.count()).select_from(Delivery)) == 0
