@@ -225,36 +225,51 @@ def visitor(browser: Browser, site: Site) -> Iterator[Visitor]:
         context.close()
 
 
+def _submit(page: Page, url: str, fields: dict[str, str], form: str = "form.sign-form") -> int:
+    """Open `url`, fill in `fields` (selector: value; a <select> gets the option) and send
+    the form: the HTTP status of the page that answers."""
+    page.goto(url)
+    for selector, value in fields.items():
+        if page.locator(selector).evaluate("e => e.tagName") == "SELECT":
+            page.select_option(selector, value)
+        else:
+            page.fill(selector, value)
+    with page.expect_navigation() as nav:
+        page.click(f"{form} button[type=submit]")
+    return nav.value.status if nav.value else 0
+
+
 def _sign_with_error(page: Page, site: Site, lang: str) -> int:
     """The signing form sent back with an address the server refuses."""
-    page.goto(f"{site.base}/a/almaty-coach-factory?lang={lang}")
-    page.fill("#f-name", "Анна Пример")
-    page.fill("#f-email", "anna@localhost")
-    page.select_option("#f-country", "KZ")
-    with page.expect_navigation() as nav:
-        page.click("form.sign-form button[type=submit]")
-    return nav.value.status if nav.value else 0
+    return _submit(
+        page,
+        f"{site.base}/a/almaty-coach-factory?lang={lang}",
+        {"#f-name": "Анна Пример", "#f-email": "anna@localhost", "#f-country": "KZ"},
+    )
 
 
 def _sign(page: Page, site: Site, lang: str) -> int:
     """The page after signing: check your e-mail."""
-    page.goto(f"{site.base}/a/kazakhstan-union-activists?org=gmb&lang={lang}")
-    page.fill("#f-name", "Bo Example")
-    page.fill("#f-email", f"bo-{lang}@example.net")
-    page.select_option("#f-country", "GB")
-    page.fill("#f-organisation", LONG_UNION)
-    with page.expect_navigation() as nav:
-        page.click("form.sign-form button[type=submit]")
-    return nav.value.status if nav.value else 0
+    return _submit(
+        page,
+        f"{site.base}/a/kazakhstan-union-activists?org=gmb&lang={lang}",
+        {
+            "#f-name": "Bo Example",
+            "#f-email": f"bo-{lang}@example.net",
+            "#f-country": "GB",
+            "#f-organisation": LONG_UNION,
+        },
+    )
 
 
 def _new_token(page: Page, site: Site, lang: str) -> int:
     """The account page showing a token just made (once, in full)."""
-    page.goto(f"{site.base}/dashboard/account?lang={lang}")
-    page.fill("#f-token-name", "Phone check")
-    with page.expect_navigation() as nav:
-        page.click("#tokens form.sign-form button[type=submit]")
-    return nav.value.status if nav.value else 0
+    return _submit(
+        page,
+        f"{site.base}/dashboard/account?lang={lang}",
+        {"#f-token-name": "Phone check"},
+        form="#tokens form.sign-form",
+    )
 
 
 SUPPORTER_PAGES: dict[str, Visit] = {
@@ -404,10 +419,9 @@ def test_revoke_on_a_phone_asks_first(site: Site, visitor: Visitor) -> None:
     """Without JavaScript: Revoke is on screen, leads to a page that asks, and only the
     button there revokes."""
     page = visitor("admin", "phone")
-    page.goto(f"{site.base}/dashboard/account")
-    page.fill("#f-token-name", "To be revoked")
-    page.click("#tokens form.sign-form button[type=submit]")
-    page.goto(f"{site.base}/dashboard/account")
+    account = f"{site.base}/dashboard/account"
+    _submit(page, account, {"#f-token-name": "To be revoked"}, form="#tokens form.sign-form")
+    page.goto(account)
     row = page.locator("tr", has_text="To be revoked")
     link = row.get_by_role("link", name=re.compile("^Revoke"))
     box = link.bounding_box()
