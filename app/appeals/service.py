@@ -14,8 +14,14 @@ from app.appeals.schemas import AppealIn, AppealRead, OrganisationIn, Phase, Tar
 from app.core.errors import AppealNotFound, InvalidInput
 from app.models import Appeal, AppealStatus, LetterStatus, LetterTally, Organisation, Target
 
-# Letters that a supporter has confirmed: they count as signed.
-SIGNED = (LetterStatus.queued, LetterStatus.sent, LetterStatus.failed)
+# Letters released for delivery: on their way, delivered, or failed. These are what a
+# union hands over in a bundle; a letter still held by a moderator is not (yet).
+RELEASED = (LetterStatus.queued, LetterStatus.sent, LetterStatus.failed)
+# Letters that a supporter has confirmed: they count as signed. A held letter is a
+# confirmed signature waiting for a moderator, so it counts from the moment it is
+# confirmed (a moderated appeal said "1 letter signed" with 3 confirmed); a rejected
+# one stops counting, since the supporter is asked to sign again.
+SIGNED = (*RELEASED, LetterStatus.held)
 
 
 def letter_source(appeal: Appeal | AppealIn, language: str) -> templating.LetterSource:

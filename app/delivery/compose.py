@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.delivery import messages
 from app.delivery.messages import Attachment, Outgoing
 from app.documents import build, pdf
+from app.letters import service as letters
 from app.models import Appeal, Channel, Delivery, Letter, Target
 from app.web import i18n
 
@@ -191,7 +192,7 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             SUPPORTER_TEMPLATES[delivery.channel],
             letter.language,
             appeal_title=appeal.title,
-            appeal_url=f"{settings.base_url}/a/{appeal.slug}",
+            appeal_url=letters.sign_again_url(settings, letter),
             signer_name=letter.signer_name,
             confirm_url=confirm_url(settings, letter),
             letter_url=letter_url(settings, letter),

@@ -194,7 +194,7 @@ def select_letters(
 def _where(selection: Selection) -> list[Any]:
     conditions: list[Any] = [
         Letter.appeal_id == selection.appeal_id,
-        Letter.status.in_(appeals.SIGNED),
+        Letter.status.in_(appeals.RELEASED),
     ]
     if selection.organisation_id is not None:
         conditions.append(Letter.organisation_id == selection.organisation_id)

@@ -90,6 +90,16 @@ async def create_token(request: Request, session: SessionDep, who: LoggedInAdmin
     return _account_page(request, session, who, status=201, new_token=raw)
 
 
+@router.get("/dashboard/tokens/{token_id}/revoke", response_class=HTMLResponse)
+def revoke_token_page(
+    request: Request, session: SessionDep, who: LoggedInAdmin, token_id: int
+) -> Response:
+    """Asks before revoking (the account page's Revoke is a link here): a revoked token
+    cannot be brought back, and a program using it stops working at once."""
+    token = accounts.get_token(session, token_id)
+    return private_page(request, "dashboard/revoke.html", who, token=token)
+
+
 @router.post("/dashboard/tokens/{token_id}/revoke")
 def revoke_token(
     request: Request, session: SessionDep, who: LoggedInAdmin, token_id: int

@@ -116,11 +116,17 @@ def list_tokens(session: Session) -> list[ApiToken]:
     )
 
 
-def revoke_token(session: Session, token_id: int) -> ApiToken:
-    """Delete the token: a client still using it gets 401 from now on. NotFound if none."""
-    token = session.get(ApiToken, token_id)
+def get_token(session: Session, token_id: int) -> ApiToken:
+    """The token with this id (its organisation loaded), or NotFound."""
+    token = session.get(ApiToken, token_id, options=[joinedload(ApiToken.organisation)])
     if token is None:
         raise NotFound(f"no token {token_id}")
+    return token
+
+
+def revoke_token(session: Session, token_id: int) -> ApiToken:
+    """Delete the token: a client still using it gets 401 from now on. NotFound if none."""
+    token = get_token(session, token_id)
     session.delete(token)
     session.flush()
     return token

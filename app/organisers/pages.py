@@ -43,7 +43,6 @@ from app.web import pages as web
 
 router = APIRouter(include_in_schema=False)
 
-REFRESH_SECONDS = 30
 # The dashboard shows supporters' names: no caching, no framing (clickjacking the retry
 # and moderation buttons), nothing loaded from elsewhere.
 PRIVATE_HEADERS = {
@@ -200,7 +199,7 @@ def dashboard(request: Request, session: SessionDep, who: Organiser) -> Response
         "dashboard/index.html",
         who,
         rows=[{"row": r, "phase": appeals.phase(r.appeal, now)} for r in rows],
-        refresh=REFRESH_SECONDS,
+        as_of=now,
     )
 
 
@@ -222,7 +221,8 @@ def dashboard_appeal(
     total = appeals.counts(session, [appeal.id])[appeal.id]
     lang = web.ui_language(request)
     signed = sum(figures.letters[s.value] for s in appeals.SIGNED)
-    phase = appeals.phase(appeal, utcnow())
+    now = utcnow()
+    phase = appeals.phase(appeal, now)
     return private_page(
         request,
         "dashboard/appeal.html",
@@ -237,8 +237,9 @@ def dashboard_appeal(
         failures=stats.latest_failures(session, appeal=appeal, who=who),
         share_links=_share_links(request, appeal, who),
         samples=stats.recent_samples(session, appeal=appeal) if who.is_admin else [],
+        language_names={code: web.native_name(code) for code in appeal.languages},
         can_test_send=scope.may_test_send(who) and phase in ("draft", "scheduled"),
-        refresh=REFRESH_SECONDS,
+        as_of=now,
     )
 
 
@@ -250,13 +251,17 @@ def moderation_page(
     held, total = moderation.held_letters(
         session, appeal=appeal, where=letters_filter(who), limit=100
     )
+    summaries = [exports.summary_of(x, who=who) for x in held]
     return private_page(
         request,
         "dashboard/moderation.html",
         who,
         appeal=appeal,
-        letters=[exports.summary_of(x, who=who) for x in held],
+        letters=summaries,
         total=total,
+        organisations={o.slug: o.name for o in appeal.organisations},
+        country_names=dict(countries(web.ui_language(request))),
+        language_names={x.language: web.native_name(x.language) for x in summaries},
     )
 
 

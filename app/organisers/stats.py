@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Date, cast, func, literal_column, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from app.appeals import service as appeals
 from app.delivery import service as delivery
@@ -158,6 +158,11 @@ class Overview:
     total: appeals.Counts
     letters: dict[str, int]
 
+    @property
+    def own_signed(self) -> int:
+        """Confirmed letters among those the asker may see (held ones included)."""
+        return sum(self.letters[s.value] for s in appeals.SIGNED)
+
 
 def overview(session: Session, *, who: Principal) -> list[Overview]:
     """Every appeal `who` may see (all, for admins; those its organisation takes part in,
@@ -230,11 +235,13 @@ def latest_failures(
 
 
 def recent_samples(session: Session, *, appeal: Appeal, limit: int = 6) -> list[Delivery]:
-    """The appeal's latest test sends, to show whether they went out."""
+    """The appeal's latest test sends (their letters loaded, one per language), to show
+    whether they went out."""
     return list(
         session.scalars(
             select(Delivery)
             .join(Letter, Letter.id == Delivery.letter_id)
+            .options(contains_eager(Delivery.letter))  # the template shows its language
             .where(Letter.appeal_id == appeal.id, Delivery.channel == Channel.sample)
             .order_by(Delivery.id.desc())
             .limit(limit)

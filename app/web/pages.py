@@ -41,6 +41,14 @@ def ui_language(request: Request, available: list[str] | tuple[str, ...] = i18n.
     )
 
 
+def letter_language(request: Request, letter: Letter) -> str:
+    """A supporter's own pages (confirm, their letter): the language chosen with ?lang=,
+    else the language they signed in, so the language links on those pages work."""
+    if request.query_params.get("lang"):
+        return ui_language(request)
+    return ui_language(request, [letter.language])
+
+
 def render(
     request: Request, template: str, lang: str, http_status: int = 200, **context: Any
 ) -> HTMLResponse:
@@ -192,7 +200,7 @@ def confirm_page(
     return render(
         request,
         "confirm.html",
-        ui_language(request, [letter.language]),
+        letter_language(request, letter),
         appeal=letter.appeal,
         letter=letter,
         action=f"/confirm/{token}",
@@ -212,7 +220,7 @@ def _confirmed(request: Request, letter: Letter, *, already: bool) -> HTMLRespon
     return render(
         request,
         "confirmed.html",
-        ui_language(request, [letter.language]),
+        letter_language(request, letter),
         appeal=letter.appeal,
         letter=letter,
         letter_url=f"/letters/{letter.public_id}?key={letter.key}",
@@ -227,19 +235,17 @@ def letter_page(
     """The supporter's letter and where each copy of it has got to."""
     letter = letters.get_letter(session, public_id=public_id, key=key)
     view = letters.to_read(session, letter, settings=settings)
-    deliveries = [
-        {**d.model_dump(), "recipients": ", ".join(d.recipients)} for d in view.deliveries
-    ]
     return render(
         request,
         "letter.html",
-        ui_language(request, [letter.language]),
+        letter_language(request, letter),
         appeal=letter.appeal,
         letter={
             **view.model_dump(),
             "signer_name": view.signer.name,
             "status": view.status.value,
         },
-        deliveries=deliveries,
+        deliveries=[d.model_dump() for d in view.deliveries],
         pdf_url=view.pdf_url,
+        sign_again_url=letters.sign_again_url(settings, letter),
     )

@@ -50,7 +50,7 @@ def test_sign_confirm_and_deliver(client: TestClient, settings: Settings, appeal
     page = client.get(link)
     assert page.status_code == 200
     assert "Ada Example" in page.text
-    assert f'action="{link}"' in page.text
+    assert f'action="{link}?lang=en"' in page.text
     letter = client.get(status_url.removeprefix("http://testserver")).json()
     assert letter["status"] == "pending_confirmation"
     assert client.post(link).status_code == 200

@@ -180,7 +180,8 @@ def test_an_admin_creates_and_revokes_tokens_on_the_page(
     )
     assert made.status_code == 201
     raw = re.search(
-        r'<div class="notice ok" role="status" id="new-token">.*?<code>([^<]+)</code>',
+        r'<div class="notice ok" role="status" id="new-token">.*?'
+        r'<code class="secret">([^<]+)</code>',
         made.text,
         re.S,
     )
@@ -195,6 +196,19 @@ def test_an_admin_creates_and_revokes_tokens_on_the_page(
 
     api = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/v1/appeals/free-them/stats", headers=api).status_code == 200
+    # Revoke on the account page is a link to a page that asks first; opening it
+    # revokes nothing.
+    account = client.get("/dashboard/account").text
+    assert f'href="/dashboard/tokens/{stored.id}/revoke?lang=en"' in account
+    assert f'action="/dashboard/tokens/{stored.id}/revoke' not in account
+    asked = client.get(f"/dashboard/tokens/{stored.id}/revoke")
+    assert asked.status_code == 200
+    assert "Revoke this token?" in asked.text
+    assert "Unite&#39;s reporting X-Evil: 1" in asked.text
+    form = f'<form method="post" action="/dashboard/tokens/{stored.id}/revoke?lang=en"'
+    assert form in asked.text
+    assert client.get("/api/v1/appeals/free-them/stats", headers=api).status_code == 200
+    assert client.get("/dashboard/tokens/99999/revoke").status_code == 404
     revoked = client.post(
         f"/dashboard/tokens/{stored.id}/revoke", data={"csrf_token": csrf}, follow_redirects=False
     )

@@ -67,12 +67,15 @@ def test_overview_shows_every_appeal_with_progress(
     page = client.get("/dashboard", headers=world.auth("admin"))
     assert page.status_code == 200
     html = page.text
-    assert '<meta http-equiv="refresh" content="30">' in html
+    # Figures as of loading, refreshed when the organiser asks: never a reload by itself.
+    assert 'http-equiv="refresh"' not in html
+    assert "Figures as of " in html
+    assert '<a href="/dashboard?lang=en">Refresh</a>' in html
     card = html.split('id="appeal-free-them"', 1)[1].split("</li>", 1)[0]
-    assert "4 letters signed" in card  # three sent and one failed
+    assert "5 letters signed" in card  # three sent, one failed, one held for moderation
     assert "Goal: 10." in card
     assert "3 letters delivered." in card
-    assert '<progress value="4" max="10"' in card
+    assert '<progress value="5" max="10"' in card
     assert '<dd class="failed">1</dd>' in card
     assert '<dd class="held">1</dd>' in card
     assert '<dd class="pending">1</dd>' in card
@@ -83,8 +86,9 @@ def test_overview_shows_every_appeal_with_progress(
     union = client.get("/dashboard", headers=world.auth("unite")).text
     assert "Opens next week" not in union  # unite takes no part in it
     card = union.split('id="appeal-free-them"', 1)[1].split("</li>", 1)[0]
-    assert "4 letters signed" in card  # the appeal's public total, toward its goal
-    assert '<dd class="own-signed">2</dd>' in card  # a (sent) and d (failed) came through unite
+    assert "5 letters signed" in card  # the appeal's public total, toward its goal
+    # a (sent), d (failed) and e (held) came through unite
+    assert '<dd class="own-signed">3</dd>' in card
     assert '<dd class="held">1</dd>' in card
     assert '<dd class="pending">0</dd>' in card
 
@@ -100,7 +104,9 @@ def test_appeal_page_numbers_chart_and_failures(
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert "<script" not in html
-    assert '<meta http-equiv="refresh"' in html
+    assert 'http-equiv="refresh"' not in html
+    assert '<a href="/dashboard/free-them?lang=en">Refresh</a>' in html
+    assert "5 letters signed" in html  # the held letter is a confirmed signature
 
     assert table(html, "letter-counts") == {
         "Waiting for confirmation": 1,
@@ -120,17 +126,17 @@ def test_appeal_page_numbers_chart_and_failures(
     }
     assert table(html, "by-country") == {
         "Kazakhstan (KZ)": 2,
-        "United Kingdom (GB)": 1,
+        "United Kingdom (GB)": 2,
         "Ukraine (UA)": 1,
     }
     assert table(html, "by-organisation") == {
-        "Unite the Union": 2,
+        "Unite the Union": 3,
         "GMB": 1,
         "Through no organisation's link": 1,
     }
     svg = html.split('<figure class="chart-wrap">', 1)[1].split("</figure>", 1)[0]
     assert svg.startswith("<svg")
-    assert f"{utcnow().date().isoformat()}: Signed 4" in svg
+    assert f"{utcnow().date().isoformat()}: Signed 5" in svg
     assert f"{utcnow().date().isoformat()}: Sent 3" in svg
     assert "Moderation: 1 letter waiting" in html
     assert "http://testserver/a/free-them?org=unite" in html

@@ -238,3 +238,90 @@ def test_rejecting_without_a_reason_says_nothing_more(
     drain(settings)
     [notice] = [m for n, m in outbox(settings).items() if ".rejected." in n]
     assert "The organisers wrote:" not in notice.get_content()  # type: ignore[union-attr]
+
+
+def test_held_letters_count_as_signed(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    """Three confirmed letters, one approved: the dashboard and the public count say 3
+    signed (it said 1: held letters, confirmed signatures, were left out)."""
+    world = make_world(session, moderation=True, goal=10)
+    held = [
+        signed(session, world.appeal, settings, email=f"{n}@example.net", message="Words")
+        for n in range(3)
+    ]
+    approved = client.post(
+        f"/api/v1/letters/{held[0].public_id}/approve", headers=world.auth("admin")
+    )
+    assert approved.status_code == 200
+    html = client.get("/dashboard/free-them", headers=world.auth("admin")).text
+    assert "<strong>3 letters signed</strong>" in html
+    assert '<progress value="3" max="10"' in html
+    assert "Moderation: 2 letters waiting" in html
+    assert client.get("/api/v1/appeals/free-them").json()["signed"] == 3
+    overview = client.get("/dashboard", headers=world.auth("admin")).text
+    assert "3 letters signed" in overview
+
+    # A rejected letter is no signature: the supporter is asked to sign again.
+    rejected = client.post(
+        f"/api/v1/letters/{held[1].public_id}/reject", headers=world.auth("admin")
+    )
+    assert rejected.status_code == 200
+    assert client.get("/api/v1/appeals/free-them").json()["signed"] == 2
+
+
+def test_moderation_page_says_who_in_which_language_and_through_whom(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    world = make_world(session, accounts=True, moderation=True)
+    letter = signed(
+        session,
+        world.appeal,
+        settings,
+        org="unite",
+        email="r@example.net",
+        language="ru",
+        country="KZ",
+        city="Алматы",
+        message="Свободу!",
+    )
+    signed(session, world.appeal, settings, email="n@example.net", message="No link")
+    log_in(client, "admin@example.org")
+    html = client.get("/dashboard/free-them/moderation").text
+    card = html.split(f'id="letter-{letter.public_id}"', 1)[1].split("</li>", 1)[0]
+    assert '<dd class="letter-language" lang="ru">Русский</dd>' in card
+    assert '<dd class="letter-organisation">Unite the Union</dd>' in card
+    assert "Алматы, Kazakhstan" in card
+    # The reason box sits inside Reject's own group, after Approve's form has closed.
+    approve, reject = card.split('class="reject-form"', 1)
+    assert "Approve and send" in approve
+    assert "<textarea" not in approve
+    assert "<legend>Or reject the letter</legend>" in reject
+    assert reject.index("<fieldset>") < reject.index("<textarea") < reject.index("</fieldset>")
+    assert "no organisation's link" in html  # the other letter came through no link
+
+
+def test_the_sign_again_link_keeps_the_union_and_the_language(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    world = make_world(session, moderation=True)
+    letter = signed(
+        session,
+        world.appeal,
+        settings,
+        org="unite",
+        email="k@example.net",
+        language="ru",
+        message="Слова.",
+    )
+    url = f"/api/v1/letters/{letter.public_id}/reject"
+    assert client.post(url, headers=world.auth("admin")).status_code == 200
+    drain(settings)
+    [notice] = [m for n, m in outbox(settings).items() if ".rejected." in n]
+    text = notice.get_content()  # type: ignore[union-attr]
+    assert "http://testserver/a/free-them?org=unite&lang=ru\n" in text.replace("\r\n", "\n")
+
+    # The letter's page: a notice that is not success-green, with the same link.
+    page = client.get(f"/letters/{letter.public_id}", params={"key": letter.key}).text
+    assert '<div class="notice warn" role="status">' in page
+    assert 'href="http://testserver/a/free-them?org=unite&amp;lang=ru"' in page

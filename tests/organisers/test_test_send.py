@@ -75,7 +75,10 @@ def test_sample_goes_only_to_the_organiser_and_names_the_real_recipients(
     assert client.get("/api/v1/appeals/free-them/letters", headers=admin).json()["total"] == 0
     page = client.get("/dashboard/free-them").text
     section = page.split('id="test-send"', 1)[1].split("</section>", 1)[0]
-    assert section.count("<td>Sent</td>") == 2
+    assert section.count('<td data-label="Status">Sent</td>') == 2
+    # One row per language, each saying which.
+    assert '<span lang="en">English</span>' in section
+    assert '<span lang="ru">Русский</span>' in section
 
 
 def test_allowed_while_scheduled_refused_once_open(client: TestClient, session: Session) -> None:
