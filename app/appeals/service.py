@@ -80,7 +80,7 @@ def check_letters(data: AppealIn, *, directory: Path) -> None:
                 directory=directory,
             )
         except templating.LetterTemplateError as exc:
-            errors.setdefault(field, f"{language}: {exc}")
+            errors.setdefault(field, str(exc))  # names the file or part, and its language
     if errors:
         raise InvalidInput(errors)
 
