@@ -153,7 +153,7 @@ def appeal_list() -> None:
 @organiser_cli.command("add")
 def organiser_add(
     email: str,
-    password: PasswordOpt,
+    password: PasswordOpt = None,
     organisation: Annotated[
         str | None,
         typer.Option(help="Scope the account to this organisation (a union); default admin."),
@@ -211,7 +211,7 @@ def organiser_list() -> None:
 
 
 @organiser_cli.command("password")
-def organiser_password(email: str, password: PasswordOpt) -> None:
+def organiser_password(email: str, password: PasswordOpt = None) -> None:
     """Set an organiser's password (a reset), logging them out everywhere."""
     from app.organisers import accounts
 
