@@ -173,3 +173,12 @@ def test_a_bundle_of_demo_letters_in_three_languages(demo: list[Appeal], artifac
         assert SIGNER["city"] in page
     for png in render_png(out.getvalue(), artifacts, "demo-bundle"):
         assert ink(png) > 0.002, png.name
+
+
+def test_signature_sheets_are_headed_in_their_own_language(demo: list[Appeal]) -> None:
+    for appeal, language in every_letter(demo):
+        document = documents.signature_sheet_pdf(appeal, language=language, pages=1)
+        [page] = page_texts(document.content)
+        shown = appeals.in_language(appeal, language)
+        assert squash(shown.title) in squash(page), (appeal.slug, language)
+        assert squash(shown.targets[0].name) in squash(page), (appeal.slug, language)
