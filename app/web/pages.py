@@ -43,15 +43,16 @@ def untranslated_note(texts: appeals.AppealText, lang: str) -> str:
             "This appeal has not been translated into English yet, so it is shown in its "
             "original language (%(language)s)."
         ) % {"language": original}
-    if not texts.untranslated:
-        return ""
+    # The parts this page shows (the campaign's name is in e-mails and PDFs only).
     names = {
         "title": _("the title"),
         "summary": _("the summary"),
-        "sender_name": _("the campaign's name"),
         "targets": _("who receives the letter"),
     }
-    parts = dict.fromkeys(names[field.split(".")[0]] for field in texts.untranslated)
+    heads = (field.split(".")[0] for field in texts.untranslated)
+    parts = dict.fromkeys(names[head] for head in heads if head in names)
+    if not parts:
+        return ""
     return _(
         "Parts of this appeal have not been translated into English yet and are shown in "
         "its original language (%(language)s): %(parts)s."
