@@ -27,15 +27,15 @@ cli.add_typer(token_cli, name="token")
 HostOpt = Annotated[str, typer.Option(help="Address to listen on.")]
 PortOpt = Annotated[int, typer.Option(help="Port to listen on.")]
 PasswordOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        prompt=True,
-        hide_input=True,
-        confirmation_prompt=True,
         envvar="OUTCRY_ORGANISER_PASSWORD",
         help="At least 12 characters; asked for when not given.",
+        show_default=False,
     ),
 ]
+# Tries at typing a long enough password before the command gives up.
+PASSWORD_TRIES = 3
 
 
 def _settings() -> Settings:
@@ -50,6 +50,36 @@ def _settings() -> Settings:
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
+
+
+def _new_password(given: str | None) -> str:
+    """The new password as given, or typed twice; a too short one is said at once, before
+    it is typed a second time."""
+    from app.organisers.service import password_problem
+
+    if given is not None:
+        problem = password_problem(given)
+        if problem:
+            raise _fail(f"the password {problem}")
+        return given
+    for _ in range(PASSWORD_TRIES):
+        password: str = typer.prompt("Password", hide_input=True)
+        problem = password_problem(password)
+        if problem is None:
+            break
+        typer.echo(f"error: the password {problem}; please try again", err=True)
+    else:
+        raise _fail(f"no password of at least {_password_min()} characters was given")
+    again: str = typer.prompt("Repeat for confirmation", hide_input=True)
+    if again != password:
+        raise _fail("the two passwords are not the same")
+    return password
+
+
+def _password_min() -> int:
+    from app.core.security import PASSWORD_MIN
+
+    return PASSWORD_MIN
 
 
 @db_cli.command("upgrade")
@@ -123,7 +153,7 @@ def appeal_list() -> None:
 @organiser_cli.command("add")
 def organiser_add(
     email: str,
-    password: PasswordOpt,
+    password: PasswordOpt = None,
     organisation: Annotated[
         str | None,
         typer.Option(help="Scope the account to this organisation (a union); default admin."),
@@ -133,6 +163,7 @@ def organiser_add(
     from app.organisers import service
 
     settings = _settings()
+    password = _new_password(password)
     try:
         with session_scope(session_factory(engine_for(settings.database_url))) as session:
             org = service.ensure_organisation(session, slug=organisation) if organisation else None
@@ -180,11 +211,12 @@ def organiser_list() -> None:
 
 
 @organiser_cli.command("password")
-def organiser_password(email: str, password: PasswordOpt) -> None:
+def organiser_password(email: str, password: PasswordOpt = None) -> None:
     """Set an organiser's password (a reset), logging them out everywhere."""
     from app.organisers import accounts
 
     settings = _settings()
+    password = _new_password(password)
     try:
         with session_scope(session_factory(engine_for(settings.database_url))) as session:
             organiser = accounts.find_organiser(session, email)
@@ -239,19 +271,70 @@ def token_revoke(token_id: int) -> None:
         raise _fail(exc.detail) from exc
 
 
-def _serve(host: str, port: int, workers: int) -> None:
+def _served_settings(host: str, port: int) -> Settings:
+    """The settings for serving on host:port: links in e-mails follow the port unless
+    OUTCRY_BASE_URL says where the site is."""
+    settings = _settings()
+    if "base_url" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"base_url": f"http://{_url_host(host)}:{port}"})
+
+
+def _url_host(host: str) -> str:
+    """How a browser on this machine reaches a server listening on `host`."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail plainly, before anything is printed, if host:port cannot be listened on."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise _fail(f"cannot listen on {host!r}: no such address on this machine") from exc
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn does, so a port left in TIME_WAIT by the last run counts as free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                reason = (
+                    f"port {port} on {host} is already in use (is Outcry running already?). "
+                    f"Stop what uses it, or choose another port: --port {port + 1}"
+                )
+            elif exc.errno == errno.EACCES:
+                reason = f"port {port} needs more privileges; choose a port above 1023"
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                reason = f"this machine has no address {host}"
+            else:
+                reason = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            raise _fail(reason) from exc
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import os
 
     from app import server
     from app.core.migrate import upgrade
 
-    settings = _settings()
     upgrade(settings.database_url)
     workers = workers or os.cpu_count() or 1
     mode = "embedded delivery" if settings.embedded else f"broker {settings.broker_url}"
     target = "SMTP" if settings.smtp_url else f"outbox folder {settings.outbox_dir.resolve()}"
     processes = f"{workers} web processes, " if workers > 1 else ""
-    typer.echo(f"Outcry at http://{host}:{port}/ ({processes}{mode}, mail to {target})")
+    typer.echo(f"Outcry at {settings.base_url}/ ({processes}{mode}, mail to {target})")
+    # Each web process reads its settings from the environment: hand it the base URL
+    # worked out here (links follow --port unless OUTCRY_BASE_URL was set).
+    os.environ["OUTCRY_BASE_URL"] = settings.base_url
     server.run(host=host, port=port, workers=workers)
 
 
@@ -268,21 +351,58 @@ WorkersOpt = Annotated[
 @cli.command()
 def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt = 1) -> None:
     """Run the web app; upgrades the database; delivers in-process when no broker is set."""
-    _serve(host, port, workers)
+    _check_port(host, port)
+    _serve(_served_settings(host, port), host, port, workers)
+
+
+# The organiser login `outcry demo` makes, only on a database with no other organiser.
+DEMO_ORGANISER = "demo@example.org"
+
+
+def _demo_login(settings: Settings) -> None:
+    """Show a newcomer the organisers' side: on a database without organisers of its own,
+    a demo admin login with a new random password, printed this once; else the command."""
+    from sqlalchemy import func, select
+
+    from app.core import security
+    from app.models import Organiser
+    from app.organisers import accounts
+    from app.organisers import service as organisers
+
+    login = f"{settings.base_url}/login"
+    with session_scope(session_factory(engine_for(settings.database_url))) as session:
+        others = session.scalar(
+            select(func.count()).select_from(Organiser).where(Organiser.email != DEMO_ORGANISER)
+        )
+        if others:
+            typer.echo(f"organisers log in at {login}")
+            return
+        password = security.new_token(12)
+        existing = session.scalar(select(Organiser).where(Organiser.email == DEMO_ORGANISER))
+        if existing is None:
+            organisers.add_organiser(session, email=DEMO_ORGANISER, password=password)
+        else:
+            accounts.set_password(session, existing, password)
+    typer.echo(
+        f"organisers' side: {login} as {DEMO_ORGANISER}, password {password} "
+        "(a new one each time the demo starts; add your own with `outcry organiser add`)"
+    )
 
 
 @cli.command()
 def demo(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt = 1) -> None:
-    """Import the demo appeals, print their URLs, and serve."""
+    """Import the demo appeals, print their URLs and an organiser login, and serve."""
     from app.core import paths
     from app.core.migrate import upgrade
 
-    settings = _settings()
+    _check_port(host, port)
+    settings = _served_settings(host, port)
     upgrade(settings.database_url)
     for path in sorted(paths.demo_dir().glob("*.yaml")):
         slug, _ = _import(path)
-        typer.echo(f"demo appeal: http://{host}:{port}/a/{slug}")
-    _serve(host, port, workers)
+        typer.echo(f"demo appeal: {settings.base_url}/a/{slug}")
+    _demo_login(settings)
+    _serve(settings, host, port, workers)
 
 
 def _celery_argv(*args: str) -> None:

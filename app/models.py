@@ -191,6 +191,10 @@ class Appeal(Base):
     # Inline letters: {lang: {"subject": …, "body": …}}; used when template is None.
     letter: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
     sender_name: Mapped[str] = mapped_column(String(200))
+    # title, summary and sender_name above are in default_language; the other languages'
+    # texts are here: {lang: {"title": …, "summary": …, "sender_name": …}}, each text
+    # only where it was given (app/appeals/texts.py reads them, falling back).
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON, default=dict)
     copies: Mapped[list[str]] = mapped_column(JSON, default=list)
     goal: Mapped[int | None] = mapped_column(Integer)
     opens_at: Mapped[datetime | None]
@@ -228,6 +232,8 @@ class Target(Base):
     fax: Mapped[str | None] = mapped_column(String(20))  # E.164
     address: Mapped[str] = mapped_column(Text, default="")
     language: Mapped[str | None] = mapped_column(String(8))
+    # As Appeal.translations: {lang: {"name"|"title"|"organisation"|"address": …}}.
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON, default=dict)
 
     appeal: Mapped[Appeal] = relationship(back_populates="targets")
 

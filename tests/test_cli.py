@@ -88,3 +88,110 @@ def test_worker_needs_a_broker(tmp_path: Path) -> None:
     result = run_outcry("worker", env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert "OUTCRY_BROKER_URL" in result.stderr
+
+
+def test_a_short_password_is_refused_before_it_is_typed_twice(tmp_path: Path) -> None:
+    env = outcry_env(database_url=f"sqlite:///{tmp_path / 'x.db'}", secret_key="cli-secret")
+    assert run_outcry("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    good = "a long enough password"
+
+    added = run_outcry(
+        "organiser", "add", "a@example.org", env=env, cwd=tmp_path, input=f"short\n{good}\n{good}\n"
+    )
+
+    assert added.returncode == 0, added.stderr
+    assert added.stderr.count("at least 12 characters") == 1
+    assert added.stdout.count("Repeat for confirmation") == 1  # only for the good one
+    assert "added organiser a@example.org" in added.stdout
+    mismatch = run_outcry(
+        "organiser", "add", "b@example.org", env=env, cwd=tmp_path, input=f"{good}\n{good}!\n"
+    )
+    assert mismatch.returncode == 1
+    assert "the two passwords are not the same" in mismatch.stderr
+
+
+def test_served_links_follow_the_port_unless_the_base_url_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app import cli
+    from app.core.config import get_settings
+
+    monkeypatch.delenv("OUTCRY_BASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert cli._served_settings("127.0.0.1", 18601).base_url == "http://127.0.0.1:18601"
+        assert cli._served_settings("0.0.0.0", 8080).base_url == "http://127.0.0.1:8080"
+        assert cli._served_settings("::", 8080).base_url == "http://[::1]:8080"
+        monkeypatch.setenv("OUTCRY_BASE_URL", "https://letters.example.org")
+        get_settings.cache_clear()
+        assert cli._served_settings("127.0.0.1", 18601).base_url == "https://letters.example.org"
+    finally:
+        get_settings.cache_clear()
+
+
+def test_demo_on_a_port_links_there_says_a_taken_port_and_prints_a_login(
+    tmp_path: Path,
+) -> None:
+    import re
+
+    import httpx2 as httpx
+
+    from tests.support.processes import outcry, stop, wait_http, wait_until
+    from tests.support.smtp import free_port
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = outcry_env(database_url=f"sqlite:///{tmp_path / 'demo.db'}", secret_key="demo-secret")
+    log = tmp_path / "demo.log"
+    proc = outcry("demo", "--port", str(port), env=env, cwd=tmp_path, log=log)
+    try:
+        wait_http(f"{base}/healthz", proc, log)
+        printed = log.read_text()
+        assert f"demo appeal: {base}/a/almaty-coach-factory" in printed
+        login = re.search(r"as demo@example\.org, password (\S+) ", printed)
+        assert login, printed
+
+        taken = run_outcry("serve", "--port", str(port), env=env, cwd=tmp_path)
+        assert taken.returncode == 1
+        assert f"port {port} on 127.0.0.1 is already in use" in taken.stderr
+        assert "Errno" not in taken.stderr
+        assert "http://" not in taken.stdout  # no URLs printed for a server that never ran
+
+        signed = httpx.post(
+            f"{base}/api/v1/appeals/almaty-coach-factory/letters",
+            json={"name": "Ada Example", "email": "ada@example.net", "country": "GB"},
+        )
+        assert signed.status_code == 202, signed.text
+        assert signed.json()["status_url"].startswith(f"{base}/")
+        outbox = tmp_path / "outbox"
+        wait_until(lambda: any(outbox.glob("*.confirm.*.eml")), timeout=30)
+        [eml] = outbox.glob("*.confirm.*.eml")
+        assert f"{base}/confirm/" in _body(eml)
+
+        with httpx.Client(base_url=base) as browser:
+            form = browser.get("/login").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert csrf
+            response = browser.post(
+                "/login",
+                data={
+                    "email": "demo@example.org",
+                    "password": login.group(1),
+                    "csrf_token": csrf.group(1),
+                    "next": "/dashboard",
+                },
+            )
+            assert response.status_code == 303, response.text
+            assert "Almaty Coach Factory" in browser.get("/dashboard").text
+    finally:
+        stop(proc)
+
+
+def _body(eml: Path) -> str:
+    import email
+    from email import policy
+
+    message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.appeals import service
 from app.appeals.schemas import AppealIn, AppealRead
@@ -33,23 +33,44 @@ def public_appeal(session: SessionDep, slug: str) -> Appeal:
 CurrentAppeal = Annotated[Appeal, Depends(public_appeal)]
 
 
-def _read(session: SessionDep, appeal: Appeal, settings: Settings) -> AppealRead:
+# ?lang=: the language of an appeal's texts in the answer (default: each appeal's own).
+LangQuery = Annotated[
+    str | None,
+    Query(
+        max_length=35,
+        description="Give the appeal's texts in this language where it has them "
+        "(`language` and `untranslated` in the answer say what you got).",
+    ),
+]
+
+
+def _read(
+    session: SessionDep, appeal: Appeal, settings: Settings, lang: str | None = None
+) -> AppealRead:
     counted = service.counts(session, [appeal.id])[appeal.id]
-    return service.to_read(appeal, counted, base_url=settings.base_url, now=utcnow())
+    return service.to_read(appeal, counted, base_url=settings.base_url, now=utcnow(), language=lang)
 
 
 @router.get("")
-def list_appeals(session: SessionDep, settings: SettingsDep) -> list[AppealRead]:
+def list_appeals(
+    session: SessionDep, settings: SettingsDep, lang: LangQuery = None
+) -> list[AppealRead]:
     """Open and closed appeals with their counts (drafts are not listed)."""
     appeals = service.list_appeals(session)
     counted = service.counts(session, [a.id for a in appeals])
     now = utcnow()
-    return [service.to_read(a, counted[a.id], base_url=settings.base_url, now=now) for a in appeals]
+    return [
+        service.to_read(a, counted[a.id], base_url=settings.base_url, now=now, language=lang)
+        for a in appeals
+    ]
 
 
 @router.get("/{slug}")
-def get_appeal(session: SessionDep, settings: SettingsDep, appeal: CurrentAppeal) -> AppealRead:
-    return _read(session, appeal, settings)
+def get_appeal(
+    session: SessionDep, settings: SettingsDep, appeal: CurrentAppeal, lang: LangQuery = None
+) -> AppealRead:
+    """One appeal with its counts, its texts in `lang` where it has them."""
+    return _read(session, appeal, settings, lang)
 
 
 @router.post("", status_code=201)

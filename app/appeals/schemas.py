@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from app.core.text import LanguageCode, MultiLine, OneLine
+from app.core.text import LanguageCode, OneLine, language, multi_line, one_line
 from app.models import AppealStatus
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
@@ -48,6 +59,98 @@ Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 RESERVED_APPEAL_SLUGS = frozenset({"account", "tokens"})
 
 
+# A text a reader sees: one string (in the appeal's default language), or one string per
+# language, `{en: "…", ru: "…", kk: "…"}`, in YAML and JSON alike.
+Texts = str | dict[str, str]
+
+
+def _text(check: Callable[[str], str], value: str, max_length: int, where: str) -> str:
+    try:
+        value = check(value)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "single_line", "{where}{reason}", {"where": where, "reason": str(exc)}
+        ) from exc
+    if len(value) > max_length:
+        raise PydanticCustomError(
+            "string_too_long",
+            "{where}String should have at most {max_length} characters",
+            {"where": where, "max_length": max_length},
+        )
+    return value
+
+
+def localised(
+    check: Callable[[str], str], max_length: int, *, required: bool = False
+) -> PlainValidator:
+    """The validator of a reader-visible text: a string, or {language: string} with each
+    language code normalised and each text checked; empty texts in a map are dropped
+    (that language has none). Errors name the language: "ru: String should have…". A
+    required text may not be empty (which language must have it, save_appeal checks)."""
+
+    def validate(value: object) -> Texts:
+        texts = _validate(value)
+        if required and not texts:
+            raise PydanticCustomError(
+                "string_too_short", "String should have at least 1 character", {"min_length": 1}
+            )
+        return texts
+
+    def _validate(value: object) -> Texts:
+        if isinstance(value, str):
+            return _text(check, value, max_length, "")
+        if not isinstance(value, dict):
+            raise PydanticCustomError(
+                "texts_type", "must be a text, or texts by language like {en: …, ru: …}"
+            )
+        texts: dict[str, str] = {}
+        for code, item in value.items():
+            try:
+                lang = language(str(code))
+            except ValueError as exc:
+                raise PydanticCustomError("language_code", str(exc)) from exc
+            if lang in texts:
+                raise PydanticCustomError("texts_repeat", f"{lang} is given twice")
+            if item is None:
+                continue
+            if not isinstance(item, str):
+                raise PydanticCustomError("string_type", f"{lang}: must be a text")
+            text = _text(check, item, max_length, f"{lang}: ")
+            if text:
+                texts[lang] = text
+        return texts
+
+    return PlainValidator(validate)
+
+
+def texts_schema(max_length: int, *, min_length: int = 0) -> WithJsonSchema:
+    """What OpenAPI says of a Texts field."""
+    text: dict[str, object] = {"type": "string", "maxLength": max_length}
+    if min_length:
+        text["minLength"] = min_length
+    return WithJsonSchema(
+        {
+            "anyOf": [text, {"type": "object", "additionalProperties": text}],
+            "description": 'A text, or texts by language: {"en": "…", "ru": "…"}.',
+        }
+    )
+
+
+ShortTexts = Annotated[Texts, localised(one_line, 200), texts_schema(200)]
+RequiredShortTexts = Annotated[
+    Texts, localised(one_line, 200, required=True), texts_schema(200, min_length=1)
+]
+SummaryTexts = Annotated[Texts, localised(multi_line, 5000), texts_schema(5000)]
+AddressTexts = Annotated[Texts, localised(multi_line, 1000), texts_schema(1000)]
+
+
+def texts_in(value: Texts, default_language: str) -> dict[str, str]:
+    """Texts by language; a plain string is the default language's."""
+    if isinstance(value, str):
+        return {default_language: value} if value else {}
+    return dict(value)
+
+
 def appeal_slug(value: str) -> str:
     if value in RESERVED_APPEAL_SLUGS:
         raise ValueError(f"{value!r} is reserved for the dashboard's own pages")
@@ -57,12 +160,13 @@ def appeal_slug(value: str) -> str:
 class TargetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[OneLine, Field(min_length=1, max_length=200)]
-    title: Annotated[OneLine, Field(max_length=200)] = ""
-    organisation: Annotated[OneLine, Field(max_length=200)] = ""
+    # name, title, organisation and address may each be given per language.
+    name: RequiredShortTexts
+    title: ShortTexts = ""
+    organisation: ShortTexts = ""
     email: Email | None = None
     fax: Fax | None = None
-    address: Annotated[MultiLine, Field(max_length=1000)] = ""
+    address: AddressTexts = ""
     language: LanguageCode | None = None
 
 
@@ -88,14 +192,15 @@ class AppealIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slug: Annotated[Slug, AfterValidator(appeal_slug)]
-    title: Annotated[OneLine, Field(min_length=1, max_length=200)]
-    summary: Annotated[MultiLine, Field(max_length=5000)] = ""
+    # title, summary and sender_name may each be given per language (see Texts).
+    title: RequiredShortTexts
+    summary: SummaryTexts = ""
     status: AppealStatus = AppealStatus.draft
     languages: Annotated[list[LanguageCode], Field(min_length=1, max_length=20)]
     default_language: LanguageCode | None = None
     template: Slug | None = None
     letter: dict[LanguageCode, LetterText] | None = None
-    sender_name: Annotated[OneLine, Field(min_length=1, max_length=200)]
+    sender_name: RequiredShortTexts
     targets: Annotated[list[TargetIn], Field(min_length=1, max_length=50)]
     copies: Annotated[list[Email], Field(max_length=20)] = []
     goal: Annotated[int, Field(ge=1)] | None = None
@@ -154,11 +259,17 @@ Phase = Literal["draft", "scheduled", "open", "closed"]
 
 
 class AppealRead(BaseModel):
-    """What anyone may see of an appeal; targets' addresses stay with the organisers."""
+    """What anyone may see of an appeal; targets' addresses stay with the organisers.
+
+    Its texts are in `language`: the one asked for with `?lang=` when the appeal is
+    offered in it, else the appeal's default; `untranslated` names the texts that had
+    no translation and are given in the default language instead."""
 
     slug: str
     title: str
     summary: str
+    language: str
+    untranslated: list[str]
     status: AppealStatus
     # status together with opens_at/closes_at: scheduled = open but not yet opened.
     phase: Phase

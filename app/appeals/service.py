@@ -9,8 +9,21 @@ from pathlib import Path
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from app.appeals import templating
-from app.appeals.schemas import AppealIn, AppealRead, OrganisationIn, Phase, TargetRead
+from app.appeals import templating, texts
+from app.appeals.schemas import (
+    AppealIn,
+    AppealRead,
+    OrganisationIn,
+    Phase,
+    TargetRead,
+    Texts,
+    texts_in,
+)
+
+# Re-exported: other domains read an appeal's texts through this service.
+from app.appeals.texts import AppealText as AppealText
+from app.appeals.texts import in_language as in_language
+from app.appeals.texts import target_text as target_text
 from app.core.errors import AppealNotFound, InvalidInput
 from app.models import Appeal, AppealStatus, LetterStatus, LetterTally, Organisation, Target
 
@@ -37,6 +50,29 @@ def letter_source(appeal: Appeal | AppealIn, language: str) -> templating.Letter
     return templating.LetterSource(subject=text.subject, body=text.body)
 
 
+def sample_vars(data: AppealIn, language: str) -> templating.LetterVars:
+    """The example signer with the appeal's own texts in `language`, as its letter there
+    will see them: a template is checked against what it will really be given."""
+    default = data.default_language or data.languages[0]
+
+    def pick(value: Texts) -> str:
+        by_language = texts_in(value, default)
+        return by_language.get(language) or by_language.get(default, "")
+
+    first = data.targets[0]
+    return templating.LetterVars(
+        appeal=templating.AppealVars(
+            title=pick(data.title), slug=data.slug, sender_name=pick(data.sender_name)
+        ),
+        target=templating.TargetVars(
+            name=pick(first.name), title=pick(first.title), organisation=pick(first.organisation)
+        ),
+        signer=templating.SAMPLE.signer,
+        message=templating.SAMPLE.message,
+        date=templating.SAMPLE.date,
+    )
+
+
 def check_letters(data: AppealIn, *, directory: Path) -> None:
     """Render every language's letter with sample data; InvalidInput names what fails."""
     errors: dict[str, str] = {}
@@ -44,25 +80,34 @@ def check_letters(data: AppealIn, *, directory: Path) -> None:
         field = "template" if data.template else f"letter.{language}"
         try:
             templating.render(
-                letter_source(data, language), language, templating.SAMPLE, directory=directory
+                letter_source(data, language),
+                language,
+                sample_vars(data, language),
+                directory=directory,
             )
         except templating.LetterTemplateError as exc:
-            errors.setdefault(field, f"{language}: {exc}")
+            errors.setdefault(field, str(exc))  # names the file or part, and its language
     if errors:
         raise InvalidInput(errors)
 
 
 def save_appeal(session: Session, *, data: AppealIn, directory: Path) -> tuple[Appeal, bool]:
-    """Create the appeal or update the one with this slug; returns (appeal, created). Flushes."""
+    """Create the appeal or update the one with this slug; returns (appeal, created). Flushes.
+    InvalidInput names a text no reader could be shown, or a letter that does not render."""
+    problems = texts.check(data)
+    if problems:
+        raise InvalidInput(problems)
     check_letters(data, directory=directory)
+    default = data.default_language or data.languages[0]
     appeal = session.scalar(select(Appeal).where(Appeal.slug == data.slug))
     created = appeal is None
     if appeal is None:
         appeal = Appeal(slug=data.slug)
         session.add(appeal)
-    fields = data.model_dump(exclude={"slug", "targets", "letter", "organisations"})
-    for name, value in fields.items():
+    exclude = {"slug", "targets", "letter", "organisations", *texts.APPEAL_TEXTS}
+    for name, value in data.model_dump(exclude=exclude).items():
         setattr(appeal, name, value)
+    texts.store(appeal, {f: getattr(data, f) for f in texts.APPEAL_TEXTS}, default)
     appeal.letter = (
         {lang: text.model_dump() for lang, text in data.letter.items()} if data.letter else None
     )
@@ -70,8 +115,9 @@ def save_appeal(session: Session, *, data: AppealIn, directory: Path) -> tuple[A
     existing = list(appeal.targets)
     for position, target_in in enumerate(data.targets):
         target = existing[position] if position < len(existing) else Target()
-        for name, value in target_in.model_dump().items():
+        for name, value in target_in.model_dump(exclude=set(texts.TARGET_TEXTS)).items():
             setattr(target, name, value)
+        texts.store(target, {f: getattr(target_in, f) for f in texts.TARGET_TEXTS}, default)
         target.position = position
         if position >= len(existing):
             appeal.targets.append(target)
@@ -174,18 +220,26 @@ def phase(appeal: Appeal, now: datetime) -> Phase:
     return "open"
 
 
-def to_read(appeal: Appeal, counted: Counts, *, base_url: str, now: datetime) -> AppealRead:
-    """The public view of an appeal."""
+def to_read(
+    appeal: Appeal, counted: Counts, *, base_url: str, now: datetime, language: str | None = None
+) -> AppealRead:
+    """The public view of an appeal, its texts in `language` (default: the appeal's)."""
+    shown = in_language(appeal, language or appeal.default_language)
     return AppealRead(
         slug=appeal.slug,
-        title=appeal.title,
-        summary=appeal.summary,
+        title=shown.title,
+        summary=shown.summary,
+        language=shown.language,
+        untranslated=list(shown.untranslated),
         status=appeal.status,
         phase=phase(appeal, now),
         accepting=accepting(appeal, now),
         languages=appeal.languages,
         default_language=appeal.default_language,
-        targets=[TargetRead.model_validate(t) for t in appeal.targets],
+        targets=[
+            TargetRead(name=t.name, title=t.title, organisation=t.organisation)
+            for t in shown.targets
+        ],
         goal=appeal.goal,
         opens_at=appeal.opens_at,
         closes_at=appeal.closes_at,

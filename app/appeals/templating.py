@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -94,21 +102,101 @@ def _inline(source: str) -> Template:
     return _INLINE.from_string(source)
 
 
+# The variables a letter sees, and what each of them has: named in errors, so an
+# organiser who typed {{ signer.nmae }} reads what they could have written.
+VARIABLES: dict[str, tuple[str, ...]] = {
+    "appeal": ("title", "slug", "sender_name"),
+    "target": ("name", "title", "organisation"),
+    "signer": ("name", "organisation", "country", "country_name", "city"),
+    "message": (),
+    "date": (),
+}
+_OF_CLASS = {"AppealVars": "appeal", "TargetVars": "target", "SignerVars": "signer"}
+_NO_ATTRIBUTE = re.compile(
+    r"^'(?:[\w.]+\.)?(?P<cls>\w+) object' has no attribute '(?P<name>[^']*)'$"
+)
+_UNDEFINED = re.compile(r"^'(?P<name>[^']*)' is undefined$")
+
+
+def _template_file(source: LetterSource, language: str) -> str:
+    return f"templates/letters/{source.template}/{language}.txt.j2"
+
+
+def _line(exc: TemplateError, filename: str | None) -> int | None:
+    """The template line an error happened on: a syntax error knows it; a runtime error's
+    traceback has a frame for the template (Jinja gives it the template's file name)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return exc.lineno
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name == "<template>" or (filename and name == filename):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _rewritten(template: Template) -> TemplateError:
+    """The error being handled, its traceback rewritten by Jinja to the template's lines
+    (a block rendered on its own is not rewritten: its frames have Python's lines)."""
+    try:
+        template.environment.handle_exception()
+    except TemplateError as exc:
+        return exc
+
+
+def _what(exc: TemplateError) -> str:
+    """The error in an organiser's words: which variable, and what it offers instead."""
+    text = str(exc)
+    if isinstance(exc, UndefinedError):
+        match = _NO_ATTRIBUTE.match(text)
+        if match and match["cls"] in _OF_CLASS:
+            variable = _OF_CLASS[match["cls"]]
+            offered = ", ".join(VARIABLES[variable])
+            return f"“{variable}.{match['name']}” does not exist; {variable} has {offered}"
+        match = _UNDEFINED.match(text)
+        if match:
+            return (
+                f"there is no variable “{match['name']}”; a letter can use {', '.join(VARIABLES)}"
+            )
+        return f"a variable that does not exist: {text}"
+    if isinstance(exc, TemplateSyntaxError):
+        return f"the template cannot be read: {exc.message or text}"
+    if isinstance(exc, TemplateNotFound):
+        return "there is no such file"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _explain(exc: TemplateError, where: str, filename: str | None = None) -> LetterTemplateError:
+    """A LetterTemplateError naming the file (or inline part), the line and the cause."""
+    line = _line(exc, filename)
+    place = f"{where}, line {line}" if line else where
+    return LetterTemplateError(f"{place}: {_what(exc)}")
+
+
 def _load(source: LetterSource, language: str, directory: Path) -> tuple[Template, Template]:
     """(subject template, body template); raises LetterTemplateError."""
-    try:
-        if source.template is not None:
+    if source.template is not None:
+        where = _template_file(source, language)
+        try:
             env = _file_environment(str(directory))
             template = env.get_template(f"{source.template}/{language}.txt.j2")
-            missing = {"subject", "body"} - set(template.blocks)
-            if missing:
-                raise LetterTemplateError(f"block(s) {', '.join(sorted(missing))} missing")
-            return template, template
-        if source.subject is None or source.body is None:
-            raise LetterTemplateError("no letter text")
-        return _inline(source.subject), _inline(source.body)
-    except TemplateError as exc:
-        raise LetterTemplateError(f"{type(exc).__name__}: {exc}") from exc
+        except TemplateError as exc:
+            raise _explain(exc, where) from exc
+        missing = {"subject", "body"} - set(template.blocks)
+        if missing:
+            raise LetterTemplateError(f"{where}: block(s) {', '.join(sorted(missing))} missing")
+        return template, template
+    if source.subject is None or source.body is None:
+        raise LetterTemplateError("no letter text")
+    parts = []
+    for part, text in (("subject", source.subject), ("body", source.body)):
+        try:
+            parts.append(_inline(text))
+        except TemplateError as exc:
+            raise _explain(exc, f"letter.{language}.{part}") from exc
+    return parts[0], parts[1]
 
 
 def _block(template: Template, name: str, context: dict[str, object]) -> str:
@@ -135,15 +223,23 @@ def render(
         "message": variables.message,
         "date": variables.date,
     }
-    try:
-        subject = " ".join(_block(subject_t, "subject", context).split())
-        body = _tidy_body(_block(body_t, "body", context))
-    except TemplateError as exc:
-        raise LetterTemplateError(f"{type(exc).__name__}: {exc}") from exc
+    rendered, where = {}, {}
+    for part, template in (("subject", subject_t), ("body", body_t)):
+        where[part] = (
+            _template_file(source, language)
+            if source.template is not None
+            else f"letter.{language}.{part}"
+        )
+        try:
+            rendered[part] = _block(template, part, context)
+        except TemplateError as exc:
+            raise _explain(_rewritten(template), where[part], template.filename) from exc
+    subject = " ".join(rendered["subject"].split())
+    body = _tidy_body(rendered["body"])
     if not subject:
-        raise LetterTemplateError("the subject is empty")
+        raise LetterTemplateError(f"{where['subject']}: the subject is empty")
     if not body:
-        raise LetterTemplateError("the body is empty")
+        raise LetterTemplateError(f"{where['body']}: the body is empty")
     return RenderedLetter(subject=subject[:SUBJECT_MAX], body=body)
 
 

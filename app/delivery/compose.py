@@ -5,6 +5,7 @@ from __future__ import annotations
 from email.headerregistry import Address
 from email.message import EmailMessage
 
+from app.appeals import service as appeals
 from app.core import security
 from app.core.config import Settings
 from app.delivery import messages
@@ -28,8 +29,9 @@ def confirm_url(settings: Settings, letter: Letter) -> str:
     return f"{settings.base_url}/confirm/{confirm_token(settings, letter)}"
 
 
-def _targets(appeal: Appeal, addresses: list[str]) -> list[Address]:
-    names = {t.email: t.name for t in appeal.targets if t.email}
+def _targets(appeal: Appeal, addresses: list[str], language: str) -> list[Address]:
+    """The targets' mailboxes, named as the letter (in `language`) addresses them."""
+    names = {t.email: appeals.target_text(t, language).name for t in appeal.targets if t.email}
     return [messages.mailbox(names.get(a, ""), a) for a in addresses]
 
 
@@ -120,8 +122,9 @@ def _sample(
 ) -> EmailMessage:
     """An organiser's test send: the target's e-mail as it will go out, addressed only to
     the organiser, with the real To, Cc and fax numbers named in a note above the letter."""
-    to = _targets(appeal, [t.email for t in appeal.targets if t.email])
-    from_name = messages.from_display(letter.signer_name, appeal.sender_name)
+    to = _targets(appeal, [t.email for t in appeal.targets if t.email], letter.language)
+    sender_name = appeals.in_language(appeal, letter.language).sender_name
+    from_name = messages.from_display(letter.signer_name, sender_name)
     subject, note = _supporter_text(
         "email/sample.txt",
         letter.language,
@@ -145,6 +148,8 @@ def _sample(
 def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings) -> Outgoing:
     """The message and envelope for `delivery`."""
     sender = settings.mail_from_address
+    # The appeal's texts (its title, the campaign's name) in the letter's language.
+    shown = appeals.in_language(appeal, letter.language)
     common = {
         "from_address": sender,
         "message_id": delivery.message_id,
@@ -161,7 +166,7 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
         message = messages.build(
             subject=letter.subject,
             body="",
-            from_name=appeal.sender_name,
+            from_name=shown.sender_name,
             to=to,
             attachments=attachments,
             **common,  # type: ignore[arg-type]
@@ -169,13 +174,13 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
     elif delivery.channel is Channel.email:
         if appeal.attach_pdf:
             attachments = (letter_attachment(letter, appeal),)
-        to = _targets(appeal, delivery.recipients)
+        to = _targets(appeal, delivery.recipients, letter.language)
         cc = [messages.plain(a) for a in delivery.cc]
         reply_to = messages.mailbox(letter.signer_name, letter.signer_email)
         message = messages.build(
             subject=letter.subject,
             body=letter.body,
-            from_name=messages.from_display(letter.signer_name, appeal.sender_name),
+            from_name=messages.from_display(letter.signer_name, shown.sender_name),
             to=to,
             cc=cc,
             reply_to=reply_to if letter.share_email else None,
@@ -191,7 +196,7 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
         subject, body = _supporter_text(
             SUPPORTER_TEMPLATES[delivery.channel],
             letter.language,
-            appeal_title=appeal.title,
+            appeal_title=shown.title,
             appeal_url=letters.sign_again_url(settings, letter),
             signer_name=letter.signer_name,
             confirm_url=confirm_url(settings, letter),
@@ -202,9 +207,9 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             reason=letter.rejection_reason,
         )
         message = messages.build(
-            subject=subject or appeal.title,
+            subject=subject or shown.title,
             body=body,
-            from_name=appeal.sender_name,
+            from_name=shown.sender_name,
             to=[messages.mailbox(letter.signer_name, letter.signer_email)],
             **common,  # type: ignore[arg-type]
         )

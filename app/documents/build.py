@@ -12,6 +12,7 @@ from datetime import date, datetime
 import phonenumbers
 from babel.dates import format_date
 
+from app.appeals import service as appeals
 from app.core.text import country_name
 from app.documents.data import Addressee, FaxCover, LetterDoc, Signer
 from app.models import Appeal, Letter, Target
@@ -47,13 +48,14 @@ def fax_digits(number: str) -> str:
     return e164.removeprefix("+")
 
 
-def addressee(target: Target, *, fax: str = "") -> Addressee:
-    """A target as the PDFs address it; a fax number only on the fax itself."""
+def addressee(target: Target, language: str, *, fax: str = "") -> Addressee:
+    """A target as the PDFs address it in `language`; a fax number only on the fax itself."""
+    shown = appeals.target_text(target, language)
     return Addressee(
-        name=target.name,
-        title=target.title,
-        organisation=target.organisation,
-        address=target.address,
+        name=shown.name,
+        title=shown.title,
+        organisation=shown.organisation,
+        address=shown.address,
         fax=fax_display(fax) if fax else "",
     )
 
@@ -94,10 +96,13 @@ def letter_doc(
     """The signed letter, addressed to `target` (default: the appeal's first target) and,
     on a fax, to the number it is faxed to."""
     recipient = target or (appeal.targets[0] if appeal.targets else None)
+    language = letter.language
     return LetterDoc(
-        sender_name=appeal.sender_name,
-        date=localised_date(signed_on(letter), letter.language),
-        recipient=addressee(recipient, fax=fax) if recipient is not None else Addressee(name=""),
+        sender_name=appeals.in_language(appeal, language).sender_name,
+        date=localised_date(signed_on(letter), language),
+        recipient=(
+            addressee(recipient, language, fax=fax) if recipient is not None else Addressee(name="")
+        ),
         subject=letter.subject,
         body=letter.body,
         signer=signer(letter),
@@ -111,10 +116,11 @@ def fax_cover(
 ) -> FaxCover:
     """The cover sheet of a fax to `target` at number `fax`; `contact` is the campaign's,
     never the signer's."""
+    language = letter.language
     return FaxCover(
-        to_name=target.name,
+        to_name=appeals.target_text(target, language).name,
         to_fax=fax_display(fax),
-        from_name=appeal.sender_name,
+        from_name=appeals.in_language(appeal, language).sender_name,
         subject=letter.subject,
         from_contact=contact,
     )

@@ -1,7 +1,13 @@
-"""A union's bundle: the hand-over page, then every letter, written as it is laid out."""
+"""A union's bundle: the hand-over page, then every letter, written as it is laid out.
+
+The hand-over page states how many pages the bundle has, which is known only once
+every letter is laid out. So the letters are written first, as they are read, and the
+hand-over page last, listed first in the page tree: the bundle still opens on it and
+still streams in bounded memory, and the count it prints is the one a reader finds.
+"""
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from reportlab.lib.units import mm
 
@@ -18,7 +24,7 @@ from app.documents.layout import (
     Composer,
     frame_for,
 )
-from app.documents.letter import compose_letter, page_label
+from app.documents.letter import address_lines, lay_out_letter, page_label
 from app.documents.writer import PdfWriter, Sink
 
 _COUNT_COLUMN = 25 * mm
@@ -59,18 +65,37 @@ def _writer(out: Sink, handover: Handover) -> PdfWriter:
 def _sections(
     writer: PdfWriter, handover: Handover, letters: Iterable[LetterDoc]
 ) -> Iterator[None]:
-    c = Composer(writer, frame_for(handover.page_size))
-    compose_handover(c, handover)
-    c.write(page_label(handover.language))
-    yield
+    letter_pages = 0
     for doc in letters:
-        c = Composer(writer, frame_for(doc.page_size))
-        compose_letter(c, doc)
-        c.write(page_label(doc.language))
+        letter_pages += lay_out_letter(writer, doc).write(page_label(doc.language))
         yield
+    frame = frame_for(handover.page_size)
+    for position, content in enumerate(_handover_pages(writer, handover, letter_pages)):
+        writer.add_page(frame.width, frame.height, content, position=position)
+    yield
 
 
-def compose_handover(c: Composer, handover: Handover) -> None:
+def _handover_pages(writer: PdfWriter, handover: Handover, letter_pages: int) -> list[bytes]:
+    """The hand-over page(s), numbered and counted as pages of the whole bundle."""
+    own = 1
+    while True:
+        c = Composer(writer, frame_for(handover.page_size))
+        total = own + letter_pages
+        compose_handover(c, handover, total_pages=total)
+        pages = c.finish(_of_bundle(handover.language, total))
+        # Its own length hardly depends on the count it prints; settle it in a pass or two.
+        if len(pages) == own or own > 3:
+            return pages
+        own = len(pages)
+
+
+def _of_bundle(language: str, total: int) -> Callable[[int, int], str]:
+    """ "Page N of M" where M counts the whole bundle, not the section."""
+    label_of = page_label(language)
+    return lambda n, _section: label_of(n, total)
+
+
+def compose_handover(c: Composer, handover: Handover, *, total_pages: int) -> None:
     """Set the hand-over page: the appeal, its targets, and what the bundle holds."""
     language = handover.language
     date = text.fit(text.one_line(handover.date), BODY.font, BODY.size, c.frame.inner / 2)
@@ -87,10 +112,12 @@ def compose_handover(c: Composer, handover: Handover) -> None:
         for target in handover.targets:
             _target(c, target)
     _heading(c, label(language, "letter_count") + f": {handover.letter_count}")
+    c.paragraph(f"{label(language, 'bundle_pages')}: {total_pages}", BODY)
     first, last = text.one_line(handover.first_date), text.one_line(handover.last_date)
-    if first or last:
-        span = first if first == last or not last else f"{first} – {last}" if first else last
-        c.paragraph(f"{label(language, 'dates')}: {span}", BODY)
+    if first and last and first != last:
+        c.paragraph(label(language, "dates", first=first, last=last), BODY)
+    elif first or last:
+        c.paragraph(label(language, "one_date", date=first or last), BODY)
     _counts(c, label(language, "by_country"), handover.by_country)
     _counts(c, label(language, "by_union"), handover.by_organisation)
 
@@ -107,7 +134,7 @@ def _target(c: Composer, who: Addressee) -> None:
         (text.one_line(who.name), BODY_BOLD),
         (text.one_line(who.title), BODY),
         (text.one_line(who.organisation), BODY),
-        (text.lines(who.address), NOTE),
+        (address_lines(who), NOTE),
     ]
     c.keep(sum(style.leading for value, style in lines if value))
     for value, style in lines:

@@ -1,157 +1,55 @@
-"""The few words the PDFs print themselves, per language (English when one is missing)."""
+"""The few words the PDFs print themselves, from the gettext catalogs (context "pdf").
 
-_EN = {
-    "page": "Page {n} of {m}",
-    "fax": "Fax",
-    "to": "To",
-    "from": "From",
-    "fax_number": "Fax number",
-    "pages": "Pages",
-    "pages_value": "{n} (including this cover sheet)",
-    "subject": "Subject",
-    "date": "Date",
-    "name": "Name",
-    "union": "Union",
-    "country": "Country",
-    "signature": "Signature",
-    "number": "No.",
-    "contact": "Contact",
-    "handover": "Hand-over of letters",
-    "addressed_to": "Addressed to",
-    "letter_count": "Number of letters",
-    "dates": "Signed between",
-    "by_country": "Letters by country",
-    "by_union": "Letters by union",
-    "continued": "(continued)",
-}
+They live in the same catalogs as the pages and e-mails (app/core/i18n.py), under their
+own context so that a page's "Name" and a form's "Name" can be translated apart. A
+language without a catalog gets English.
+"""
 
-LABELS: dict[str, dict[str, str]] = {
-    "en": _EN,
-    "ru": {
-        "page": "Страница {n} из {m}",
-        "fax": "Факс",
-        "to": "Кому",
-        "from": "От кого",
-        "fax_number": "Номер факса",
-        "pages": "Страниц",
-        "pages_value": "{n}, включая этот лист",
-        "subject": "Тема",
-        "date": "Дата",
-        "name": "Имя и фамилия",
-        "union": "Профсоюз",
-        "country": "Страна",
-        "signature": "Подпись",
-        "number": "№",
-        "contact": "Контакты",
-        "handover": "Передача писем",
-        "addressed_to": "Адресаты",
-        "letter_count": "Количество писем",
-        "dates": "Даты подписания",
-        "by_country": "Письма по странам",
-        "by_union": "Письма по профсоюзам",
-        "continued": "(продолжение)",
-    },
-    "kk": {
-        "page": "Бет {n} / {m}",
-        "fax": "Факс",
-        "to": "Кімге",
-        "from": "Кімнен",
-        "fax_number": "Факс нөмірі",
-        "pages": "Бет саны",
-        "pages_value": "{n}, осы бетті қоса алғанда",
-        "subject": "Тақырыбы",
-        "date": "Күні",
-        "name": "Аты-жөні",
-        "union": "Кәсіподақ",
-        "country": "Ел",
-        "signature": "Қолы",
-        "number": "№",
-        "contact": "Байланыс",
-        "handover": "Хаттарды тапсыру",
-        "addressed_to": "Адресаттар",
-        "letter_count": "Хаттар саны",
-        "dates": "Қол қойылған күндер",
-        "by_country": "Елдер бойынша хаттар",
-        "by_union": "Кәсіподақтар бойынша хаттар",
-        "continued": "(жалғасы)",
-    },
-    "de": {
-        "page": "Seite {n} von {m}",
-        "fax": "Fax",
-        "to": "An",
-        "from": "Von",
-        "fax_number": "Faxnummer",
-        "pages": "Seiten",
-        "pages_value": "{n} (einschließlich Deckblatt)",
-        "subject": "Betreff",
-        "date": "Datum",
-        "name": "Name",
-        "union": "Gewerkschaft",
-        "country": "Land",
-        "signature": "Unterschrift",
-        "number": "Nr.",
-        "contact": "Kontakt",
-        "handover": "Übergabe der Briefe",
-        "addressed_to": "Adressaten",
-        "letter_count": "Anzahl der Briefe",
-        "dates": "Unterzeichnet zwischen",
-        "by_country": "Briefe nach Land",
-        "by_union": "Briefe nach Gewerkschaft",
-        "continued": "(Fortsetzung)",
-    },
-    "fr": {
-        "page": "Page {n} sur {m}",
-        "fax": "Fax",
-        "to": "À",
-        "from": "De",
-        "fax_number": "Numéro de fax",
-        "pages": "Pages",
-        "pages_value": "{n} (page de garde comprise)",
-        "subject": "Objet",
-        "date": "Date",
-        "name": "Nom",
-        "union": "Syndicat",
-        "country": "Pays",
-        "signature": "Signature",
-        "number": "N°",
-        "contact": "Contact",
-        "handover": "Remise des lettres",
-        "addressed_to": "Destinataires",
-        "letter_count": "Nombre de lettres",
-        "dates": "Signées entre",
-        "by_country": "Lettres par pays",
-        "by_union": "Lettres par syndicat",
-        "continued": "(suite)",
-    },
-    "es": {
-        "page": "Página {n} de {m}",
-        "fax": "Fax",
-        "to": "Para",
-        "from": "De",
-        "fax_number": "Número de fax",
-        "pages": "Páginas",
-        "pages_value": "{n} (incluida esta portada)",
-        "subject": "Asunto",
-        "date": "Fecha",
-        "name": "Nombre",
-        "union": "Sindicato",
-        "country": "País",
-        "signature": "Firma",
-        "number": "N.º",
-        "contact": "Contacto",
-        "handover": "Entrega de las cartas",
-        "addressed_to": "Destinatarios",
-        "letter_count": "Número de cartas",
-        "dates": "Firmadas entre",
-        "by_country": "Cartas por país",
-        "by_union": "Cartas por sindicato",
-        "continued": "(continuación)",
-    },
-}
+from __future__ import annotations
+
+import functools
+import gettext
+
+from app.core.i18n import base_language, translations
+
+
+def _labels(t: gettext.NullTranslations) -> dict[str, str]:
+    # Written out call by call so that `pybabel extract` finds every msgid (babel.cfg).
+    return {
+        "page": t.pgettext("pdf", "Page %(n)s of %(m)s"),
+        "fax": t.pgettext("pdf", "Fax"),
+        "to": t.pgettext("pdf", "To"),
+        "from": t.pgettext("pdf", "From"),
+        "fax_number": t.pgettext("pdf", "Fax number"),
+        "pages": t.pgettext("pdf", "Pages"),
+        "pages_value": t.pgettext("pdf", "%(n)s (including this cover sheet)"),
+        "subject": t.pgettext("pdf", "Subject"),
+        "date": t.pgettext("pdf", "Date"),
+        "name": t.pgettext("pdf", "Name"),
+        "union": t.pgettext("pdf", "Union"),
+        "country": t.pgettext("pdf", "Country"),
+        "signature": t.pgettext("pdf", "Signature"),
+        "number": t.pgettext("pdf", "No."),
+        "contact": t.pgettext("pdf", "Contact"),
+        "handover": t.pgettext("pdf", "Hand-over of letters"),
+        "addressed_to": t.pgettext("pdf", "Addressed to"),
+        "letter_count": t.pgettext("pdf", "Number of letters"),
+        "bundle_pages": t.pgettext("pdf", "Pages in this bundle"),
+        "dates": t.pgettext("pdf", "Signed between %(first)s and %(last)s"),
+        "one_date": t.pgettext("pdf", "Signed on %(date)s"),
+        "by_country": t.pgettext("pdf", "Letters by country"),
+        "by_union": t.pgettext("pdf", "Letters by union"),
+        "continued": t.pgettext("pdf", "(continued)"),
+    }
+
+
+@functools.cache
+def labels(language: str) -> dict[str, str]:
+    """Every label in `language`'s base language ("ru-KZ" -> "ru"), English where missing."""
+    return _labels(translations(base_language(language)))
 
 
 def label(language: str, key: str, **values: object) -> str:
-    """The label key in language ("ru", "ru-KZ", "kk_KZ"...), English if it has none."""
-    base = language.replace("_", "-").split("-")[0].lower()
-    template = LABELS.get(base, _EN).get(key) or _EN[key]
-    return template.format(**values) if values else template
+    """The label `key` in `language`, its %(name)s fields filled from `values`."""
+    template = labels(language)[key]
+    return template % values if values else template

@@ -93,6 +93,11 @@ class Composer:
         return self.y - self.frame.bottom
 
     @property
+    def page_count(self) -> int:
+        """Pages this section has so far."""
+        return len(self._pages)
+
+    @property
     def at_top(self) -> bool:
         """True when nothing has been set on the current page yet."""
         return self.y >= self.frame.height - self.frame.top

@@ -17,7 +17,7 @@ from app.documents.data import (
     Signer,
 )
 from app.documents.layout import FORM, Composer, frame_for
-from app.documents.letter import compose_letter, page_label
+from app.documents.letter import lay_out_letter, page_label
 from app.documents.sheets import compose_cover, compose_signature_sheet
 from app.documents.writer import PdfWriter
 
@@ -50,9 +50,7 @@ def render_blank_letter(doc: LetterDoc) -> bytes:
 def _letter(doc: LetterDoc, *, blank: bool) -> bytes:
     out = io.BytesIO()
     writer = PdfWriter(out, title=text.one_line(doc.subject), language=doc.language)
-    c = Composer(writer, frame_for(doc.page_size))
-    compose_letter(c, doc, blank=blank)
-    c.write(page_label(doc.language))
+    lay_out_letter(writer, doc, blank=blank).write(page_label(doc.language))
     writer.close()
     return out.getvalue()
 
@@ -62,9 +60,7 @@ def render_fax(doc: LetterDoc, cover: FaxCover) -> bytes:
     out = io.BytesIO()
     writer = PdfWriter(out, title=text.one_line(doc.subject), language=doc.language)
     frame = frame_for(doc.page_size)
-    body = Composer(writer, frame)
-    compose_letter(body, doc)
-    letter_pages = body.finish(page_label(doc.language))
+    letter_pages = lay_out_letter(writer, doc).finish(page_label(doc.language))
     front = Composer(writer, frame)
     compose_cover(front, cover, date=doc.date, pages=1 + len(letter_pages), language=doc.language)
     front.write(None)

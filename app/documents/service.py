@@ -105,9 +105,9 @@ def blank_letter_pdf(appeal: Appeal, *, language: str | None, today: date) -> Do
         appeal, language, today=today, placeholders={"name": "", "organisation": "", "city": ""}
     )
     doc = LetterDoc(
-        sender_name=appeal.sender_name,
+        sender_name=appeals.in_language(appeal, language).sender_name,
         date="",
-        recipient=build.addressee(appeal.targets[0]),
+        recipient=build.addressee(appeal.targets[0], language),
         subject=rendered.subject,
         body=rendered.body,
         signer=Signer(name=""),
@@ -117,10 +117,9 @@ def blank_letter_pdf(appeal: Appeal, *, language: str | None, today: date) -> Do
     return Document(safe_filename(f"{appeal.slug}-letter-{language}.pdf"), render_blank_letter(doc))
 
 
-def _target_line(appeal: Appeal) -> tuple[str, ...]:
+def _target_lines(shown: appeals.AppealText) -> tuple[str, ...]:
     return tuple(
-        ", ".join(part for part in (t.name, t.title, t.organisation) if part)
-        for t in appeal.targets
+        ", ".join(part for part in (t.name, t.title, t.organisation) if part) for t in shown.targets
     )
 
 
@@ -129,10 +128,11 @@ def signature_sheet_pdf(appeal: Appeal, *, language: str | None, pages: int) -> 
     if not 1 <= pages <= SHEET_PAGES_MAX:
         raise InvalidInput({"pages": f"must be between 1 and {SHEET_PAGES_MAX}"})
     language = _language(appeal, language)
+    shown = appeals.in_language(appeal, language)
     sheet = SignatureSheet(
-        title=appeal.title,
-        summary=appeal.summary,
-        recipient_lines=_target_line(appeal),
+        title=shown.title,
+        summary=shown.summary,
+        recipient_lines=_target_lines(shown),
         language=language,
         page_size=appeal.page_size,
     )
@@ -227,10 +227,11 @@ def handover(
         .where(*where)
         .group_by(Letter.signer_organisation)
     ).all()
+    shown = appeals.in_language(appeal, language)
     return Handover(
-        appeal_title=appeal.title,
-        summary=appeal.summary,
-        targets=tuple(build.addressee(t) for t in appeal.targets),
+        appeal_title=shown.title,
+        summary=shown.summary,
+        targets=tuple(build.addressee(t, language) for t in appeal.targets),
         letter_count=count,
         by_country=_by_count([(country_name(code, language), n) for code, n in countries]),
         by_organisation=_by_count([(name or "—", n) for name, n in unions]),

@@ -55,8 +55,12 @@ class PdfWriter:
         """Content-stream operators that draw text at the current text position."""
         return self._encoder.show(text, font, pdf_number(size))
 
-    def add_page(self, width: float, height: float, content: bytes) -> None:
-        """Write one finished page: its compressed content stream and page object."""
+    def add_page(
+        self, width: float, height: float, content: bytes, *, position: int | None = None
+    ) -> None:
+        """Write one finished page: its compressed content stream and page object. It
+        comes last in the document, or at `position` (0: first) when one is given: the
+        page tree, written at close(), decides the order, not where the bytes are."""
         stream = zlib.compress(content, 6)
         content_ref = self._allocate()
         self._object(
@@ -76,7 +80,10 @@ class PdfWriter:
                 content_ref,
             ),
         )
-        self._kids.append(page_ref)
+        if position is None:
+            self._kids.append(page_ref)
+        else:
+            self._kids.insert(position, page_ref)
 
     def close(self) -> int:
         """Finish the file (fonts, page tree, catalog, cross-references); return pages."""

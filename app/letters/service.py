@@ -78,10 +78,11 @@ def letter_vars(
     language: str,
     today: date,
 ) -> LetterVars:
-    """The variables a letter template sees."""
-    first = appeal.targets[0]
+    """The variables a letter template sees: the appeal's texts in the letter's language."""
+    texts = appeals.in_language(appeal, language)
+    first = texts.targets[0]
     return LetterVars(
-        appeal=AppealVars(title=appeal.title, slug=appeal.slug, sender_name=appeal.sender_name),
+        appeal=AppealVars(title=texts.title, slug=appeal.slug, sender_name=texts.sender_name),
         target=TargetVars(name=first.name, title=first.title, organisation=first.organisation),
         signer=SignerVars(
             name=name,

@@ -33,6 +33,32 @@ def native_name(code: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+def untranslated_note(texts: appeals.AppealText, lang: str) -> str:
+    """What a reader of `lang` is told when the appeal is not (all) in their language:
+    empty when it is. Each catalog names its own language in these sentences."""
+    _ = i18n.translations(lang).gettext
+    original = i18n.language_name(texts.default_language, lang)
+    if texts.language != lang:
+        return _(
+            "This appeal has not been translated into English yet, so it is shown in its "
+            "original language (%(language)s)."
+        ) % {"language": original}
+    # The parts this page shows (the campaign's name is in e-mails and PDFs only).
+    names = {
+        "title": _("the title"),
+        "summary": _("the summary"),
+        "targets": _("who receives the letter"),
+    }
+    heads = (field.split(".")[0] for field in texts.untranslated)
+    parts = dict.fromkeys(names[head] for head in heads if head in names)
+    if not parts:
+        return ""
+    return _(
+        "Parts of this appeal have not been translated into English yet and are shown in "
+        "its original language (%(language)s): %(parts)s."
+    ) % {"language": original, "parts": ", ".join(parts)}
+
+
 def ui_language(request: Request, available: list[str] | tuple[str, ...] = i18n.SUPPORTED) -> str:
     """?lang= first, then Accept-Language, among the languages the UI has."""
     choices = [lang for lang in available if lang in i18n.SUPPORTED] or list(i18n.SUPPORTED)
@@ -110,7 +136,7 @@ def _appeal_page(
     org = form.get("org") or request.query_params.get("org", "")
     counted = appeals.counts(session, [appeal.id])[appeal.id]
     view = appeals.to_read(
-        appeal, counted, base_url=request.app.state.settings.base_url, now=utcnow()
+        appeal, counted, base_url=request.app.state.settings.base_url, now=utcnow(), language=lang
     )
     return render(
         request,
@@ -118,7 +144,7 @@ def _appeal_page(
         lang,
         http_status=status_code,
         appeal=view,
-        form={"language": letter_lang, **form},
+        form={**form, "language": letter_lang},
         errors=errors,
         countries=countries(lang),
         letter_languages=[(code, native_name(code)) for code in appeal.languages],
@@ -127,6 +153,7 @@ def _appeal_page(
         closed=not view.accepting,
         preview_subject=preview.subject,
         preview_body=preview.body,
+        untranslated_note=untranslated_note(appeals.in_language(appeal, lang), lang),
     )
 
 
@@ -135,10 +162,12 @@ def index(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLR
     all_appeals = appeals.list_appeals(session)
     counted = appeals.counts(session, [a.id for a in all_appeals])
     now = utcnow()
+    lang = ui_language(request)
     views = [
-        appeals.to_read(a, counted[a.id], base_url=settings.base_url, now=now) for a in all_appeals
+        appeals.to_read(a, counted[a.id], base_url=settings.base_url, now=now, language=lang)
+        for a in all_appeals
     ]
-    return render(request, "index.html", ui_language(request), appeals=views)
+    return render(request, "index.html", lang, appeals=views)
 
 
 @router.get("/a/{slug}", response_class=HTMLResponse)
@@ -176,7 +205,7 @@ async def sign_page(
         "signed.html",
         lang,
         http_status=201,
-        appeal=appeal,
+        appeal=appeals.in_language(appeal, lang),
         letter={"id": letter.public_id, "status": letter.status.value},
         status_url=f"/letters/{letter.public_id}?key={letter.key}",
         needs_confirmation=appeal.require_confirmation,
@@ -197,11 +226,12 @@ def confirm_page(
     letter = letters.letter_for_token(session, token=token, settings=settings, now=utcnow())
     if letter.status is not LetterStatus.pending_confirmation:
         return _confirmed(request, letter, already=True)
+    lang = letter_language(request, letter)
     return render(
         request,
         "confirm.html",
-        letter_language(request, letter),
-        appeal=letter.appeal,
+        lang,
+        appeal=appeals.in_language(letter.appeal, lang),
         letter=letter,
         action=f"/confirm/{token}",
     )
@@ -217,11 +247,12 @@ def confirm_submit(
 
 
 def _confirmed(request: Request, letter: Letter, *, already: bool) -> HTMLResponse:
+    lang = letter_language(request, letter)
     return render(
         request,
         "confirmed.html",
-        letter_language(request, letter),
-        appeal=letter.appeal,
+        lang,
+        appeal=appeals.in_language(letter.appeal, lang),
         letter=letter,
         letter_url=f"/letters/{letter.public_id}?key={letter.key}",
         already=already,
@@ -235,11 +266,12 @@ def letter_page(
     """The supporter's letter and where each copy of it has got to."""
     letter = letters.get_letter(session, public_id=public_id, key=key)
     view = letters.to_read(session, letter, settings=settings)
+    lang = letter_language(request, letter)
     return render(
         request,
         "letter.html",
-        letter_language(request, letter),
-        appeal=letter.appeal,
+        lang,
+        appeal=appeals.in_language(letter.appeal, lang),
         letter={
             **view.model_dump(),
             "signer_name": view.signer.name,

@@ -103,21 +103,48 @@ def test_handover_page_says_what_is_handed_over() -> None:
         "Kassym-Jomart Tokayev",
         "Prosecutor General",
         "Number of letters: 3",
-        "Signed between: 1 November 2026 – 23 November 2026",
+        "Signed between 1 November 2026 and 23 November 2026",
         "Letters by country",
         "United Kingdom",
         "Letters by union",
         "Кәсіподақ",
-        "Page 1 of 1",
     ):
         assert expected in first
+
+
+def test_handover_counts_the_pages_of_the_whole_bundle() -> None:
+    data, count = bundle(three_letters())
+
+    pages = page_texts(data)
+    assert count == len(pages) > 3
+    # What the union hands over says how many pages it hands over, on its first page,
+    # though the letters were written before their total was known.
+    assert f"Pages in this bundle: {count}" in pages[0]
+    assert f"Page 1 of {count}" in pages[0]
+    assert pages[1].startswith("Kazakhstan Solidarity Campaign")
+
+
+def test_handover_of_letters_signed_on_one_day_gives_that_day() -> None:
+    data, _ = bundle([], first_date="5 May 2026", last_date="5 May 2026")
+
+    first = page_texts(data)[0]
+    assert "Signed on 5 May 2026" in first
+    assert "between" not in first
 
 
 def test_handover_in_russian() -> None:
     data, _ = bundle([], language="ru")
 
     first = page_texts(data)[0]
-    for expected in ("Передача писем", "Адресаты", "Количество писем: 3", "Письма по странам"):
+    for expected in (
+        "Передача писем",
+        "Адресаты",
+        "Количество писем: 3",
+        "Всего страниц: 1",
+        "Подписаны с 1 November 2026 по 23 November 2026",
+        "Письма по странам",
+        "Страница 1 из 1",
+    ):
         assert expected in first
 
 
@@ -131,6 +158,8 @@ def test_long_handover_flows_and_letters_still_start_on_new_pages() -> None:
     assert count == len(pages) >= 3
     assert "Country 149" in pages[-2]
     assert pages[-1].startswith("Kazakhstan Solidarity Campaign")
+    assert f"Pages in this bundle: {count}" in pages[0]
+    assert all(f"Page {n} of {count}" in pages[n - 1] for n in range(1, count))
 
 
 def test_empty_bundle_is_just_the_handover() -> None:

@@ -397,7 +397,9 @@ def test_admin_bundle_holds_every_signed_letter_after_a_handover_page(
         "Free the jailed union leaders",
         "A. President",
         "Number of letters: 4",
-        "May 1, 2026 – May 4, 2026",
+        "Pages in this bundle: 5",
+        "Signed between May 1, 2026 and May 4, 2026",
+        "Page 1 of 5",
         "United Kingdom",
         "Kazakhstan",
         "Unite the Union",
@@ -416,6 +418,8 @@ def test_union_token_sees_only_its_own_letters(client: TestClient, unions: dict[
 
     kz = page_texts(pdf(bundle(client, unions["kz-union"], language="kk")))
     assert "Хаттар саны: 1" in kz[0]
+    assert f"Барлық бет саны: {len(kz)}" in kz[0]
+    assert "Қол қойылған күні: " in kz[0]  # one letter: one day, not a range
     assert names_in("\n".join(kz)) == {"Әлия Құрманғазы"}
 
     assert {n for t in signers_in_zip(archive(client, unions["unite"])) for n in names_in(t)} == {

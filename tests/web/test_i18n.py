@@ -9,12 +9,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
+from app.core import i18n as core_i18n
 from app.web import i18n
 
 CYRILLIC = re.compile("[\u0400-\u04ff]")
+KAZAKH_LETTERS = re.compile("[әғқңөұүһі]")
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 # The same mapping as babel.cfg at the repository root, relative to app/web.
 METHOD_MAP = [
     ("**.py", "python"),
@@ -25,33 +29,49 @@ METHOD_MAP = [
 JINJA_OPTIONS = {"extensions": "jinja2.ext.i18n", "silent": "false"}
 
 
-def ui_messages() -> dict[str | tuple[str, ...], str]:
-    """Every msgid used by the pages (templates and app/web/*.py) -> where it was found."""
-    found: dict[str | tuple[str, ...], str] = {}
-    for filename, lineno, message, _comments, _context in extract_from_dir(
-        i18n.WEB_DIR,
-        method_map=METHOD_MAP,
-        options_map={"templates/**.html": JINJA_OPTIONS, "templates/**.txt": JINJA_OPTIONS},
-    ):
-        found.setdefault(message, f"{filename}:{lineno}")
+DOCUMENTS_DIR = i18n.WEB_DIR.parent / "documents"
+Msgid = str | tuple[str, ...]
+
+
+def catalog_messages() -> dict[tuple[str | None, Msgid], str]:
+    """Every (context, msgid) the code uses (templates, app/web/*.py, and the PDF labels
+    in app/documents/*.py) -> where it was found."""
+    found: dict[tuple[str | None, Msgid], str] = {}
+    sources = [
+        (
+            i18n.WEB_DIR,
+            METHOD_MAP,
+            {"templates/**.html": JINJA_OPTIONS, "templates/**.txt": JINJA_OPTIONS},
+        ),
+        (DOCUMENTS_DIR, [("**.py", "python")], {}),
+    ]
+    for directory, method_map, options_map in sources:
+        for filename, lineno, message, _comments, context in extract_from_dir(
+            directory, method_map=method_map, options_map=options_map
+        ):
+            found.setdefault((context, message), f"{directory.name}/{filename}:{lineno}")
     return found
 
 
-def test_templates_use_translatable_strings() -> None:
-    messages = ui_messages()
-    assert "Sign the letter" in messages
-    assert ("%(num)s letter signed", "%(num)s letters signed") in messages
-    assert len(messages) > 50
+def ui_messages() -> dict[Msgid, str]:
+    """Every msgid of the pages and e-mails (no context) -> where it was found."""
+    return {msgid: where for (ctx, msgid), where in catalog_messages().items() if ctx is None}
 
 
-def test_every_msgid_has_a_russian_translation() -> None:
-    po_path = i18n.LOCALE_DIR / "ru" / "LC_MESSAGES" / "messages.po"
-    with po_path.open("rb") as po_file:
-        catalog = read_po(po_file, locale="ru")
+def read_catalog(lang: str) -> Catalog:
+    with (i18n.LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as po_file:
+        return read_po(po_file, locale=lang)
+
+
+def untranslated(lang: str, *, only_context: str | None = None) -> list[str]:
+    """What the `lang` catalog lacks of what the code uses, said per message."""
+    catalog = read_catalog(lang)
     problems = []
-    for msgid, where in ui_messages().items():
+    for (context, msgid), where in catalog_messages().items():
+        if only_context is not None and context != only_context:
+            continue
         key = msgid[0] if isinstance(msgid, tuple) else msgid
-        entry = catalog.get(key)
+        entry = catalog.get(key, context=context)
         if entry is None:
             problems.append(f"{where}: {msgid!r} is missing")
             continue
@@ -62,7 +82,56 @@ def test_every_msgid_has_a_russian_translation() -> None:
             not isinstance(entry.id, tuple) or len(strings) != catalog.num_plurals
         ):
             problems.append(f"{where}: {msgid!r} needs {catalog.num_plurals} plural forms")
+        placeholders = set(PLACEHOLDER.findall(key))
+        if any(set(PLACEHOLDER.findall(string)) != placeholders for string in strings):
+            problems.append(f"{where}: {msgid!r} must keep exactly {sorted(placeholders)}")
+    return problems
+
+
+def test_templates_use_translatable_strings() -> None:
+    messages = ui_messages()
+    assert "Sign the letter" in messages
+    assert ("%(num)s letter signed", "%(num)s letters signed") in messages
+    assert len(messages) > 50
+
+
+def test_the_pdf_labels_are_in_the_catalogs() -> None:
+    labels = {msgid for (ctx, msgid) in catalog_messages() if ctx == "pdf"}
+    assert {"Page %(n)s of %(m)s", "Hand-over of letters", "Pages in this bundle"} <= labels
+
+
+@pytest.mark.parametrize("lang", [lang for lang in i18n.SUPPORTED if lang != "en"])
+def test_every_msgid_has_a_translation(lang: str) -> None:
+    # English is the source language: its texts are the msgids themselves.
+    problems = untranslated(lang)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("lang", sorted(core_i18n.catalog_languages() - set(i18n.SUPPORTED)))
+def test_pdf_only_catalogs_translate_every_label(lang: str) -> None:
+    problems = untranslated(lang, only_context="pdf")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_page_language_has_a_catalog_and_a_name() -> None:
+    assert set(i18n.SUPPORTED) - {"en"} <= core_i18n.catalog_languages()
+    assert i18n.language_name("kk", "kk") == "қазақ тілі"
+    assert i18n.language_name("kk", "ru") == "казахский"
+    assert i18n.language_name("xx-nonsense", "en") == "xx-nonsense"
+
+
+def test_kazakh_catalog_translates() -> None:
+    kk = i18n.translations("kk")
+    assert kk.gettext("Sign the letter") == "Хатқа қол қою"
+    assert kk.gettext("Check your e-mail") == "Поштаңызды тексеріңіз"
+    # Kazakh keeps the noun singular after a number: one form reads right for every n.
+    forms = [
+        kk.ngettext("%(num)s letter signed", "%(num)s letters signed", n) % {"num": n}
+        for n in (1, 5)
+    ]
+    assert forms == ["1 хатқа қол қойылды", "5 хатқа қол қойылды"]
+    assert kk.pgettext("pdf", "Hand-over of letters") == "Хаттарды тапсыру"
+    assert i18n.translations("kk-KZ") is kk
 
 
 def test_russian_catalog_translates() -> None:
@@ -104,6 +173,10 @@ def test_translations_are_cached_and_unknown_languages_fall_back() -> None:
         ("en", "RU", "ru"),
         ("ru", "xx", "ru"),
         ("garbage;;q=abc,,", None, "en"),
+        ("kk-KZ,kk;q=0.9,ru;q=0.8,en;q=0.5", None, "kk"),
+        ("kk", None, "kk"),
+        ("ru-RU,ru;q=0.9", "kk", "kk"),
+        ("kk", "ru", "ru"),
     ],
 )
 def test_negotiate(accept: str | None, query: str | None, expected: str) -> None:
@@ -156,7 +229,8 @@ def page_context(lang: str) -> dict[str, Any]:
         "base_url": "http://127.0.0.1:8000/",
         "request_path": "/letters/L1",
         "request_query": {"key": "secret&key", "lang": "en"},
-        "languages_nav": [("en", "English"), ("ru", "Русский")],
+        "languages_nav": [("en", "English"), ("ru", "Русский"), ("kk", "Қазақ тілі")],
+        "untranslated_note": "",
         "appeals": [appeal, NS(**{**vars(appeal), "slug": "b", "goal": None})],
         "appeal": appeal,
         "form": {"name": HOSTILE, "country": "KZ", "share_email": True, "message": HOSTILE},
@@ -210,8 +284,10 @@ def test_pages_render_and_escape_user_data(page: str, lang: str) -> None:
     assert f'<html lang="{lang}">' in html
     assert "<script>" not in html
     assert "key=secret%26key&amp;lang=" in html  # the language switch keeps the key
-    if lang == "ru" and page != "error.html":
+    if lang in ("ru", "kk") and page != "error.html":
         assert CYRILLIC.search(html.split("<main", 1)[1])
+    if lang == "kk" and page != "error.html":
+        assert KAZAKH_LETTERS.search(html.split("<main", 1)[1])
 
 
 def test_appeal_form_keeps_values_and_describes_errors() -> None:
