@@ -1,7 +1,7 @@
 """appeal.translations, target.translations: an appeal's texts in its other languages
 
 Revision ID: 3b8d5e1f7a20
-Revises: 7e2a4b9c1d03
+Revises: 3f6d2c8a9b71
 Create Date: 2026-11-30 09:00:00
 
 The existing columns (appeal.title, summary, sender_name; target.name, title,
@@ -17,7 +17,7 @@ from alembic import op
 
 
 revision: str = "3b8d5e1f7a20"
-down_revision: str | None = "7e2a4b9c1d03"
+down_revision: str | None = "3f6d2c8a9b71"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
