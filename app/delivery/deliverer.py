@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -76,13 +77,17 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     return limiter_for(None)
 
 
+# An SMTP reply code, with its enhanced status code if it has one ("550 5.1.1").
+_SMTP_CODE = re.compile(r"\b[2-5]\d\d(?:[ -][2-5]\.\d{1,3}\.\d{1,3})?\b")
+
+
 def _loggable(job: _Job, error: SendError) -> str:
     """A server's reply as the log may keep it: about the supporter's own mail, the
     server may quote their address, so only its status code is kept."""
     if job.delivery.channel in service.TARGET_CHANNELS:
         return error.reply
-    code = error.reply.split(" ", 1)[0]
-    return f"{code} (reply about the supporter's own mail, not logged)"
+    codes = " ".join(dict.fromkeys(_SMTP_CODE.findall(error.reply))) or "no status code"
+    return f"{codes} (the reply about the supporter's own mail is not logged)"
 
 
 def judge(delivery: Delivery, attempt: int, error: SendError) -> Attempt:

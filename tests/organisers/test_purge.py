@@ -3,6 +3,9 @@ CSRF) and with `outcry purge`; every count stays, the supporters' details go."""
 
 from __future__ import annotations
 
+import io
+import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -12,7 +15,8 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.db import dispose_engine, engine_for, session_factory, session_scope
 from app.core.migrate import upgrade
-from app.models import Appeal, AppealStatus, Letter, LetterStatus
+from app.letters import privacy
+from app.models import Appeal, AppealStatus, Letter, LetterStatus, utcnow
 from tests.appeals.factories import make_appeal
 from tests.conftest import drain, make_settings
 from tests.letters.factories import sign
@@ -91,3 +95,30 @@ def test_outcry_purge(tmp_path: Path) -> None:
     with session_scope(sessions) as session:
         assert set(session.scalars(select(Letter.signer_email))) == {None}
     dispose_engine(url)
+
+
+def test_exports_never_carry_erased_data(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    world = make_world(session, require_confirmation=False)
+    erased = sign(session, world.appeal, settings, email="gone@example.net", name="Erased Person")
+    sign(session, world.appeal, settings, email="kept@example.net", name="Kept Person")
+    session.commit()
+    drain(settings)
+    privacy.erase(session, letter=erased, now=utcnow())
+    later = utcnow() + timedelta(days=settings.forget_after_days + 1)
+    privacy.forget_addresses(session, now=later, days=settings.forget_after_days)
+    session.commit()
+    admin = world.auth("admin")
+
+    csv = client.get("/api/v1/appeals/free-them/letters.csv", headers=admin).text
+    listed = client.get("/api/v1/appeals/free-them/letters", headers=admin).text
+    for text in (csv, listed):
+        assert "example.net" not in text
+        assert "Erased Person" not in text
+        assert "Kept Person" in text  # the letter as sent stays; only its address went
+    archive = client.get("/api/v1/appeals/free-them/letters.zip", headers=admin)
+    assert archive.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as files:
+        names = [n for n in files.namelist() if n.endswith(".pdf")]
+    assert len(names) == 1  # nothing left to print of the erased letter
