@@ -92,6 +92,8 @@ def withdraw(session: Session, *, letter: Letter, now: datetime) -> Letter:
     _lock(session, letter)
     if letter.status is LetterStatus.withdrawn:
         return letter
+    if letter.status in (LetterStatus.expired, LetterStatus.rejected):
+        raise NotWithdrawable("This letter will not be sent anyway: there is nothing to withdraw.")
     if letter.status not in WITHDRAWABLE:
         raise NotWithdrawable()
     if _stop(session, letter, "withdrawn by the supporter"):

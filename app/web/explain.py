@@ -65,6 +65,7 @@ PAGE_DETAILS = frozenset(
             "still erase your details."
         ),
         N_("This letter is being sent at this moment. Please try again in a few minutes."),
+        N_("This letter will not be sent anyway: there is nothing to withdraw."),
         N_("The details of this letter have been erased."),
         N_("Only a closed appeal's letters can be purged."),
     }

@@ -7,10 +7,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.models import Appeal
+from app.models import Appeal, Letter, LetterStatus
 from app.web import i18n
 from tests.appeals.factories import make_appeal
 from tests.conftest import drain
@@ -127,3 +128,17 @@ def test_letter_page_in_russian(client: TestClient, appeal: Appeal) -> None:
     html = client.get(page, headers={**HTML, "Accept-Language": "ru"}).text
     assert RU.gettext("Withdraw my letter") in html
     assert RU.gettext("Erase my details…") in html
+
+
+def test_an_expired_letter_has_nothing_to_withdraw(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_appeal(session)
+    session.commit()
+    path = sign(client)
+    session.execute(update(Letter).values(status=LetterStatus.expired))
+    session.commit()
+    letter_id, key = re.findall(r"/letters/([^?]+)\?key=(.+)", path)[0]
+    refused = client.post(f"/api/v1/letters/{letter_id}/withdraw?key={key}")
+    assert refused.status_code == 409
+    assert "nothing to withdraw" in refused.json()["detail"]
