@@ -21,7 +21,7 @@ from app.core.text import countries
 from app.letters import privacy
 from app.letters import service as letters
 from app.letters.routes import SigningLimit, client_host
-from app.letters.schemas import SignatureIn
+from app.letters.schemas import LetterRead, SignatureIn
 from app.models import Appeal, Letter, LetterStatus, utcnow
 from app.web import explain, formtrap, i18n
 from app.web.explain import N_
@@ -296,10 +296,15 @@ def letter_page(
         },
         deliveries=deliveries,
         pdf_url=view.pdf_url,
-        reached=any(d.status == "sent" and d.channel in ("email", "fax") for d in view.deliveries),
+        reached=_reached(view),
         actions=_letter_actions(letter),
         done=request.query_params.get("done"),
     )
+
+
+def _reached(view: LetterRead) -> bool:
+    """Whether a target has the letter: then a copy exists that cannot be recalled."""
+    return any(d.status == "sent" and d.channel in ("email", "fax") for d in view.deliveries)
 
 
 def _letter_actions(letter: Letter) -> dict[str, str]:
@@ -342,7 +347,7 @@ def erase_confirm(
         ui_language(request, [letter.language]),
         appeal=letter.appeal,
         letter={**view.model_dump(), "status": view.status.value},
-        reached=any(d.status == "sent" and d.channel in ("email", "fax") for d in view.deliveries),
+        reached=_reached(view),
         actions=_letter_actions(letter),
         letter_url=f"/letters/{letter.public_id}?{urlencode({'key': letter.key})}",
     )
