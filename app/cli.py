@@ -271,6 +271,50 @@ def token_revoke(token_id: int) -> None:
         raise _fail(exc.detail) from exc
 
 
+@cli.command()
+def purge(
+    appeal: Annotated[str, typer.Option("--appeal", help="The closed appeal's slug.")],
+    before: Annotated[
+        str | None,
+        typer.Option(help="Only letters signed before this day (2026-05-01)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Anonymise a closed appeal's letters now: names, e-mail addresses, cities, unions
+    and messages are erased; counts by status, country, organisation and day stay."""
+    from app.appeals import service as appeals
+    from app.documents import service as documents
+    from app.letters import privacy
+    from app.models import utcnow
+
+    settings = _settings()
+    sessions = session_factory(engine_for(settings.database_url))
+    try:
+        cutoff = documents.parse_bound(before, field="before")
+        with session_scope(sessions) as session:
+            found = appeals.get_appeal(session, appeal)
+            if appeals.phase(found, utcnow()) != "closed":
+                raise _fail(f"{appeal} is not closed: only a closed appeal can be purged")
+            preview = privacy.purge_preview(session, appeal=found, before=cutoff)
+        since = f" signed before {before}" if before else ""
+        typer.echo(
+            f"{appeal}: {preview.erased} letters{since} would lose their supporters' names, "
+            f"e-mail addresses, cities, unions and messages; every count stays."
+        )
+        if preview.unfinished:
+            typer.echo(f"{preview.unfinished} letters still on their way are left as they are.")
+        if not preview.erased:
+            return
+        if not yes and not typer.confirm("Erase them now? This cannot be undone"):
+            raise _fail("nothing erased")
+        with session_scope(sessions) as session:
+            found = appeals.get_appeal(session, appeal)
+            done = privacy.purge_appeal(session, appeal=found, now=utcnow(), before=cutoff)
+    except OutcryError as exc:
+        raise _fail(exc.detail) from exc
+    typer.echo(f"purged {done.erased} letters of {appeal}; {done.unfinished} left on their way")
+
+
 def _served_settings(host: str, port: int) -> Settings:
     """The settings for serving on host:port: links in e-mails follow the port unless
     OUTCRY_BASE_URL says where the site is."""

@@ -98,6 +98,7 @@ class LetterStatus(enum.StrEnum):
     failed = "failed"
     expired = "expired"
     rejected = "rejected"  # a moderator declined it: never sent
+    withdrawn = "withdrawn"  # the supporter took it back before it was sent
     # An organiser's test send before the appeal opens: not a signature, never counted,
     # and its one delivery goes to the organiser alone.
     sample = "sample"
@@ -109,6 +110,7 @@ class DeliveryStatus(enum.StrEnum):
     sent = "sent"
     retrying = "retrying"
     failed = "failed"
+    cancelled = "cancelled"  # its letter was withdrawn or erased before it went out
 
 
 class Channel(enum.StrEnum):
@@ -124,22 +126,41 @@ class Channel(enum.StrEnum):
 # the partial index's predicate word for word (a bound parameter would not match it).
 PROBLEMS = (DeliveryStatus.failed, DeliveryStatus.retrying)
 PROBLEMS_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in PROBLEMS))
+# The predicates of the letter indexes the privacy passes use (app/letters/privacy.py).
+FORGET_SQL = "signer_email IS NOT NULL"
+UNCONFIRMED_SQL = "status = 'expired' AND erased_at IS NULL"
+
+# A letter is finished in these: nothing more will be sent (bar an organiser's retry of
+# a failed one), and OUTCRY_FORGET_AFTER_DAYS later the supporter's address is erased.
+FINISHED = (
+    LetterStatus.sent,
+    LetterStatus.failed,
+    LetterStatus.rejected,
+    LetterStatus.expired,
+    LetterStatus.withdrawn,
+)
 
 LETTER_TRANSITIONS: dict[LetterStatus, frozenset[LetterStatus]] = {
     LetterStatus.pending_confirmation: frozenset(
-        {LetterStatus.queued, LetterStatus.held, LetterStatus.expired}
+        {LetterStatus.queued, LetterStatus.held, LetterStatus.expired, LetterStatus.withdrawn}
     ),
-    LetterStatus.held: frozenset({LetterStatus.queued, LetterStatus.rejected}),  # moderation
-    LetterStatus.queued: frozenset({LetterStatus.sent, LetterStatus.failed}),
-    LetterStatus.failed: frozenset({LetterStatus.queued}),  # an organiser's retry
+    LetterStatus.held: frozenset(
+        {LetterStatus.queued, LetterStatus.rejected, LetterStatus.withdrawn}
+    ),  # moderation
+    LetterStatus.queued: frozenset(
+        {LetterStatus.sent, LetterStatus.failed, LetterStatus.withdrawn}
+    ),
+    # An organiser's retry; or the supporter withdraws what never reached the targets.
+    LetterStatus.failed: frozenset({LetterStatus.queued, LetterStatus.withdrawn}),
     LetterStatus.sent: frozenset(),
     LetterStatus.expired: frozenset(),
     LetterStatus.rejected: frozenset(),
+    LetterStatus.withdrawn: frozenset(),
     LetterStatus.sample: frozenset(),
 }
 
 DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
-    DeliveryStatus.queued: frozenset({DeliveryStatus.sending}),
+    DeliveryStatus.queued: frozenset({DeliveryStatus.sending, DeliveryStatus.cancelled}),
     # sending -> sending: a new claim after the previous holder's lease ran out.
     DeliveryStatus.sending: frozenset(
         {
@@ -149,9 +170,12 @@ DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
             DeliveryStatus.failed,
         }
     ),
-    DeliveryStatus.retrying: frozenset({DeliveryStatus.sending}),
-    DeliveryStatus.failed: frozenset({DeliveryStatus.queued}),  # an organiser's retry
+    DeliveryStatus.retrying: frozenset({DeliveryStatus.sending, DeliveryStatus.cancelled}),
+    DeliveryStatus.failed: frozenset(
+        {DeliveryStatus.queued, DeliveryStatus.cancelled}
+    ),  # an organiser's retry
     DeliveryStatus.sent: frozenset(),
+    DeliveryStatus.cancelled: frozenset(),
 }
 
 
@@ -242,7 +266,8 @@ class Letter(Base):
     __tablename__ = "letter"
     __table_args__ = (
         # One letter per person per appeal: a second signature is a 409, never a resend.
-        UniqueConstraint("appeal_id", "signer_email"),
+        # Keyed on the address's HMAC, which outlives the address itself.
+        UniqueConstraint("appeal_id", "email_hash", name="uq_letter_appeal_email_hash"),
         # Covering on PostgreSQL, so an appeal's stats (by status, country, organisation,
         # day) are index-only scans instead of a heap fetch per letter (benchmarks/stats.py).
         Index(
@@ -252,6 +277,20 @@ class Letter(Base):
             postgresql_include=["organisation_id", "signer_country", "confirmed_at", "sent_at"],
         ),
         Index("ix_letter_appeal_created", "appeal_id", "created_at"),
+        # The sweeper's two privacy passes find their few letters without a scan: those
+        # still holding an address, and never-confirmed ones not yet reduced to a count.
+        Index(
+            "ix_letter_forget",
+            "finished_at",
+            postgresql_where=text(FORGET_SQL),
+            sqlite_where=text(FORGET_SQL),
+        ),
+        Index(
+            "ix_letter_unconfirmed",
+            "finished_at",
+            postgresql_where=text(UNCONFIRMED_SQL),
+            sqlite_where=text(UNCONFIRMED_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -263,7 +302,10 @@ class Letter(Base):
         ForeignKey("organisation.id", ondelete="SET NULL"), index=True
     )
     signer_name: Mapped[str] = mapped_column(String(200))
-    signer_email: Mapped[str] = mapped_column(String(254))
+    # NULL once forgotten or erased; email_hash (HMAC with the secret key) stays, so the
+    # same address still cannot sign the appeal twice.
+    signer_email: Mapped[str | None] = mapped_column(String(254))
+    email_hash: Mapped[str | None] = mapped_column(String(64))
     signer_country: Mapped[str] = mapped_column(String(2))
     signer_city: Mapped[str] = mapped_column(String(100), default="")
     signer_organisation: Mapped[str] = mapped_column(String(200), default="")
@@ -280,6 +322,13 @@ class Letter(Base):
     sent_at: Mapped[datetime | None]
     # A moderator's words to the supporter when declining the letter (may be empty).
     rejection_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Why it waits for a moderator when its own words are not the reason: a flood from
+    # one network or mail domain ("network:<tag>", "domain:<domain>"), decided at signing.
+    hold_reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    # When it reached a FINISHED status (the privacy clock), and when the supporter's
+    # details were erased (on request, by a purge, or a never-confirmed letter deleted).
+    finished_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
 
     appeal: Mapped[Appeal] = relationship()
     organisation: Mapped[Organisation | None] = relationship()

@@ -34,6 +34,10 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
 
 
 def run_online() -> None:
@@ -42,7 +46,12 @@ def run_online() -> None:
         _run(connection)
         return
     url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
-    engine = make_engine(url)
+    # Batch mode rebuilds a SQLite table as copy, DROP, rename; with foreign keys on, the
+    # DROP deletes every row that references it ON DELETE CASCADE (all deliveries and
+    # events of `letter`). `migrating` turns them off as each connection opens (outside
+    # any transaction, the only place SQLite honours the pragma); _run checks them
+    # before committing.
+    engine = make_engine(url, migrating=True)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

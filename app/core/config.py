@@ -73,6 +73,29 @@ class Settings(BaseSettings):
     # union meeting signs from one office; it stops a script from mailing confirmation
     # requests to thousands of strangers.
     sign_limit_per_hour: int = Field(default=200, ge=0)
+
+    # Supporters at risk: keep little, forget on time.
+    # Days after a letter is finished (sent, failed, rejected, expired, withdrawn) when
+    # the supporter's e-mail address is erased; a keyed hash of it stays.
+    forget_after_days: int = Field(default=30, ge=1)
+    # Days after a never-confirmed letter expires when it is deleted: only its place in
+    # the counts stays.
+    delete_unconfirmed_after_days: int = Field(default=7, ge=0)
+    # Confirmation e-mails one address may be sent a day (0: no limit), so the form
+    # cannot mail-bomb an inbox; a supporter signing a few appeals stays well under it.
+    confirmations_per_address_per_day: int = Field(default=10, ge=0)
+    # The flood guard: past this many signatures of one appeal an hour from one network
+    # (/24, /48) or one mail domain, further letters from it are held for moderation
+    # (0: off). A union office signing at a meeting shares one network, a union's staff
+    # one domain: held letters lose nothing, and the organisers release a group at once.
+    flood_network_per_hour: int = Field(default=100, ge=0)
+    flood_domain_per_hour: int = Field(default=200, ge=0)
+    # Mail domains counted by network only, added to the big public providers
+    # (app/letters/guard.py): comma-separated, e.g. "mail.example.kz,post.example.org".
+    flood_shared_domains: str = ""
+    # The signing form (HTML only) is refused as a bot's when sent sooner than this
+    # after it was shown.
+    form_min_seconds: float = Field(default=3.0, ge=0)
     # Delivery tuning.
     # How long a delivery handed out (to a worker, or to the broker by a sweep) is left
     # alone before the sweeper hands it out again: longer than any one send can take.

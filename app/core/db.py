@@ -59,7 +59,8 @@ def _sqlite_transactions(engine: Engine, *, foreign_keys: bool) -> None:
         info = conn.info
         if info.get(begun) or not conn.in_transaction():
             return
-        if statement.lstrip()[:6].upper() == "SELECT":
+        # Reads, and pragmas (which SQLite ignores inside a transaction), begin nothing.
+        if statement.lstrip()[:6].upper() in ("SELECT", "PRAGMA"):
             return
         if not info.get(owner):
             if not writer.acquire(timeout=SQLITE_BUSY_SECONDS):
@@ -102,6 +103,9 @@ def make_engine(
         "pool_size": pool_size,
         "max_overflow": 0,
         "pool_timeout": POOL_TIMEOUT_SECONDS,
+        # A failed statement's error (and so a logged traceback) would otherwise quote its
+        # parameters: supporters' names and addresses.
+        "hide_parameters": True,
     }
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)

@@ -194,6 +194,38 @@ def database_unavailable(exc: SQLAlchemyError) -> bool:
     return True
 
 
+class TooManyConfirmations(RateLimited):
+    code = "too_many_confirmations"
+    default_detail = (
+        "Several confirmation e-mails have gone to this address today already. Please look "
+        "for them, in your spam folder too, or try again tomorrow."
+    )
+
+
+class NotWithdrawable(Conflict):
+    code = "not_withdrawable"
+    default_detail = (
+        "This letter has already gone to its targets and cannot be withdrawn. You can "
+        "still erase your details."
+    )
+
+
+class LetterBusy(Conflict):
+    code = "letter_busy"
+    default_detail = "This letter is being sent at this moment. Please try again in a few minutes."
+
+
+class LetterErased(OutcryError):
+    status_code = 410
+    code = "letter_erased"
+    default_detail = "The details of this letter have been erased."
+
+
+class AppealNotClosed(Conflict):
+    code = "appeal_not_closed"
+    default_detail = "Only a closed appeal's letters can be purged."
+
+
 def field_name(loc: tuple[int | str, ...]) -> str:
     """`("body", "targets", 0, "email")` -> `"targets.0.email"`."""
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]

@@ -18,8 +18,12 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at `url` to `revision`, creating a SQLite file's folder."""
+def upgrade(url: str, revision: str = "head", *, secret_key: str | None = None) -> None:
+    """Migrate the database at `url` to `revision`, creating a SQLite file's folder.
+    `secret_key` (default: the settings') keys what a migration hashes."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)
+    config = alembic_config(url)
+    if secret_key:
+        config.attributes["secret_key"] = secret_key
+    command.upgrade(config, revision)

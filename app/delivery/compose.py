@@ -176,14 +176,16 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             attachments = (letter_attachment(letter, appeal),)
         to = _targets(appeal, delivery.recipients, letter.language)
         cc = [messages.plain(a) for a in delivery.cc]
-        reply_to = messages.mailbox(letter.signer_name, letter.signer_email)
+        # Once the address is forgotten (a late retry), there is none to reply to.
+        shared = letter.signer_email if letter.share_email else None
+        reply_to = messages.mailbox(letter.signer_name, shared) if shared else None
         message = messages.build(
             subject=letter.subject,
             body=letter.body,
             from_name=messages.from_display(letter.signer_name, shown.sender_name),
             to=to,
             cc=cc,
-            reply_to=reply_to if letter.share_email else None,
+            reply_to=reply_to,
             attachments=attachments,
             **common,  # type: ignore[arg-type]
         )
@@ -204,13 +206,14 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             subject=letter.subject,
             body=letter.body,
             expires_days=settings.confirmation_days,
+            forget_days=settings.forget_after_days,
             reason=letter.rejection_reason,
         )
         message = messages.build(
             subject=subject or shown.title,
             body=body,
             from_name=shown.sender_name,
-            to=[messages.mailbox(letter.signer_name, letter.signer_email)],
+            to=[messages.mailbox(letter.signer_name, a) for a in delivery.recipients],
             **common,  # type: ignore[arg-type]
         )
         recipients = tuple(delivery.recipients)

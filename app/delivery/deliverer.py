@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from app.delivery.messages import Outgoing
 from app.delivery.ratelimit import RateLimiter, limiter_for, recipient_key
 from app.delivery.service import Attempt
 from app.delivery.transports import SendError, Transport
+from app.letters import privacy
 from app.models import Delivery, DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,19 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     return limiter_for(None)
 
 
+# An SMTP reply code, with its enhanced status code if it has one ("550 5.1.1").
+_SMTP_CODE = re.compile(r"\b[2-5]\d\d(?:[ -][2-5]\.\d{1,3}\.\d{1,3})?\b")
+
+
+def _loggable(job: _Job, error: SendError) -> str:
+    """A server's reply as the log may keep it: about the supporter's own mail, the
+    server may quote their address, so only its status code is kept."""
+    if job.delivery.channel in service.TARGET_CHANNELS:
+        return error.reply
+    codes = " ".join(dict.fromkeys(_SMTP_CODE.findall(error.reply))) or "no status code"
+    return f"{codes} (the reply about the supporter's own mail is not logged)"
+
+
 def judge(delivery: Delivery, attempt: int, error: SendError) -> Attempt:
     """What a failed send means: delivered after all (only copies refused), retry, or fail."""
     accepted = list(delivery.accepted)
@@ -117,6 +132,7 @@ class Deliverer:
         self.settings = settings
         self.limiter = limiter if limiter is not None else rate_limiter(settings)
         self.clock = clock
+        self._upkeep_due = 0.0
 
     async def deliver(self, delivery_id: int) -> Outcome:
         """Claim, send and record one delivery; safe to call twice (the second is skipped)."""
@@ -187,7 +203,8 @@ class Deliverer:
         try:
             outgoing = compose.outgoing(delivery, delivery.letter, appeal, settings=self.settings)
         except Exception as exc:
-            log.exception("delivery %s could not be composed", delivery.id)
+            # The type only: the error's text may quote the supporter's name or address.
+            log.error("delivery %s could not be composed: %s", delivery.id, type(exc).__name__)
             problem = f"could not compose the message: {type(exc).__name__}: {exc}"
             return _Job(delivery, None, (), keys, appeal.rate_limit, problem)
         envelope = tuple(r for r in outgoing.recipients if r not in delivery.accepted)
@@ -274,7 +291,7 @@ class Deliverer:
                 job.outgoing.message, sender=job.outgoing.sender, recipients=job.envelope
             )
         except SendError as exc:
-            log.warning("delivery %s attempt %s: %s", delivery.id, attempt, exc.reply)
+            log.warning("delivery %s attempt %s: %s", delivery.id, attempt, _loggable(job, exc))
             return judge(delivery, attempt, exc)
         except Exception as exc:
             # A transport bug: retried with backoff like a connection error, rather than
@@ -311,14 +328,37 @@ class Deliverer:
 
     def sweep(self, *, grace: float = 0, limit: int = SWEEP_PAGE) -> list[int]:
         """Expire stale unconfirmed letters; hand out (for lease_seconds) and return the ids of
-        up to `limit` deliveries that are due."""
+        up to `limit` deliveries that are due. At most once a sweep interval, also forget
+        the addresses and delete the never-confirmed letters whose time has come."""
         with session_scope(self.sessions) as session:
             now = self.clock()
             service.expire_unconfirmed(session, now=now, days=self.settings.confirmation_days)
-            return service.hand_out(
+            ids = service.hand_out(
                 session,
                 now=now,
                 lease=timedelta(seconds=self.settings.lease_seconds),
                 limit=limit,
                 grace=grace,
+            )
+        self._privacy_upkeep()
+        return ids
+
+    def _privacy_upkeep(self) -> None:
+        # Its own transaction, after the hand-out, so erasing never holds up sending; and
+        # not on every poll of the embedded loop (each second), once a sweep interval.
+        due = time.monotonic()
+        if due < self._upkeep_due:
+            return
+        self._upkeep_due = due + self.settings.sweep_interval
+        try:
+            with session_scope(self.sessions) as session:
+                done = privacy.upkeep(session, now=self.clock(), settings=self.settings)
+        except SQLAlchemyError:
+            log.exception("forgetting supporters' details failed; the next sweep tries again")
+            return
+        if done.forgotten or done.deleted:
+            log.info(
+                "forgot %d supporters' addresses; deleted %d never-confirmed letters",
+                done.forgotten,
+                done.deleted,
             )

@@ -93,7 +93,7 @@ def plan_letter(
     deliveries: list[Delivery] = []
     if emails:
         deliveries.append(_new(letter, Channel.email, emails, list(appeal.copies), now))
-    if letter.copy_to_me:
+    if letter.copy_to_me and letter.signer_email:
         # Its own message, so the target's never names the supporter (unless share_email).
         deliveries.append(_new(letter, Channel.copy, [letter.signer_email], [], now))
     # One fax per target: each is its own call to its own number, retried on its own.
@@ -117,6 +117,7 @@ def plan_confirmation(
     session: Session, *, letter: Letter, mail_from: str, now: datetime
 ) -> Delivery:
     """Write the confirmation e-mail to the supporter and enqueue it after commit."""
+    assert letter.signer_email is not None, "a letter just signed has its address"
     delivery = _new(letter, Channel.confirmation, [letter.signer_email], [], now)
     delivery.letter = letter
     _add(session, [delivery], kind="confirm", mail_from=mail_from)
@@ -426,7 +427,7 @@ def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime
         sent,
         LetterStatus.sent,
         expect=LetterStatus.queued,
-        values={"sent_at": now},
+        values={"sent_at": now, "finished_at": now},
     )
     transition_many(
         session,
@@ -435,6 +436,7 @@ def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime
         LetterStatus.failed,
         expect=LetterStatus.queued,
         detail="a delivery failed",
+        values={"finished_at": now},
     )
 
 
@@ -461,7 +463,13 @@ def retry(session: Session, delivery: Delivery, *, now: datetime) -> None:
     if not won:
         raise DeliveryNotFailed(f"The delivery is {delivery.status}, not failed.")
     if letter.status is LetterStatus.failed:
-        transition(session, letter, LetterStatus.queued, detail="retry requested by an organiser")
+        transition(
+            session,
+            letter,
+            LetterStatus.queued,
+            values={"finished_at": None},
+            detail="retry requested by an organiser",
+        )
     enqueue_after_commit(session, [delivery.id])
 
 
@@ -481,5 +489,49 @@ def expire_unconfirmed(session: Session, *, now: datetime, days: int) -> int:
             LetterStatus.expired,
             expect=LetterStatus.pending_confirmation,
             detail=f"not confirmed in {days} days",
+            values={"finished_at": now},
         )
     )
+
+
+# --- a supporter withdraws or erases a letter ----------------------------------------------
+
+# What may still be stopped: waiting, or failed (an organiser could retry it).
+STOPPABLE = (DeliveryStatus.queued, DeliveryStatus.retrying, DeliveryStatus.failed)
+
+
+def cancel_letter(session: Session, *, letter_id: int, detail: str) -> list[int]:
+    """Cancel every delivery of a letter that has not gone out (waiting, or failed): none
+    of them will be sent or retried. Returns their ids. A delivery a worker holds at this
+    moment (`sending`) is left alone: see target_progress()."""
+    found = session.execute(
+        select(Delivery.id, Delivery.status).where(
+            Delivery.letter_id == letter_id, Delivery.status.in_(STOPPABLE)
+        )
+    ).all()
+    cancelled: list[int] = []
+    for status in STOPPABLE:
+        ids = [i for i, s in found if s is status]
+        cancelled += transition_many(
+            session,
+            Delivery,
+            ids,
+            DeliveryStatus.cancelled,
+            expect=status,
+            values={"lease_until": None},
+            detail=detail,
+        )
+    return cancelled
+
+
+def progress(session: Session, *, letter_id: int) -> tuple[bool, bool]:
+    """(whether any delivery of the letter is being sent right now, whether any has
+    reached a target), read afresh from the database."""
+    statuses = set(
+        session.execute(
+            select(Delivery.channel, Delivery.status).where(Delivery.letter_id == letter_id)
+        ).all()
+    )
+    sending = any(s is DeliveryStatus.sending for _, s in statuses)
+    reached = any(c in TARGET_CHANNELS and s is DeliveryStatus.sent for c, s in statuses)
+    return sending, reached

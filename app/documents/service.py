@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.appeals import service as appeals
 from app.core.db import session_scope
-from app.core.errors import Forbidden, InvalidInput
+from app.core.errors import Forbidden, InvalidInput, LetterErased
 from app.core.text import country_name
 from app.documents import archive, build
 from app.documents.pdf import (
@@ -92,6 +92,8 @@ def _language(appeal: Appeal, requested: str | None) -> str:
 def letter_pdf(session: Session, *, public_id: str, key: str) -> Document:
     """The supporter's signed letter as a PDF; LetterNotFound for a wrong id or key."""
     letter = letters.get_letter(session, public_id=public_id, key=key)
+    if letter.erased_at is not None:
+        raise LetterErased()
     doc = build.letter_doc(letter, letter.appeal)
     return Document(f"letter-{letter.public_id}.pdf", render_letter(doc))
 
@@ -195,6 +197,7 @@ def _where(selection: Selection) -> list[Any]:
     conditions: list[Any] = [
         Letter.appeal_id == selection.appeal_id,
         Letter.status.in_(appeals.RELEASED),
+        Letter.erased_at.is_(None),  # nothing left to print of an erased letter
     ]
     if selection.organisation_id is not None:
         conditions.append(Letter.organisation_id == selection.organisation_id)

@@ -47,6 +47,56 @@ def held_letters(
     return list(letters), total
 
 
+def hold_groups(
+    session: Session, *, appeal: Appeal, where: ColumnElement[bool]
+) -> list[tuple[str, int]]:
+    """The flood guard's reasons among the appeal's held letters matching `where`, with
+    how many letters each holds, largest first."""
+    rows = session.execute(
+        select(Letter.hold_reason, func.count())
+        .where(
+            Letter.appeal_id == appeal.id,
+            Letter.status == LetterStatus.held,
+            Letter.hold_reason != "",
+            where,
+        )
+        .group_by(Letter.hold_reason)
+        .order_by(func.count().desc(), Letter.hold_reason)
+    )
+    return [(reason, int(n)) for reason, n in rows]
+
+
+def approve_group(
+    session: Session,
+    *,
+    appeal: Appeal,
+    reason: str,
+    where: ColumnElement[bool],
+    settings: Settings,
+    now: datetime,
+    by: str,
+) -> int:
+    """Release every held letter of the appeal that the flood guard held for `reason` (and
+    matching `where`, a union's scope), as approve() does one; returns how many. Letters
+    with the supporter's own words on an appeal that moderates them stay, to be read one
+    by one."""
+    conditions = [
+        Letter.appeal_id == appeal.id,
+        Letter.status == LetterStatus.held,
+        Letter.hold_reason == reason,
+        where,
+    ]
+    if appeal.moderation:
+        conditions.append(Letter.message == "")
+    letters = session.scalars(select(Letter).where(*conditions).order_by(Letter.id)).all()
+    released = 0
+    for letter in letters:
+        if transition(session, letter, LetterStatus.queued, detail=f"approved by {by}"):
+            delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
+            released += 1
+    return released
+
+
 def approve(
     session: Session, *, letter: Letter, settings: Settings, now: datetime, by: str
 ) -> Letter:
@@ -79,10 +129,12 @@ def reject(
         session,
         letter,
         LetterStatus.rejected,
-        values={"rejection_reason": reason},
+        values={"rejection_reason": reason, "finished_at": now},
         detail=f"rejected by {by}",
     ):
         raise NotHeld()
+    if letter.signer_email is None:  # erased a moment ago: nobody to tell
+        return letter
     delivery.plan_message(
         session,
         letter=letter,

@@ -11,18 +11,23 @@ from app.appeals.routes import CurrentAppeal, SettingsDep
 from app.core.db import SessionDep
 from app.core.errors import RateLimited
 from app.delivery import ratelimit
-from app.letters import service
+from app.letters import privacy, service
 from app.letters.schemas import ConfirmIn, LetterCreated, LetterRead, SignatureIn
 from app.models import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["letters"])
 
 
+def client_host(request: Request) -> str | None:
+    """The signer's address (behind a trusted proxy, the one it reports)."""
+    return request.client.host if request.client else None
+
+
 def signing_limit(request: Request, settings: SettingsDep) -> None:
     """429 once a client address has signed sign_limit_per_hour letters this hour."""
     if settings.sign_limit_per_hour <= 0:
         return
-    host = request.client.host if request.client else "unknown"
+    host = client_host(request) or "unknown"
     wait = ratelimit.client_wait(
         settings.broker_url, f"sign:{host}", limit=settings.sign_limit_per_hour, period=3600
     )
@@ -35,6 +40,7 @@ SigningLimit = Annotated[None, Depends(signing_limit)]
 
 @router.post("/appeals/{slug}/letters", status_code=202)
 def sign(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     appeal: CurrentAppeal,
@@ -42,7 +48,14 @@ def sign(
     _limit: SigningLimit,
 ) -> LetterCreated:
     """Sign the appeal's letter; 202 with the letter's status URL."""
-    letter = service.sign_letter(session, appeal=appeal, form=form, settings=settings, now=utcnow())
+    letter = service.sign_letter(
+        session,
+        appeal=appeal,
+        form=form,
+        settings=settings,
+        now=utcnow(),
+        client=client_host(request),
+    )
     return LetterCreated(
         id=letter.public_id, status=letter.status, status_url=service.status_url(settings, letter)
     )
@@ -65,4 +78,26 @@ def get_letter(
 ) -> LetterRead:
     """The letter and each delivery's status and attempts; 404 for a wrong key."""
     letter = service.get_letter(session, public_id=public_id, key=key)
+    return service.to_read(session, letter, settings=settings)
+
+
+@router.post("/letters/{public_id}/withdraw")
+def withdraw(
+    session: SessionDep, settings: SettingsDep, public_id: str, key: str = ""
+) -> LetterRead:
+    """Take back a letter no target has received yet: it becomes `withdrawn` and nothing
+    more of it is sent. 409 once a target has it (erase your details instead)."""
+    letter = service.get_letter(session, public_id=public_id, key=key)
+    privacy.withdraw(session, letter=letter, now=utcnow())
+    return service.to_read(session, letter, settings=settings)
+
+
+@router.delete("/letters/{public_id}")
+def erase(session: SessionDep, settings: SettingsDep, public_id: str, key: str = "") -> LetterRead:
+    """Erase the supporter's details: name, e-mail address, city, union, message and the
+    letter's text. A letter not yet sent is withdrawn too; a copy a target received
+    cannot be recalled. The address's keyed hash stays, so the appeal cannot be signed
+    twice."""
+    letter = service.get_letter(session, public_id=public_id, key=key)
+    privacy.erase(session, letter=letter, now=utcnow())
     return service.to_read(session, letter, settings=settings)

@@ -89,5 +89,9 @@ class LetterRead(BaseModel):
     confirmed_at: datetime | None
     sent_at: datetime | None
     rejection_reason: str  # a moderator's words when the letter was declined, else ""
+    # Whether POST …/withdraw would take it back now (no target has it yet).
+    withdrawable: bool
+    # When the supporter's details were erased (then name, city, union, text are empty).
+    erased_at: datetime | None
     deliveries: list[DeliveryRead]
     pdf_url: str

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from babel.dates import format_date
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from app.core.errors import (
 )
 from app.core.text import country_name
 from app.delivery import service as delivery
+from app.letters import guard, privacy
 from app.letters.schemas import (
     AttemptRead,
     DeliveryRead,
@@ -43,12 +44,15 @@ from app.models import (
 
 # An earlier letter in one of these states gives way to a new signature of the same address.
 REPLACEABLE = (LetterStatus.pending_confirmation, LetterStatus.rejected)
+# One in these never went out either, but stays counted: it is set aside, not deleted.
+SET_ASIDE = (LetterStatus.expired, LetterStatus.withdrawn)
 
 
-def needs_moderation(appeal: Appeal, message: str) -> bool:
-    """True if a letter must wait for a moderator: the appeal moderates and the supporter
-    added words of their own (the appeal's own text needs no review)."""
-    return appeal.moderation and bool(message.strip())
+def needs_moderation(appeal: Appeal, message: str, hold_reason: str = "") -> bool:
+    """True if a letter must wait for a moderator: the flood guard held it, or the appeal
+    moderates and the supporter added words of their own (the appeal's own text needs no
+    review)."""
+    return bool(hold_reason) or (appeal.moderation and bool(message.strip()))
 
 
 def normalise_email(address: str, *, check_deliverability: bool) -> str:
@@ -135,11 +139,19 @@ def _language(appeal: Appeal, requested: str | None) -> str:
 
 
 def sign_letter(
-    session: Session, *, appeal: Appeal, form: SignatureIn, settings: Settings, now: datetime
+    session: Session,
+    *,
+    appeal: Appeal,
+    form: SignatureIn,
+    settings: Settings,
+    now: datetime,
+    client: str | None = None,
 ) -> Letter:
     """Store a signed letter; enqueue its confirmation e-mail, or its deliveries when the
     appeal needs no confirmation. Replaces an earlier never-confirmed letter of the same
-    address. Raises AppealClosed, DuplicateSignature or InvalidInput."""
+    address. `client` (the signer's IP address) feeds the flood guard, which may hold the
+    letter for moderation. Raises AppealClosed, DuplicateSignature, InvalidInput or
+    TooManyConfirmations."""
     if not appeals.accepting(appeal, now):
         raise AppealClosed()
     email = normalise_email(form.email, check_deliverability=settings.check_email_deliverability)
@@ -147,17 +159,9 @@ def sign_letter(
     # Only an organisation taking part in the appeal is credited: a link with another
     # slug still signs the letter, just unattributed.
     organisation = next((o for o in appeal.organisations if o.slug == form.org), None)
-    existing = session.scalar(
-        select(Letter).where(Letter.appeal_id == appeal.id, Letter.signer_email == email)
-    )
-    if existing is not None:
-        if existing.status not in REPLACEABLE:
-            raise DuplicateSignature()
-        # Never confirmed, or declined by a moderator, so nothing went out: the new
-        # signature takes its place (and whoever typed someone else's address cannot
-        # lock the real owner out).
-        session.execute(delete(Letter).where(Letter.id == existing.id))
-        session.expunge(existing)
+    digest = privacy.email_hash(settings, email)
+    _make_way(session, appeal=appeal, digest=digest)
+    hold_reason = guard.flood_reason(settings, appeal=appeal, email=email, client=client)
 
     rendered = render(
         appeal,
@@ -177,7 +181,8 @@ def sign_letter(
     status = LetterStatus.queued
     if confirm:
         status = LetterStatus.pending_confirmation
-    elif needs_moderation(appeal, form.message):
+        guard.check_confirmation_quota(settings, email=email)
+    elif needs_moderation(appeal, form.message, hold_reason):
         status = LetterStatus.held
     letter = Letter(
         public_id=security.new_token(12),
@@ -186,6 +191,8 @@ def sign_letter(
         organisation=organisation,
         signer_name=form.name,
         signer_email=email,
+        email_hash=digest,
+        hold_reason=hold_reason,
         signer_country=form.country,
         signer_city=form.city,
         signer_organisation=form.organisation,
@@ -213,13 +220,40 @@ def sign_letter(
     return letter
 
 
+def _make_way(session: Session, *, appeal: Appeal, digest: str) -> None:
+    """Clear the way for a new signature of the address with this hash, or raise
+    DuplicateSignature if its letter has gone (or may go) to the targets."""
+    existing = session.scalar(
+        select(Letter).where(Letter.appeal_id == appeal.id, Letter.email_hash == digest)
+    )
+    if existing is None:
+        return
+    if existing.status in REPLACEABLE:
+        # Never confirmed, or declined by a moderator, so nothing went out: the new
+        # signature takes its place (and whoever typed someone else's address cannot
+        # lock the real owner out).
+        session.execute(delete(Letter).where(Letter.id == existing.id))
+    elif existing.status in SET_ASIDE:
+        # Expired or withdrawn: it keeps its place in the counts, without the hash.
+        session.execute(
+            update(Letter)
+            .where(Letter.id == existing.id)
+            .values(email_hash=None)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        raise DuplicateSignature()
+    session.expunge(existing)
+
+
 def letter_for_token(session: Session, *, token: str, settings: Settings, now: datetime) -> Letter:
     """The letter a confirmation token is for; InvalidConfirmation if forged or expired."""
     public_id = security.unsign(settings.resolved_secret_key(), "confirm", token)
     letter = (
         session.scalar(select(Letter).where(Letter.public_id == public_id)) if public_id else None
     )
-    if letter is None or letter.status is LetterStatus.expired:
+    gone = (LetterStatus.expired, LetterStatus.withdrawn)
+    if letter is None or letter.status in gone or letter.erased_at is not None:
         raise InvalidConfirmation()
     if letter.status is LetterStatus.pending_confirmation and now - letter.created_at > timedelta(
         days=settings.confirmation_days
@@ -236,13 +270,14 @@ def confirm_letter(
     letter = letter_for_token(session, token=token, settings=settings, now=now)
     if letter.status is not LetterStatus.pending_confirmation:
         return letter, True
-    held = needs_moderation(letter.appeal, letter.message)
+    held = needs_moderation(letter.appeal, letter.message, letter.hold_reason)
+    why = "; held: many signatures at once" if letter.hold_reason else "; held for moderation"
     won = transition(
         session,
         letter,
         LetterStatus.held if held else LetterStatus.queued,
         values={"confirmed_at": now},
-        detail="confirmed by the supporter" + ("; held for moderation" if held else ""),
+        detail="confirmed by the supporter" + (why if held else ""),
     )
     if not won:  # confirmed a moment ago through the other link
         return letter, True
@@ -298,6 +333,8 @@ def to_read(session: Session, letter: Letter, *, settings: Settings) -> LetterRe
         confirmed_at=letter.confirmed_at,
         sent_at=letter.sent_at,
         rejection_reason=letter.rejection_reason,
+        withdrawable=privacy.can_withdraw(letter),
+        erased_at=letter.erased_at,
         deliveries=[
             DeliveryRead(
                 id=d.id,

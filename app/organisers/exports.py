@@ -56,6 +56,7 @@ def _columns() -> tuple[Any, ...]:
         Organisation.slug,
         Letter.language,
         Letter.message,
+        Letter.hold_reason,
     )
 
 
@@ -102,6 +103,7 @@ def _summary(row: Any, *, with_email: bool) -> LetterSummary:
         organisation=row[10],
         language=row[11],
         message=row[12],
+        hold_reason=row[13],
     )
 
 
@@ -121,6 +123,7 @@ def summary_of(letter: Letter, *, who: Principal) -> LetterSummary:
         letter.organisation.slug if letter.organisation else None,
         letter.language,
         letter.message,
+        letter.hold_reason,
     )
     return _summary(row, with_email=who.is_admin)
 

@@ -17,16 +17,25 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.appeals import service as appeals
 from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep
-from app.core.errors import CsrfRejected, InvalidLogin, OutcryError, RateLimited, Unauthorized
+from app.core.errors import (
+    CsrfRejected,
+    InvalidInput,
+    InvalidLogin,
+    OutcryError,
+    RateLimited,
+    Unauthorized,
+)
 from app.core.text import countries
 from app.delivery import ratelimit
-from app.letters import moderation, samples
+from app.documents import service as documents
+from app.letters import moderation, privacy, samples
 from app.models import Appeal, utcnow
 from app.organisers import exports, scope, stats
 from app.organisers import service as organisers
 from app.organisers.deps import (
     CSRF_FIELD,
     LOGIN_COOKIE,
+    Admin,
     Organiser,
     OrganiserAppeal,
     OrganiserDelivery,
@@ -229,6 +238,7 @@ def dashboard_appeal(
         who,
         appeal=appeal,
         phase=phase,
+        can_purge=who.is_admin and phase == "closed",
         total=total,
         stats=figures,
         signed=signed,
@@ -262,7 +272,61 @@ def moderation_page(
         organisations={o.slug: o.name for o in appeal.organisations},
         country_names=dict(countries(web.ui_language(request))),
         language_names={x.language: web.native_name(x.language) for x in summaries},
+        groups=moderation.hold_groups(session, appeal=appeal, where=letters_filter(who)),
     )
+
+
+@router.post("/dashboard/{slug}/moderation/release")
+async def release_group(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    who: Organiser,
+    appeal: OrganiserAppeal,
+) -> Response:
+    """Approve every letter the flood guard held for one reason (the form's `reason`)."""
+    reason = str((await request.form()).get("reason", ""))
+    if not reason:
+        raise InvalidInput({"reason": "must name a group of held letters"})
+    n = moderation.approve_group(
+        session,
+        appeal=appeal,
+        reason=reason,
+        where=letters_filter(who),
+        settings=settings,
+        now=utcnow(),
+        by=who.label,
+    )
+    return redirect_back(request, f"/dashboard/{appeal.slug}/moderation", f"released-{n}")
+
+
+@router.get("/dashboard/{slug}/purge", response_class=HTMLResponse)
+def purge_page(
+    request: Request, session: SessionDep, who: Admin, appeal: OrganiserAppeal, before: str = ""
+) -> Response:
+    """Asks before anonymising a closed appeal's letters: how many, and what stays."""
+    cutoff = documents.parse_bound(before, field="before")
+    return private_page(
+        request,
+        "dashboard/purge.html",
+        who,
+        appeal=appeal,
+        phase=appeals.phase(appeal, utcnow()),
+        before=before,
+        preview=privacy.purge_preview(session, appeal=appeal, before=cutoff),
+    )
+
+
+@router.post("/dashboard/{slug}/purge")
+async def purge(
+    request: Request, session: SessionDep, who: Admin, appeal: OrganiserAppeal
+) -> Response:
+    """Anonymise a closed appeal's finished letters (before the form's `before` day, if
+    given); every count stays."""
+    before = str((await request.form()).get("before", ""))
+    cutoff = documents.parse_bound(before, field="before")
+    done = privacy.purge_appeal(session, appeal=appeal, now=utcnow(), before=cutoff)
+    return redirect_back(request, f"/dashboard/{appeal.slug}", f"purged-{done.erased}")
 
 
 @router.post("/dashboard/letters/{letter_id}/approve")

@@ -82,6 +82,8 @@ class LetterSummary(BaseModel):
     organisation: str | None  # the organisation the letter is attributed to (slug)
     language: str
     message: str
+    # Why the flood guard held it ("network:<tag>", "domain:<domain>"), else "".
+    hold_reason: str = ""
 
 
 class LetterPage(BaseModel):

@@ -62,6 +62,18 @@ PAGE_DETAILS = frozenset(
         N_("This letter was not signed through your organisation."),
         N_("A union token sees only its own organisation's letters."),
         N_("This page is for organisers who log in; a token has no account."),
+        N_(
+            "Several confirmation e-mails have gone to this address today already. Please "
+            "look for them, in your spam folder too, or try again tomorrow."
+        ),
+        N_(
+            "This letter has already gone to its targets and cannot be withdrawn. You can "
+            "still erase your details."
+        ),
+        N_("This letter is being sent at this moment. Please try again in a few minutes."),
+        N_("This letter will not be sent anyway: there is nothing to withdraw."),
+        N_("The details of this letter have been erased."),
+        N_("Only a closed appeal's letters can be purged."),
     }
 )
 

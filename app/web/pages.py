@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from babel import Locale
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app.appeals import service as appeals
 from app.appeals.routes import SettingsDep
+from app.core import security
 from app.core.db import SessionDep
 from app.core.errors import InvalidInput, OutcryError
 from app.core.text import countries
+from app.letters import privacy
 from app.letters import service as letters
-from app.letters.routes import SigningLimit
-from app.letters.schemas import SignatureIn
+from app.letters.routes import SigningLimit, client_host
+from app.letters.schemas import LetterRead, SignatureIn
 from app.models import Appeal, Letter, LetterStatus, utcnow
-from app.web import explain, i18n
+from app.web import explain, formtrap, i18n
+from app.web.explain import N_
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
+# A form shown again because it was open too long (app/web/formtrap.py).
+STALE_FORM = N_(
+    "This form was open for a long time. Please check what you typed and send it again."
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 FORM_FIELDS = ("name", "email", "country", "organisation", "city", "message", "language", "org")
@@ -118,8 +128,10 @@ def _appeal_page(
     form: dict[str, str],
     errors: dict[str, str],
     status_code: int = 200,
+    form_token: str | None = None,
 ) -> HTMLResponse:
     lang = ui_language(request)
+    settings = request.app.state.settings
     _ = i18n.translations(lang).gettext
     letter_lang = form.get("language") or (lang if lang in appeal.languages else None)
     letter_lang = letter_lang if letter_lang in appeal.languages else appeal.default_language
@@ -154,6 +166,11 @@ def _appeal_page(
         preview_subject=preview.subject,
         preview_body=preview.body,
         untranslated_note=untranslated_note(appeals.in_language(appeal, lang), lang),
+        # A form shown again after a mistake keeps its first token: the time it took to
+        # fill in counts from when it was first shown.
+        form_token=form_token or formtrap.issue(settings, slug=appeal.slug, now=utcnow()),
+        honeypot=formtrap.HONEYPOT,
+        forget_days=settings.forget_after_days,
     )
 
 
@@ -180,7 +197,8 @@ def appeal_page(request: Request, session: SessionDep, slug: str) -> HTMLRespons
 async def sign_page(
     request: Request, session: SessionDep, settings: SettingsDep, slug: str, _limit: SigningLimit
 ) -> HTMLResponse:
-    """The signing form without JavaScript: errors re-render the form with what was typed."""
+    """The signing form without JavaScript: errors re-render the form with what was typed;
+    a bot (honeypot, or too fast) gets the page a person would, and nothing happens."""
     appeal = appeals.get_appeal(session, slug, include_drafts=False)
     posted = await request.form()
     form = {name: str(posted.get(name, "")) for name in FORM_FIELDS}
@@ -188,28 +206,64 @@ async def sign_page(
     for box in CHECKBOXES:
         data[box] = posted.get(box) in ("on", "1", "true", "yes")
         form[box] = "on" if data[box] else ""
+    token = str(posted.get(formtrap.TOKEN_FIELD, ""))
+    verdict, why = formtrap.judge(
+        settings,
+        slug=appeal.slug,
+        token=token,
+        honeypot=str(posted.get(formtrap.HONEYPOT, "")),
+        now=utcnow(),
+    )
+    lang = ui_language(request)
+    if verdict is formtrap.Verdict.bot:
+        log.info("signing form of %s taken for a bot's: %s", appeal.slug, why)
+        return _signed_page(request, appeal, lang, letter=None, email=form["email"])
+    if verdict is formtrap.Verdict.stale:
+        stale = {"form": i18n.translations(lang).gettext(STALE_FORM)}
+        return _appeal_page(request, session, appeal, form=form, errors=stale, status_code=422)
     try:
         signature = SignatureIn.model_validate(data)
         letter = letters.sign_letter(
-            session, appeal=appeal, form=signature, settings=settings, now=utcnow()
+            session,
+            appeal=appeal,
+            form=signature,
+            settings=settings,
+            now=utcnow(),
+            client=client_host(request),
         )
     except ValidationError as exc:
-        fields = explain.field_errors(exc.errors(), ui_language(request))
-        return _appeal_page(request, session, appeal, form=form, errors=fields, status_code=422)
+        fields = explain.field_errors(exc.errors(), lang)
+        return _appeal_page(
+            request, session, appeal, form=form, errors=fields, status_code=422, form_token=token
+        )
     except InvalidInput as exc:
-        fields = explain.input_errors(exc, ui_language(request))
-        return _appeal_page(request, session, appeal, form=form, errors=fields, status_code=422)
-    lang = ui_language(request)
+        fields = explain.input_errors(exc, lang)
+        return _appeal_page(
+            request, session, appeal, form=form, errors=fields, status_code=422, form_token=token
+        )
+    return _signed_page(request, appeal, lang, letter=letter, email=form["email"])
+
+
+def _signed_page(
+    request: Request, appeal: Appeal, lang: str, *, letter: Letter | None, email: str
+) -> HTMLResponse:
+    """ "Check your e-mail" (or "thank you"), for a letter signed, or for a bot: then with
+    an id and key that lead nowhere, made the same way, so the page looks no different."""
+    public_id = letter.public_id if letter else security.new_token(12)
+    key = letter.key if letter else security.new_token(24)
+    status = letter.status if letter else LetterStatus.pending_confirmation
+    if letter is None and not appeal.require_confirmation:
+        status = LetterStatus.queued
     return render(
         request,
         "signed.html",
         lang,
         http_status=201,
         appeal=appeals.in_language(appeal, lang),
-        letter={"id": letter.public_id, "status": letter.status.value},
-        status_url=f"/letters/{letter.public_id}?key={letter.key}",
+        letter={"id": public_id, "status": status.value},
+        status_url=f"/letters/{public_id}?key={key}",
         needs_confirmation=appeal.require_confirmation,
-        email=letter.signer_email,
+        email=email,
     )
 
 
@@ -280,4 +334,68 @@ def letter_page(
         deliveries=[d.model_dump() for d in view.deliveries],
         pdf_url=view.pdf_url,
         sign_again_url=letters.sign_again_url(settings, letter),
+        reached=_reached(view),
+        actions=_letter_actions(letter),
+        done=request.query_params.get("done"),
     )
+
+
+def _reached(view: LetterRead) -> bool:
+    """Whether a target has the letter: then a copy exists that cannot be recalled."""
+    return any(d.status == "sent" and d.channel in ("email", "fax") for d in view.deliveries)
+
+
+def _letter_actions(letter: Letter) -> dict[str, str]:
+    """Where the letter page's withdraw and erase forms go (the key is the credential)."""
+    query = urlencode({"key": letter.key})
+    return {
+        "withdraw": f"/letters/{letter.public_id}/withdraw?{query}",
+        "erase": f"/letters/{letter.public_id}/erase?{query}",
+    }
+
+
+def _back_to_letter(request: Request, letter: Letter, done: str) -> RedirectResponse:
+    query = {"key": letter.key, "done": done}
+    if request.query_params.get("lang"):
+        query["lang"] = request.query_params["lang"]
+    return RedirectResponse(f"/letters/{letter.public_id}?{urlencode(query)}", status_code=303)
+
+
+@router.post("/letters/{public_id}/withdraw")
+def withdraw_letter(
+    request: Request, session: SessionDep, public_id: str, key: str = ""
+) -> RedirectResponse:
+    """The letter page's "withdraw" button: the letter will not be sent."""
+    letter = letters.get_letter(session, public_id=public_id, key=key)
+    privacy.withdraw(session, letter=letter, now=utcnow())
+    return _back_to_letter(request, letter, "withdrawn")
+
+
+@router.get("/letters/{public_id}/erase", response_class=HTMLResponse)
+def erase_confirm(
+    request: Request, session: SessionDep, settings: SettingsDep, public_id: str, key: str = ""
+) -> HTMLResponse:
+    """Asks before erasing: what goes, what stays, and that a sent copy cannot be recalled.
+    Changes nothing."""
+    letter = letters.get_letter(session, public_id=public_id, key=key)
+    view = letters.to_read(session, letter, settings=settings)
+    return render(
+        request,
+        "letter_erase.html",
+        ui_language(request, [letter.language]),
+        appeal=letter.appeal,
+        letter={**view.model_dump(), "status": view.status.value},
+        reached=_reached(view),
+        actions=_letter_actions(letter),
+        letter_url=f"/letters/{letter.public_id}?{urlencode({'key': letter.key})}",
+    )
+
+
+@router.post("/letters/{public_id}/erase")
+def erase_letter(
+    request: Request, session: SessionDep, public_id: str, key: str = ""
+) -> RedirectResponse:
+    """The erase page's button: the supporter's details are deleted."""
+    letter = letters.get_letter(session, public_id=public_id, key=key)
+    privacy.erase(session, letter=letter, now=utcnow())
+    return _back_to_letter(request, letter, "erased")

@@ -8,7 +8,7 @@ on different connections never wait for each other; readers already sum the rows
 SQLite has one writer at a time and keeps shard 0.
 
 Revision ID: 3f6d2c8a9b71
-Revises: 7e2a4b9c1d03
+Revises: 3d8c2f6a9b14
 Create Date: 2026-11-30 09:00:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3f6d2c8a9b71"
-down_revision: str | None = "7e2a4b9c1d03"
+down_revision: str | None = "3d8c2f6a9b14"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Letter, Organisation, utcnow
 from tests.appeals.factories import appeal_data, make_appeal
+from tests.letters.factories import form_data
 from tests.organisers.factories import make_world
 
 FORM = {"name": "Ada", "email": "ada@example.net", "country": "GB"}
@@ -33,7 +34,7 @@ def test_form_link_credits_only_a_taking_part_organisation(
     make_world(session)
     page = client.get("/a/free-them", params={"org": org})
     assert f'<input type="hidden" name="org" value="{org}">' in page.text
-    response = client.post("/a/free-them", data={**FORM, "org": org})
+    response = client.post("/a/free-them", data=form_data(client, **FORM, org=org))
     assert response.status_code == 201, response.text
     assert organisation_of(session, "ada@example.net") == credited
 

@@ -116,6 +116,7 @@ def test_appeal_page_numbers_chart_and_failures(
         "Failed": 1,
         "Expired": 0,
         "Rejected": 0,
+        "Withdrawn by the supporter": 0,
     }
     assert table(html, "delivery-counts") == {  # an e-mail and a fax per letter
         "Queued": 0,
@@ -123,6 +124,7 @@ def test_appeal_page_numbers_chart_and_failures(
         "Sent": 7,
         "Will be retried": 0,
         "Failed": 1,
+        "Cancelled": 0,
     }
     assert table(html, "by-country") == {
         "Kazakhstan (KZ)": 2,

@@ -22,8 +22,9 @@ LETTER_KEYS = {
     "failed",
     "expired",
     "rejected",
+    "withdrawn",
 }
-DELIVERY_KEYS = {"queued", "sending", "sent", "retrying", "failed"}
+DELIVERY_KEYS = {"queued", "sending", "sent", "retrying", "failed", "cancelled"}
 
 
 def populate(session: Session, settings: Settings) -> World:
@@ -67,10 +68,18 @@ def test_stats_count_every_status_and_group(
         "failed": 1,
         "expired": 0,
         "rejected": 0,
+        "withdrawn": 0,
     }
     # Deliveries to the targets only, an e-mail and a fax per letter: d's e-mail was
     # refused, its fax (to the outbox's fax folder) went.
-    assert body["deliveries"] == {"queued": 0, "sending": 0, "sent": 7, "retrying": 0, "failed": 1}
+    assert body["deliveries"] == {
+        "queued": 0,
+        "sending": 0,
+        "sent": 7,
+        "retrying": 0,
+        "failed": 1,
+        "cancelled": 0,
+    }
     # Signed letters only: sent, failed and held (a confirmed signature waiting for a
     # moderator) count; unconfirmed ones do not.
     assert body["by_country"] == {"KZ": 2, "GB": 2, "UA": 1}
@@ -99,6 +108,7 @@ def test_a_union_counts_only_its_own_letters(
         "failed": 1,
         "expired": 0,
         "rejected": 0,
+        "withdrawn": 0,
     }
     assert unite["by_organisation"] == {"Unite the Union": 3}
     assert unite["by_country"] == {"KZ": 2, "UA": 1}

@@ -16,7 +16,7 @@ from app.core.errors import InvalidInput, OutcryError
 from app.models import Appeal
 from app.web import explain, i18n
 from tests.appeals.factories import make_appeal
-from tests.letters.factories import signature
+from tests.letters.factories import form_data, signature
 from tests.organisers.factories import make_world
 
 RU = i18n.translations("ru")
@@ -34,7 +34,7 @@ def post_form(client: TestClient, lang: str, **fields: object) -> tuple[int, dic
     """Post the signing form as a browser reading `lang`; the status and the field errors shown."""
     response = client.post(
         f"/a/free-them?lang={lang}",
-        data=signature(**fields),
+        data=form_data(client, **fields),
         headers={"Accept": "text/html", "Accept-Language": lang},
     )
     errors = re.findall(r'<p class="field-error" id="f-([a-z_]+)-error">([^<]*)</p>', response.text)
@@ -124,7 +124,7 @@ def test_a_second_signature_is_refused_in_the_pages_language(
     assert post_form(client, "ru")[0] == 201
     again = client.post(
         "/a/free-them?lang=ru",
-        data=signature(email="ADA@example.net"),
+        data=form_data(client, email="ADA@example.net"),
         headers={"Accept": "text/html", "Accept-Language": "ru"},
     )
     assert again.status_code == 409

@@ -223,6 +223,8 @@ def page_context(lang: str) -> dict[str, Any]:
         language="ru",
         created_at=WHEN,
         confirmed_at=WHEN,
+        withdrawable=True,
+        erased_at=None,
     )
     return {
         "lang": lang,
@@ -242,6 +244,12 @@ def page_context(lang: str) -> dict[str, Any]:
         "closed": False,
         "preview_subject": "Subject",
         "preview_body": "Dear [name]",
+        "form_token": "tok",
+        "honeypot": "website",
+        "forget_days": 30,
+        "reached": True,
+        "actions": {"withdraw": "/letters/L1/withdraw?key=k", "erase": "/letters/L1/erase?key=k"},
+        "done": None,
         "letter": letter,
         "status_url": "/letters/L1?key=k",
         "needs_confirmation": True,
@@ -320,6 +328,7 @@ def test_confirmation_email_is_plain_text_and_translated() -> None:
         "subject": "Stop the reprisals",
         "body": "Dear President,\n\nFree them.",
         "expires_days": 3,
+        "forget_days": 30,
     }
     template = "email/confirmation.txt"
     text = i18n.make_environment("en").get_template(template).render(context)

@@ -1,0 +1,146 @@
+"""Floods and mail bombs: the checks a signature passes on any surface (API or form).
+
+The flood guard counts an appeal's signatures per network (/24 for IPv4, /48 for IPv6)
+and per mail domain over a sliding hour; past a threshold, further letters from that
+network or domain are held for moderation instead of going to the targets. Nothing is
+refused and nothing is lost: the organisers see why each letter waits, and release a
+whole group at once. The confirmation quota stops the form from being used to send
+one inbox confirmation request after confirmation request.
+
+The counts live in the rate limiter (Redis with a broker, else in the process), under
+keyed hashes: neither a network nor an address is written down anywhere. A broken
+Redis never costs a signature: the checks are skipped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+
+import redis
+
+from app.core import security
+from app.core.config import Settings
+from app.core.errors import TooManyConfirmations
+from app.delivery import ratelimit
+from app.models import Appeal
+
+HOUR = 3600.0
+DAY = 86400.0
+# Big public mail providers: thousands of strangers share each, so a domain count says
+# nothing about a flood there (the network count still applies). Operators add their
+# own with OUTCRY_FLOOD_SHARED_DOMAINS.
+SHARED_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "gmx.com",
+        "gmx.net",
+        "gmx.de",
+        "web.de",
+        "proton.me",
+        "protonmail.com",
+        "tutanota.com",
+        "mail.com",
+        "zoho.com",
+        "yandex.ru",
+        "yandex.com",
+        "yandex.kz",
+        "ya.ru",
+        "mail.ru",
+        "inbox.ru",
+        "list.ru",
+        "bk.ru",
+        "internet.ru",
+        "rambler.ru",
+        "mail.kz",
+        "inbox.kz",
+        "orange.fr",
+        "free.fr",
+        "laposte.net",
+        "libero.it",
+        "t-online.de",
+        "btinternet.com",
+        "qq.com",
+        "163.com",
+    }
+)
+
+
+def network_of(host: str | None) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) a client address belongs to; None if it is not one."""
+    try:
+        address = ipaddress.ip_address((host or "").strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def domain_of(email: str) -> str:
+    """The domain of a normalised address."""
+    return email.rpartition("@")[2].lower()
+
+
+def _shared(settings: Settings) -> frozenset[str]:
+    extra = {d.strip().lower() for d in settings.flood_shared_domains.split(",") if d.strip()}
+    return SHARED_DOMAINS | extra
+
+
+def _tag(settings: Settings, purpose: str, value: str) -> str:
+    # Short and keyed: enough to tell groups apart, nothing to read the value back from.
+    return security.derive(settings.resolved_secret_key(), purpose, value)[:12]
+
+
+def _over(settings: Settings, key: str, limit: int, period: float) -> bool:
+    """Take one slot of `key`; True if there was none left (the count is over `limit`)."""
+    limiter = ratelimit.limiter_for(settings.broker_url)
+    try:
+        return limiter.try_acquire(key, limit=limit, period=period) > 0
+    except redis.RedisError:
+        return False
+
+
+def flood_reason(settings: Settings, *, appeal: Appeal, email: str, client: str | None) -> str:
+    """Count this signature against its network and mail domain; the hold reason if either
+    is past its hourly threshold for the appeal ("network:<tag>", "domain:<domain>"),
+    else ""."""
+    reason = ""
+    network = network_of(client)
+    if network and settings.flood_network_per_hour > 0:
+        tag = _tag(settings, "flood-network", network)
+        key = f"flood:{appeal.id}:net:{tag}"
+        if _over(settings, key, settings.flood_network_per_hour, HOUR):
+            reason = f"network:{tag}"
+    domain = domain_of(email)
+    if settings.flood_domain_per_hour > 0 and domain not in _shared(settings):
+        key = f"flood:{appeal.id}:dom:{_tag(settings, 'flood-domain', domain)}"
+        if _over(settings, key, settings.flood_domain_per_hour, HOUR) and not reason:
+            reason = f"domain:{domain}"
+    return reason
+
+
+def check_confirmation_quota(settings: Settings, *, email: str) -> None:
+    """Count one confirmation e-mail to `email`; TooManyConfirmations (429) past
+    OUTCRY_CONFIRMATIONS_PER_ADDRESS_PER_DAY."""
+    limit = settings.confirmations_per_address_per_day
+    if limit <= 0:
+        return
+    key = f"confirm-mail:{_tag(settings, 'mailbox', email)}"
+    limiter = ratelimit.limiter_for(settings.broker_url)
+    try:
+        wait = limiter.try_acquire(key, limit=limit, period=DAY)
+    except redis.RedisError:
+        return
+    if wait > 0:
+        raise TooManyConfirmations(math.ceil(wait))
