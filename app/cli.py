@@ -379,6 +379,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     # Each web process reads its settings from the environment: hand it the base URL
     # worked out here (links follow --port unless OUTCRY_BASE_URL was set).
     os.environ["OUTCRY_BASE_URL"] = settings.base_url
+    get_settings.cache_clear()  # this process serves too when workers == 1
     server.run(host=host, port=port, workers=workers)
 
 

@@ -379,11 +379,12 @@ def erase_confirm(
     Changes nothing."""
     letter = letters.get_letter(session, public_id=public_id, key=key)
     view = letters.to_read(session, letter, settings=settings)
+    lang = letter_language(request, letter)
     return render(
         request,
         "letter_erase.html",
-        ui_language(request, [letter.language]),
-        appeal=letter.appeal,
+        lang,
+        appeal=appeals.in_language(letter.appeal, lang),
         letter={**view.model_dump(), "status": view.status.value},
         reached=_reached(view),
         actions=_letter_actions(letter),

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from tests.appeals.factories import appeal_data, make_appeal
-from tests.letters.factories import sign
+from tests.letters.factories import form_data, sign
 
 KAZAKH_LETTERS = re.compile("[әғқңөұүһі]")
 LETTER = {
@@ -158,7 +158,7 @@ def test_form_errors_are_said_in_kazakh(client: TestClient, session: Session) ->
 
     response = client.post(
         "/a/free-them?lang=kk",
-        data={"name": "", "email": "not-an-address", "country": "KZ", "language": "kk"},
+        data=form_data(client, name="", email="not-an-address", country="KZ", language="kk"),
     )
 
     assert response.status_code == 422
