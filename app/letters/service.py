@@ -53,7 +53,9 @@ def needs_moderation(appeal: Appeal, message: str) -> bool:
 def normalise_email(address: str, *, check_deliverability: bool) -> str:
     """The address as we store and compare it; InvalidInput naming `email` if it is not one."""
     try:
-        valid = validate_email(address, check_deliverability=check_deliverability)
+        valid = validate_email(
+            address, check_deliverability=check_deliverability, allow_smtputf8=False
+        )
     except EmailNotValidError as exc:
         kind = "email_undeliverable" if isinstance(exc, EmailUndeliverableError) else "email_syntax"
         raise InvalidInput({"email": str(exc)}, codes={"email": kind}) from exc
