@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
+
+from app.appeals import sandbox
 
 
 class LetterTemplateError(ValueError):
@@ -71,8 +79,8 @@ class LetterSource:
 SUBJECT_MAX = 300
 
 
-def _environment(directory: Path | None) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+def _environment(directory: Path | None) -> sandbox.LetterSandbox:
+    return sandbox.LetterSandbox(
         loader=FileSystemLoader(str(directory)) if directory else None,
         undefined=StrictUndefined,
         autoescape=False,  # plain text: escaping belongs to HTML and PDF renderers
@@ -82,7 +90,7 @@ def _environment(directory: Path | None) -> ImmutableSandboxedEnvironment:
 
 
 @lru_cache(maxsize=8)
-def _file_environment(directory: str) -> ImmutableSandboxedEnvironment:
+def _file_environment(directory: str) -> sandbox.LetterSandbox:
     return _environment(Path(directory))
 
 
@@ -92,6 +100,18 @@ _INLINE = _environment(None)
 @lru_cache(maxsize=256)
 def _inline(source: str) -> Template:
     return _INLINE.from_string(source)
+
+
+def _why(exc: Exception) -> str:
+    """Why a template failed, without the server's paths (a syntax error in a file names
+    the file by its full path)."""
+    if isinstance(exc, TemplateNotFound):
+        return f"no template {exc.name}"
+    if isinstance(exc, TemplateSyntaxError):
+        return f"TemplateSyntaxError: {exc.message} (line {exc.lineno})"
+    if isinstance(exc, sandbox.LetterBudgetExceeded | sandbox.RefusedTemplate):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _load(source: LetterSource, language: str, directory: Path) -> tuple[Template, Template]:
@@ -108,14 +128,16 @@ def _load(source: LetterSource, language: str, directory: Path) -> tuple[Templat
             raise LetterTemplateError("no letter text")
         return _inline(source.subject), _inline(source.body)
     except TemplateError as exc:
-        raise LetterTemplateError(f"{type(exc).__name__}: {exc}") from exc
+        raise LetterTemplateError(_why(exc)) from exc
 
 
 def _block(template: Template, name: str, context: dict[str, object]) -> str:
+    """One block of a template file, or the whole of an inline template, within the
+    sandbox's budget of steps and characters."""
     if name in template.blocks:
-        ctx = template.new_context(context)
-        return "".join(template.blocks[name](ctx))
-    return template.render(context)
+        block = template.blocks[name]
+        return sandbox.render(lambda: block(template.new_context(context)))
+    return sandbox.render(lambda: template.root_render_func(template.new_context(context)))
 
 
 def _tidy_body(text: str) -> str:
@@ -138,8 +160,10 @@ def render(
     try:
         subject = " ".join(_block(subject_t, "subject", context).split())
         body = _tidy_body(_block(body_t, "body", context))
-    except TemplateError as exc:
-        raise LetterTemplateError(f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        # Whatever an organiser's template does wrong (1/0, int("x"), a loop too long)
+        # is that template's fault, said as such, never a server error.
+        raise LetterTemplateError(_why(exc)) from exc
     if not subject:
         raise LetterTemplateError("the subject is empty")
     if not body:

@@ -72,6 +72,13 @@ class DuplicateSignature(Conflict):
     default_detail = "This e-mail address has already signed this appeal."
 
 
+class LetterUnavailable(Conflict):
+    # The appeal's letter template fails on these details (it passed with sample data when
+    # it was saved): the organisers must correct it; the supporter can only tell them.
+    code = "letter_unavailable"
+    default_detail = "This appeal's letter cannot be written just now. Please tell its organisers."
+
+
 class DeliveryNotFailed(Conflict):
     code = "not_failed"
     default_detail = "Only a failed delivery can be retried."
@@ -148,8 +155,21 @@ def field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+# A text field with a validator of its own is measured after it, where pydantic no longer
+# knows it holds a string: "at most 100 items" of a city means characters.
+_TEXT_LENGTHS = {
+    "too_long": ("String should have at most {} character", "max_length"),
+    "too_short": ("String should have at least {} character", "min_length"),
+}
+
+
 def error_text(error: Any) -> str:
     """A pydantic error's message, as the API says it."""
+    kind, context = error.get("type"), error.get("ctx") or {}
+    if kind in _TEXT_LENGTHS and isinstance(error.get("input"), str):
+        text, bound = _TEXT_LENGTHS[kind]
+        if bound in context:
+            return text.format(context[bound]) + ("" if context[bound] == 1 else "s")
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
@@ -187,5 +207,7 @@ def install_handlers(app: FastAPI, *, html: Callable[[Request, OutcryError], Res
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return await _outcry(request, NotFound())
+        if exc.status_code == 413:
+            return await _outcry(request, PayloadTooLarge(str(exc.detail)))
         body = {"error": "http_error", "detail": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta
 
 from babel.dates import format_date
@@ -21,6 +22,7 @@ from app.core.errors import (
     InvalidConfirmation,
     InvalidInput,
     LetterNotFound,
+    LetterUnavailable,
 )
 from app.core.text import country_name
 from app.delivery import service as delivery
@@ -39,6 +41,8 @@ from app.models import (
     StatusEvent,
     transition,
 )
+
+log = logging.getLogger(__name__)
 
 # An earlier letter in one of these states gives way to a new signature of the same address.
 REPLACEABLE = (LetterStatus.pending_confirmation, LetterStatus.rejected)
@@ -97,13 +101,18 @@ def letter_vars(
 
 
 def render(appeal: Appeal, language: str, variables: LetterVars) -> templating.RenderedLetter:
-    """The appeal's letter in `language` with these variables."""
-    return templating.render(
-        appeals.letter_source(appeal, language),
-        language,
-        variables,
-        directory=paths.letter_templates_dir(),
-    )
+    """The appeal's letter in `language` with these variables; LetterUnavailable if the
+    appeal's template fails on them (it was checked with sample data when saved)."""
+    try:
+        return templating.render(
+            appeals.letter_source(appeal, language),
+            language,
+            variables,
+            directory=paths.letter_templates_dir(),
+        )
+    except templating.LetterTemplateError as exc:
+        log.error("appeal %s: its %s letter cannot be written: %s", appeal.slug, language, exc)
+        raise LetterUnavailable() from exc
 
 
 def preview(

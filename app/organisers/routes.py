@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep
+from app.core.params import Offset
 from app.letters import moderation
 from app.models import utcnow
 from app.organisers import exports, stats
@@ -84,7 +85,7 @@ def moderation_queue(
     who: Organiser,
     appeal: OrganiserAppeal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ModerationQueue:
     """Letters waiting for a moderator, oldest first."""
     held, total = moderation.held_letters(
