@@ -11,7 +11,7 @@ from app.appeals.schemas import AppealIn, AppealRead
 from app.core import paths
 from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.errors import Conflict, InvalidInput
+from app.core.errors import Conflict, InvalidInput, error_responses
 from app.models import Appeal, utcnow
 from app.organisers.deps import Admin
 
@@ -47,12 +47,12 @@ def list_appeals(session: SessionDep, settings: SettingsDep) -> list[AppealRead]
     return [service.to_read(a, counted[a.id], base_url=settings.base_url, now=now) for a in appeals]
 
 
-@router.get("/{slug}")
+@router.get("/{slug}", responses=error_responses(404))
 def get_appeal(session: SessionDep, settings: SettingsDep, appeal: CurrentAppeal) -> AppealRead:
     return _read(session, appeal, settings)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(401, 403, 409, 413, 422))
 def create_appeal(
     session: SessionDep, settings: SettingsDep, _who: Admin, data: AppealIn
 ) -> AppealRead:
@@ -63,7 +63,13 @@ def create_appeal(
     return _read(session, appeal, settings)
 
 
-@router.put("/{slug}")
+@router.put(
+    "/{slug}",
+    responses={
+        201: {"model": AppealRead, "description": "Created"},
+        **error_responses(401, 403, 413, 422),
+    },
+)
 def put_appeal(
     slug: str,
     session: SessionDep,

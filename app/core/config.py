@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # union meeting signs from one office; it stops a script from mailing confirmation
     # requests to thousands of strangers.
     sign_limit_per_hour: int = Field(default=200, ge=0)
+    # The bearer token Prometheus scrapes /metrics with. /metrics is never public: it
+    # answers this token or an admin API token, nothing else (counts of letters by status
+    # tell an adversary how a campaign is going).
+    metrics_token: str = ""
     # Delivery tuning.
     # How long a delivery handed out (to a worker, or to the broker by a sweep) is left
     # alone before the sweeper hands it out again: longer than any one send can take.

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -149,6 +150,48 @@ class RateLimited(OutcryError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class ErrorBody(BaseModel):
+    """The JSON of every error response."""
+
+    error: str = Field(description="The kind of error: not_found, invalid, rate_limited, …")
+    detail: str = Field(description="What went wrong, in a sentence.")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="For invalid input: each field at fault (a dotted path) and why.",
+    )
+
+
+_STATUS_MEANINGS = {
+    401: "No token (or login), or one that is not valid.",
+    403: "This token may not do that: an admin's task, or another organisation's letters.",
+    404: "No such appeal, letter or delivery (or a wrong key).",
+    409: "Conflicts with the current state: a closed appeal, a signature already confirmed, "
+    "a slug taken, a letter not waiting, a delivery not failed.",
+    413: "The request body is larger than OUTCRY_MAX_REQUEST_BYTES.",
+    422: "Some input is not valid: `fields` names each field and says why.",
+    429: "Too many requests from this address: try again after Retry-After seconds.",
+}
+_STATUS_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer"},
+        }
+    },
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route gives: all the same JSON shape."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        responses[status] = {"model": ErrorBody, "description": _STATUS_MEANINGS[status]}
+        if status in _STATUS_HEADERS:
+            responses[status]["headers"] = _STATUS_HEADERS[status]
+    return responses
+
+
 def field_name(loc: tuple[int | str, ...]) -> str:
     """`("body", "targets", 0, "email")` -> `"targets.0.email"`."""
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
@@ -209,5 +252,8 @@ def install_handlers(app: FastAPI, *, html: Callable[[Request, OutcryError], Res
             return await _outcry(request, NotFound())
         if exc.status_code == 413:
             return await _outcry(request, PayloadTooLarge(str(exc.detail)))
+        if exc.status_code == 400 and request.method in ("POST", "PUT", "PATCH"):
+            # FastAPI could not read the body at all (not UTF-8, a broken form).
+            return await _outcry(request, InvalidInput({"body": "could not be read"}))
         body = {"error": "http_error", "detail": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

@@ -1,6 +1,6 @@
 """Bounds on the numbers and times a request may carry, shared by every domain's routes.
 
-A number or a time that Python takes but the database cannot hold (an id past 2**63, a
+A number or a time that Python takes but the database cannot hold (an id past 2**31, a
 date whose next day is past year 9999) would otherwise fail deep in a query as a 500.
 """
 
@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-# Row ids are 64-bit integers in PostgreSQL; an id past that names no row.
-ID_MAX = 2**63 - 1
+# Row ids are INTEGER columns (32 bits in PostgreSQL); an id past that names no row.
+ID_MAX = 2**31 - 1
 # A page or offset past this finds nothing in any appeal Outcry will hold, and keeps
 # page * per_page well inside a 64-bit OFFSET.
 PAGE_MAX = 1_000_000

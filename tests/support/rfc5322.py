@@ -41,7 +41,7 @@ def unfold(lines: list[str]) -> str:
             raise Invalid(f"line {n} is {len(line)} characters long")
         if not all(c == "\t" or " " <= c <= "~" for c in line):
             raise Invalid(f"line {n} has a character outside printable ASCII: {line!r}")
-        if n and not line[:1] in (" ", "\t"):
+        if n and line[:1] not in (" ", "\t"):
             raise Invalid(f"continuation line {n} does not start with white space")
     return "".join(lines)
 
