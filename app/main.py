@@ -13,7 +13,7 @@ from app.appeals.routes import router as appeals_router
 from app.core.config import Settings, get_settings
 from app.core.db import engine_for, session_factory
 from app.core.errors import install_handlers
-from app.core.limits import BodySizeLimit
+from app.core.limits import BodySizeLimit, RefuseNul
 from app.delivery import transports
 from app.delivery.deliverer import Deliverer
 from app.delivery.dispatch import CeleryDispatcher, Dispatcher, WakeUp
@@ -89,4 +89,5 @@ def create_app(
     app.include_router(organiser_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RefuseNul)
     return app

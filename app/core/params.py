@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Path, Query
+from pydantic import BeforeValidator
 
 # Row ids are INTEGER columns (32 bits in PostgreSQL); an id past that names no row.
 ID_MAX = 2**31 - 1
@@ -20,6 +21,26 @@ OFFSET_MAX = 500_000_000
 
 RowId = Annotated[int, Path(ge=1, le=ID_MAX)]
 Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX)]
+
+
+TIME_FORMAT = "must be a date like 2026-05-01 or a date and time like 2026-05-01T12:00Z"
+
+
+def parse_time(value: object) -> date | datetime | None:
+    """A `since`/`until` filter as given: a date, or an ISO 8601 date and time; ValueError
+    saying what is expected (one reason for the field, not one per type it could be)."""
+    if value is None or isinstance(value, date):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(TIME_FORMAT) from exc
+
+
+TimeFilter = Annotated[date | datetime | None, BeforeValidator(parse_time)]
 
 
 def time_bound(value: date | datetime | None, *, end: bool) -> datetime | None:

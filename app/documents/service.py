@@ -144,15 +144,10 @@ def signature_sheet_pdf(appeal: Appeal, *, language: str | None, pages: int) -> 
 def parse_bound(value: str | None, *, field: str, end: bool = False) -> datetime | None:
     """A `since`/`until` filter: a date (an `until` date includes that whole day) or an
     ISO 8601 date and time (UTC if it has no zone). InvalidInput naming `field`."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
     try:
-        moment = date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+        moment = params.parse_time(value)
     except ValueError as exc:
-        raise InvalidInput(
-            {field: "must be a date like 2026-05-01 or a date and time like 2026-05-01T12:00Z"}
-        ) from exc
+        raise InvalidInput({field: str(exc)}) from exc
     return params.time_bound(moment, end=end)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.appeals.schemas import Slug
-from app.core.params import PAGE_MAX, time_bound
+from app.core.params import PAGE_MAX, TimeFilter, time_bound
 from app.core.text import CountryCode, MultiLine
 from app.letters.moderation import REASON_MAX
 from app.models import LetterStatus
@@ -39,8 +39,8 @@ class LetterFilters(BaseModel):
     status: LetterStatus | None = None
     organisation: Slug | None = None
     country: CountryCode | None = None
-    since: date | datetime | None = None
-    until: date | datetime | None = None
+    since: TimeFilter = None
+    until: TimeFilter = None
 
     @property
     def since_at(self) -> datetime | None:
