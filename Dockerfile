@@ -1,6 +1,11 @@
 # Outcry in its own image: the web app, the worker and beat all run from it.
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 outcry
+# Fonts PDFs fall back on for what PT Serif lacks: Greek, Hebrew, symbols (DejaVu),
+# emoji (Symbola), Chinese, Japanese and Korean (Droid Sans Fallback).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-symbola fonts-droid-fallback \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini babel.cfg ./
 COPY app ./app

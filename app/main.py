@@ -16,7 +16,7 @@ from app.core.admission import Admission
 from app.core.config import Settings, get_settings
 from app.core.db import POOL_RESERVE, engine_for, session_factory
 from app.core.errors import install_handlers
-from app.core.limits import BodySizeLimit
+from app.core.limits import BodySizeLimit, RefuseNul
 from app.delivery import transports
 from app.delivery.deliverer import Deliverer
 from app.delivery.dispatch import CeleryDispatcher, Dispatcher, WakeUp
@@ -102,6 +102,7 @@ def create_app(
     app.include_router(organiser_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RefuseNul)
     # Outermost: the client's address is settled before anything keys a limit on it.
     # With no trusted proxies, X-Forwarded-For is ignored and the peer is the client.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,11 @@ PG_ADMIN = os.environ.get("OUTCRY_TEST_PG_ADMIN", "postgresql://postgres@127.0.0
 PG_NAME = os.environ.get("OUTCRY_TEST_PG_NAME", "outcry_test")
 REDIS_URL = os.environ.get("OUTCRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 SECRET = "test-secret-key-not-for-production"
+
+# Property tests draw the same inputs on every run, so a failure reproduces on anyone's
+# machine, and have no deadline: on a busy machine a slow example is not a failing one.
+hypothesis_settings.register_profile("outcry", derandomize=True, deadline=None, database=None)
+hypothesis_settings.load_profile("outcry")
 
 
 def _pg_url(name: str) -> str:

@@ -11,11 +11,12 @@ from app.appeals.schemas import AppealIn, AppealRead
 from app.core import paths
 from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.errors import Conflict, InvalidInput
+from app.core.errors import Conflict, InvalidInput, error_responses
 from app.models import Appeal, utcnow
 from app.organisers.deps import Admin
 
-router = APIRouter(prefix="/api/v1/appeals", tags=["appeals"])
+# Every route here waits its turn for the database (admission.py): 503 when it cannot.
+router = APIRouter(prefix="/api/v1/appeals", tags=["appeals"], responses=error_responses(503))
 
 
 def settings_dep(request: Request) -> Settings:
@@ -65,7 +66,7 @@ def list_appeals(
     ]
 
 
-@router.get("/{slug}")
+@router.get("/{slug}", responses=error_responses(404))
 def get_appeal(
     session: SessionDep, settings: SettingsDep, appeal: CurrentAppeal, lang: LangQuery = None
 ) -> AppealRead:
@@ -73,7 +74,7 @@ def get_appeal(
     return _read(session, appeal, settings, lang)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(401, 403, 409, 413, 422))
 def create_appeal(
     session: SessionDep, settings: SettingsDep, _who: Admin, data: AppealIn
 ) -> AppealRead:
@@ -84,7 +85,13 @@ def create_appeal(
     return _read(session, appeal, settings)
 
 
-@router.put("/{slug}")
+@router.put(
+    "/{slug}",
+    responses={
+        201: {"model": AppealRead, "description": "Created"},
+        **error_responses(401, 403, 413, 422),
+    },
+)
 def put_appeal(
     slug: str,
     session: SessionDep,

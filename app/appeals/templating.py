@@ -22,7 +22,8 @@ from jinja2 import (
     TemplateSyntaxError,
     UndefinedError,
 )
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from app.appeals import sandbox
 
 
 class LetterTemplateError(ValueError):
@@ -79,8 +80,8 @@ class LetterSource:
 SUBJECT_MAX = 300
 
 
-def _environment(directory: Path | None) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+def _environment(directory: Path | None) -> sandbox.LetterSandbox:
+    return sandbox.LetterSandbox(
         loader=FileSystemLoader(str(directory)) if directory else None,
         undefined=StrictUndefined,
         autoescape=False,  # plain text: escaping belongs to HTML and PDF renderers
@@ -90,7 +91,7 @@ def _environment(directory: Path | None) -> ImmutableSandboxedEnvironment:
 
 
 @lru_cache(maxsize=8)
-def _file_environment(directory: str) -> ImmutableSandboxedEnvironment:
+def _file_environment(directory: str) -> sandbox.LetterSandbox:
     return _environment(Path(directory))
 
 
@@ -122,7 +123,7 @@ def _template_file(source: LetterSource, language: str) -> str:
     return f"templates/letters/{source.template}/{language}.txt.j2"
 
 
-def _line(exc: TemplateError, filename: str | None) -> int | None:
+def _line(exc: Exception, filename: str | None) -> int | None:
     """The template line an error happened on: a syntax error knows it; a runtime error's
     traceback has a frame for the template (Jinja gives it the template's file name)."""
     if isinstance(exc, TemplateSyntaxError):
@@ -137,16 +138,17 @@ def _line(exc: TemplateError, filename: str | None) -> int | None:
     return line
 
 
-def _rewritten(template: Template) -> TemplateError:
+def _rewritten(template: Template) -> Exception:
     """The error being handled, its traceback rewritten by Jinja to the template's lines
     (a block rendered on its own is not rewritten: its frames have Python's lines)."""
     try:
         template.environment.handle_exception()
-    except TemplateError as exc:
+    except Exception as exc:
         return exc
+    raise AssertionError("handle_exception() always raises")
 
 
-def _what(exc: TemplateError) -> str:
+def _what(exc: Exception) -> str:
     """The error in an organiser's words: which variable, and what it offers instead."""
     text = str(exc)
     if isinstance(exc, UndefinedError):
@@ -161,14 +163,17 @@ def _what(exc: TemplateError) -> str:
                 f"there is no variable “{match['name']}”; a letter can use {', '.join(VARIABLES)}"
             )
         return f"a variable that does not exist: {text}"
+    if isinstance(exc, sandbox.LetterBudgetExceeded | sandbox.RefusedTemplate):
+        return text
     if isinstance(exc, TemplateSyntaxError):
-        return f"the template cannot be read: {exc.message or text}"
+        # exc.message, not str(exc): a file's syntax error names its path on the server.
+        return f"the template cannot be read: {exc.message or 'syntax error'}"
     if isinstance(exc, TemplateNotFound):
         return "there is no such file"
     return f"{type(exc).__name__}: {text}"
 
 
-def _explain(exc: TemplateError, where: str, filename: str | None = None) -> LetterTemplateError:
+def _explain(exc: Exception, where: str, filename: str | None = None) -> LetterTemplateError:
     """A LetterTemplateError naming the file (or inline part), the line and the cause."""
     line = _line(exc, filename)
     place = f"{where}, line {line}" if line else where
@@ -200,10 +205,12 @@ def _load(source: LetterSource, language: str, directory: Path) -> tuple[Templat
 
 
 def _block(template: Template, name: str, context: dict[str, object]) -> str:
+    """One block of a template file, or the whole of an inline template, within the
+    sandbox's budget of steps and characters."""
     if name in template.blocks:
-        ctx = template.new_context(context)
-        return "".join(template.blocks[name](ctx))
-    return template.render(context)
+        block = template.blocks[name]
+        return sandbox.render(lambda: block(template.new_context(context)))
+    return sandbox.render(lambda: template.root_render_func(template.new_context(context)))
 
 
 def _tidy_body(text: str) -> str:
@@ -232,7 +239,9 @@ def render(
         )
         try:
             rendered[part] = _block(template, part, context)
-        except TemplateError as exc:
+        except Exception as exc:
+            # Whatever an organiser's template does wrong (1/0, int("x"), a loop too
+            # long) is that template's fault, said as such, never a server error.
             raise _explain(_rewritten(template), where[part], template.filename) from exc
     subject = " ".join(rendered["subject"].split())
     body = _tidy_body(rendered["body"])

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # The signing form (HTML only) is refused as a bot's when sent sooner than this
     # after it was shown.
     form_min_seconds: float = Field(default=3.0, ge=0)
+    # The bearer token Prometheus scrapes /metrics with. /metrics is never public: it
+    # answers this token or an admin API token, nothing else (counts of letters by status
+    # tell an adversary how a campaign is going).
+    metrics_token: str = ""
     # Delivery tuning.
     # How long a delivery handed out (to a worker, or to the broker by a sweep) is left
     # alone before the sweeper hands it out again: longer than any one send can take.

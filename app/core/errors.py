@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -73,6 +74,13 @@ class AppealClosed(Conflict):
 class DuplicateSignature(Conflict):
     code = "duplicate_signature"
     default_detail = "This e-mail address has already signed this appeal."
+
+
+class LetterUnavailable(Conflict):
+    # The appeal's letter template fails on these details (it passed with sample data when
+    # it was saved): the organisers must correct it; the supporter can only tell them.
+    code = "letter_unavailable"
+    default_detail = "This appeal's letter cannot be written just now. Please tell its organisers."
 
 
 class DeliveryNotFailed(Conflict):
@@ -226,14 +234,73 @@ class AppealNotClosed(Conflict):
     default_detail = "Only a closed appeal's letters can be purged."
 
 
+class ErrorBody(BaseModel):
+    """The JSON of every error response."""
+
+    error: str = Field(description="The kind of error: not_found, invalid, rate_limited, …")
+    detail: str = Field(description="What went wrong, in a sentence.")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="For invalid input: each field at fault (a dotted path) and why.",
+    )
+
+
+_STATUS_MEANINGS = {
+    401: "No token (or login), or one that is not valid.",
+    403: "This token may not do that: an admin's task, or another organisation's letters.",
+    404: "No such appeal, letter or delivery (or a wrong key).",
+    409: "Conflicts with the current state: a closed appeal, a signature already confirmed, "
+    "a slug taken, a letter not waiting, a delivery not failed.",
+    413: "The request body is larger than OUTCRY_MAX_REQUEST_BYTES.",
+    422: "Some input is not valid: `fields` names each field and says why.",
+    410: "The supporter erased this letter's details.",
+    429: "Too many requests from this address: try again after Retry-After seconds.",
+    503: "Busy, or the database is away: nothing was done; send the same request again "
+    "after Retry-After seconds.",
+}
+_STATUS_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer"},
+        }
+    },
+}
+_STATUS_HEADERS[503] = _STATUS_HEADERS[429]
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route gives: all the same JSON shape."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        responses[status] = {"model": ErrorBody, "description": _STATUS_MEANINGS[status]}
+        if status in _STATUS_HEADERS:
+            responses[status]["headers"] = _STATUS_HEADERS[status]
+    return responses
+
+
 def field_name(loc: tuple[int | str, ...]) -> str:
     """`("body", "targets", 0, "email")` -> `"targets.0.email"`."""
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
 
 
+# A text field with a validator of its own is measured after it, where pydantic no longer
+# knows it holds a string: "at most 100 items" of a city means characters.
+_TEXT_LENGTHS = {
+    "too_long": ("String should have at most {} character", "max_length"),
+    "too_short": ("String should have at least {} character", "min_length"),
+}
+
+
 def error_text(error: Any) -> str:
     """A pydantic error's message, as the API says it."""
+    kind, context = error.get("type"), error.get("ctx") or {}
+    if kind in _TEXT_LENGTHS and isinstance(error.get("input"), str):
+        text, bound = _TEXT_LENGTHS[kind]
+        if bound in context:
+            return text.format(context[bound]) + ("" if context[bound] == 1 else "s")
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
@@ -277,5 +344,10 @@ def install_handlers(app: FastAPI, *, html: Callable[[Request, OutcryError], Res
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return await _outcry(request, NotFound())
+        if exc.status_code == 413:
+            return await _outcry(request, PayloadTooLarge(str(exc.detail)))
+        if exc.status_code == 400 and request.method in ("POST", "PUT", "PATCH"):
+            # FastAPI could not read the body at all (not UTF-8, a broken form).
+            return await _outcry(request, InvalidInput({"body": "could not be read"}))
         body = {"error": "http_error", "detail": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

@@ -19,12 +19,17 @@ _ONE_LINE_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MULTI_LINE_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
+_SPACES = re.compile(r" {2,}")
+
+
 def one_line(value: str) -> str:
-    """NFC-normalise and strip a one-line field; refuse control characters."""
+    """NFC-normalise and strip a one-line field, one space between words; refuse control
+    characters. (A name reads back in an e-mail header exactly as it is kept: headers
+    cannot keep a run of spaces.)"""
     value = unicodedata.normalize("NFC", value).strip()
     if _ONE_LINE_BAD.search(value):
         raise ValueError("must be a single line without control characters")
-    return value
+    return _SPACES.sub(" ", value)
 
 
 def multi_line(value: str) -> str:

@@ -16,15 +16,20 @@ from email.policy import Policy
 from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 
+import idna
+
 # Any control or line-breaking character in a header value could start a new header.
 _HEADER_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]+")
 HEADER_MAX = 900
 _MAX_LINE: int = email.policy.default.max_line_length or 78
 
 
+_SPACES = re.compile(r" {2,}")
+
+
 def header_text(value: str) -> str:
     """Make `value` safe for one header: controls become spaces, runs of space collapse."""
-    return " ".join(_HEADER_BAD.sub(" ", value).split())[:HEADER_MAX]
+    return _SPACES.sub(" ", _HEADER_BAD.sub(" ", value)).strip(" ")[:HEADER_MAX]
 
 
 def mailbox(display_name: str, address: str) -> Address:
@@ -110,11 +115,24 @@ def _header(name: str, value: str) -> BaseHeader:
     return header
 
 
+# --- Headers written here -------------------------------------------------------------------
+#
+# Every header that carries a name (From, Reply-To, To, Cc) and the Subject is encoded and
+# folded here, in one pass, and stored so that the email package writes it out as it is.
+# The package's own folding was the forgery: a long name holding `<ceo@bank.example>` lost
+# its quotes when the package refolded it, and a name that looked like an encoded-word was
+# decoded back into raw text, so a signer could make a letter come from any address.
+# It was slow too: parsing a Cyrillic name cost about 1 ms, six times the rest of a message.
+
 # RFC 5322 atext: a word made only of these may stand in a display name as it is.
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
 # An RFC 2047 encoded-word is at most 75 characters. 42 bytes of UTF-8 make 56 of base64,
 # 68 with "=?utf-8?b?" and "?=": one fits on a line after "Reply-To: ".
 _EW_BYTES = 42
+# The longest word written on a line of its own: a folded line is " " + word.
+_WORD_MAX = _MAX_LINE - 1
+# A local part that needs no quoting (email-validator allows no other in an address we keep).
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
 
 def _atom(word: str) -> bool:
@@ -125,7 +143,8 @@ def _atom(word: str) -> bool:
 
 def _encoded_words(text: str) -> list[str]:
     """`text` as 'B' encoded-words, each of whole characters, split after a space where
-    one is near (a decoder joins adjacent encoded-words without the space between)."""
+    one is near. The space stays inside the encoded-word before the split: a reader drops
+    the white space *between* two encoded-words (RFC 2047 6.2)."""
     chunks: list[str] = []
     chunk, size = "", 0
     for char in text:
@@ -143,59 +162,155 @@ def _encoded_words(text: str) -> list[str]:
     return [f"=?utf-8?b?{base64.b64encode(c.encode()).decode()}?=" for c in chunks]
 
 
-def _raw_mailbox(header: str, display: str, address: str) -> str | None:
-    """`display <address>` for `header`, encoded and folded here in one pass; None where
-    the email package had better do it (no name, an address too long to fold here).
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    The package parses the value it is given and folds the tree it parsed: for a
-    Cyrillic name that costs about 1 ms, six times the rest of the message, and even a
-    Latin name's parse was a quarter of a worker's CPU. The name is unique to each letter,
-    so no cache helps."""
-    if not display or not address.isascii() or (display.isascii() and "=?" in display):
-        # (A Latin name that looks like an encoded-word is left to the email package,
-        # which keeps it as it is; in a quoted-string a lenient reader would decode it.)
-        return None
-    words = display.split(" ")
+
+def _quoted_words(words: list[str]) -> list[str]:
+    """Printable ASCII words with specials, as few quoted-strings as fit on a line each
+    (never folded inside one: a folded quoted-string reads back with the line break in it);
+    a word too long for a line becomes encoded-words."""
     pieces: list[str] = []
-    if display.isascii():
-        if all(_atom(word) for word in words):
-            pieces = words
-        else:  # as the email package does: the whole name one quoted-string
-            pieces = ['"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"']
-    else:
-        # Words the name may carry as they are stay atoms; each run of the others
-        # (non-ASCII, or with specials that would need quoting) becomes encoded-words.
-        run: list[str] = []
-        for word in words:
-            if _atom(word):
-                if run:
-                    pieces += _encoded_words(" ".join(run))
-                    run = []
-                pieces.append(word)
-            else:
-                run.append(word)
-        if run:
-            pieces += _encoded_words(" ".join(run))
-    pieces.append(f"<{address}>")
-    lines = [f"{header}: {pieces[0]}"]
+    group: list[str] = []
+    for word in words:
+        if len(_quoted(word)) > _WORD_MAX:
+            if group:
+                pieces.append(_quoted(" ".join(group)))
+                group = []
+            pieces += _encoded_words(word)
+        elif group and len(_quoted(" ".join([*group, word]))) > _WORD_MAX:
+            pieces.append(_quoted(" ".join(group)))
+            group = [word]
+        else:
+            group.append(word)
+    if group:
+        pieces.append(_quoted(" ".join(group)))
+    return pieces
+
+
+def _phrase(display: str) -> list[str]:
+    """A display name as RFC 5322 phrase words: atoms as they are; each run of other words
+    as quoted-strings if it is printable ASCII, else (non-ASCII, or text that looks like an
+    encoded-word, which lenient readers decode even inside quotes) as encoded-words."""
+    pieces: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        text = " ".join(run)
+        if text.isascii() and "=?" not in text:
+            pieces.extend(_quoted_words(run))
+        else:
+            pieces.extend(_encoded_words(text))
+        run.clear()
+
+    for word in display.split(" "):
+        if _atom(word) and len(word) <= _WORD_MAX:
+            if run:
+                flush()
+            pieces.append(word)
+        else:
+            run.append(word)
+    if run:
+        flush()
+    return pieces
+
+
+def _unstructured(text: str) -> list[str]:
+    """Free text (a Subject) as words: printable ASCII words as they are, each run of
+    others (non-ASCII, or looking like an encoded-word) as encoded-words."""
+    pieces: list[str] = []
+    run: list[str] = []
+    for word in text.split(" "):
+        if word.isascii() and word.isprintable() and "=?" not in word and len(word) < _WORD_MAX:
+            if run:
+                pieces += _encoded_words(" ".join(run))
+                run = []
+            pieces.append(word)
+        else:
+            run.append(word)
+    if run:
+        pieces += _encoded_words(" ".join(run))
+    return pieces
+
+
+def ascii_address(address: str) -> str:
+    """`address` as an ASCII header may carry it: an internationalised domain as its
+    A-label (IDNA). A local part beyond ASCII cannot be written without SMTPUTF8, which
+    signing refuses; ValueError if one arrives all the same."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise ValueError(f"cannot write a non-ASCII local part in a header: {address!r}")
+    if not domain.isascii():
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    if _DOT_ATOM.fullmatch(local) is None:
+        local = _quoted(local)
+    return f"{local}@{domain}"
+
+
+class _Written(str):
+    """A header value written and folded here. The email package calls its fold() and
+    writes it out as it is, whatever the policy (it never refolds it); reading it back
+    (`msg["From"].addresses`) parses it then, once."""
+
+    name: str
+    _lines: tuple[str, ...]
+
+    def __new__(cls, name: str, lines: tuple[str, ...]) -> _Written:
+        self = super().__new__(cls, "".join(lines))
+        self.name = name
+        self._lines = lines
+        return self
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {policy.linesep.join(self._lines)}{policy.linesep}"
+
+    @property
+    def parsed(self) -> BaseHeader:
+        header: BaseHeader = POLICY.header_factory(self.name, str(self))
+        return header
+
+    def __getattr__(self, attribute: str) -> object:
+        # What a reader asks of a parsed header (addresses, defects, ...).
+        return getattr(self.parsed, attribute)
+
+
+def _written(name: str, pieces: list[str]) -> _Written:
+    """`pieces` on lines of at most 78 characters (a single longer piece on a line of its
+    own), joined by a space: the folding white space is the space between the words."""
+    lines = [f"{name}: {pieces[0]}"] if pieces else [f"{name}: "]
     for piece in pieces[1:]:
         if len(lines[-1]) + 1 + len(piece) <= _MAX_LINE:
             lines[-1] += " " + piece
         else:
             lines.append(" " + piece)
-    if any(len(line) > _MAX_LINE for line in lines):
-        return None
-    return "\n".join(lines)[len(header) + 2 :]
+    lines[0] = lines[0][len(name) + 2 :]
+    return _Written(name, tuple(lines))
 
 
-def _set_mailbox(msg: EmailMessage, header: str, mailbox: Address) -> None:
-    raw = _raw_mailbox(header, mailbox.display_name, mailbox.addr_spec)
-    if raw is None:
-        msg[header] = mailbox
-    else:
-        # Stored unparsed: every line is already short enough, so the policy writes it
-        # out as it is (and parses it only if someone reads the header back).
-        msg.set_raw(header, raw)
+def _address_list(name: str, mailboxes: tuple[tuple[str, str], ...]) -> _Written:
+    """An address-list header: `display name <address>, ...`, whatever the names hold:
+    each reads back as exactly one mailbox with its name as written."""
+    pieces: list[str] = []
+    for n, (display, address) in enumerate(mailboxes):
+        addr = ascii_address(address)
+        words = [*_phrase(display), f"<{addr}>"] if display else [addr]
+        if n < len(mailboxes) - 1:
+            words[-1] += ","
+        pieces += words
+    return _written(name, pieces)
+
+
+# The To and Cc of one appeal's letters repeat; From and Reply-To carry each signer's name.
+_shared_address_list = lru_cache(maxsize=4096)(_address_list)
+
+
+@lru_cache(maxsize=4096)
+def _subject(name: str, text: str) -> _Written:
+    return _written(name, _unstructured(text))
+
+
+def _mailboxes(addresses: Sequence[Address]) -> tuple[tuple[str, str], ...]:
+    return tuple((header_text(a.display_name), f"{a.username}@{a.domain}") for a in addresses)
 
 
 def _text_payload(body: str) -> tuple[str, str]:
@@ -237,14 +352,14 @@ def build(
 ) -> EmailMessage:
     """A UTF-8 text message; every header built from user input goes through header_text."""
     msg = EmailMessage(policy=POLICY)
-    msg["Subject"] = _header("Subject", header_text(subject))
-    _set_mailbox(msg, "From", mailbox(from_name, from_address))
+    msg["Subject"] = _subject("Subject", header_text(subject))
+    msg["From"] = _address_list("From", ((header_text(from_name), from_address),))
     if to:  # a fax for the fax folder has a number, not an address
-        msg["To"] = _header("To", ", ".join(str(a) for a in to))
+        msg["To"] = _shared_address_list("To", _mailboxes(to))
     if cc:
-        msg["Cc"] = _header("Cc", ", ".join(str(a) for a in cc))
+        msg["Cc"] = _shared_address_list("Cc", _mailboxes(cc))
     if reply_to is not None:
-        _set_mailbox(msg, "Reply-To", reply_to)
+        msg["Reply-To"] = _address_list("Reply-To", _mailboxes([reply_to]))
     # Our own ASCII values: kept unstructured, which spares parsing them as a date and an
     # msg-id (it is the same on the wire).
     msg["Date"] = _Unstructured("Date", format_datetime(date))

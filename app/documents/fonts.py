@@ -4,6 +4,7 @@ ParaType made them for the peoples of Russia and its neighbours, so one face cov
 Latin, Cyrillic and the Kazakh letters (Ә Ғ Қ Ң Ө Ұ Ү Һ І) that many fonts lack.
 """
 
+import functools
 import json
 import threading
 from pathlib import Path
@@ -26,8 +27,20 @@ _FACES: dict[str, tuple[ModuleType, int]] = {
     SANS_BOLD: (fontpkg_pt_sans, 700),
 }
 
+# Faces for what PT Serif and PT Sans lack, where the system has them (Debian's packages,
+# which scripts/test and the Dockerfile install): DejaVu Sans (Greek, Hebrew, Arabic,
+# Armenian, Georgian, many symbols), Symbola (emoji), Droid Sans Fallback (Chinese,
+# Japanese, Korean). A character none of them has is drawn as a visible mark, `[U+1F600]`,
+# never dropped.
+FALLBACK_FILES = (
+    ("Outcry-Fallback-DejaVu", Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")),
+    ("Outcry-Fallback-Symbola", Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf")),
+    ("Outcry-Fallback-Droid", Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")),
+)
+
 _lock = threading.Lock()
 _fonts: dict[str, TTFont] | None = None
+_fallbacks: dict[str, TTFont] | None = None
 
 
 def _face_path(package: ModuleType, weight: int) -> Path:
@@ -60,3 +73,39 @@ def registered() -> dict[str, TTFont]:
 def covers(char: str) -> bool:
     """True when the regular serif face has a glyph for this character."""
     return ord(char) in registered()[SERIF].face.charToGlyph
+
+
+def fallbacks() -> dict[str, TTFont]:
+    """The fallback faces this system has, loaded and registered once per process (only
+    when a document first needs one)."""
+    global _fallbacks
+    if _fallbacks is None:
+        with _lock:
+            if _fallbacks is None:
+                loaded = {}
+                for name, path in FALLBACK_FILES:
+                    if path.is_file():
+                        loaded[name] = TTFont(name, str(path))
+                        pdfmetrics.registerFont(loaded[name])
+                _fallbacks = loaded
+    return _fallbacks
+
+
+def font(name: str) -> TTFont:
+    """A face by name: one of the four, or a fallback."""
+    faces = registered()
+    return faces[name] if name in faces else fallbacks()[name]
+
+
+@functools.lru_cache(maxsize=4096)
+def fallback_for(code: int) -> str | None:
+    """The first fallback face with a glyph for this code point, or None."""
+    for name, face in fallbacks().items():
+        if code in face.face.charToGlyph:
+            return name
+    return None
+
+
+def mark(char: str) -> str:
+    """What is drawn for a character no face has: its code point, visibly."""
+    return f"[U+{ord(char):04X}]"

@@ -10,15 +10,19 @@ from fastapi.responses import Response, StreamingResponse
 
 from app.appeals.routes import CurrentAppeal
 from app.core.db import SessionDep, SessionsDep
+from app.core.errors import error_responses
 from app.documents import service
 from app.documents.service import Document, Download
 from app.models import utcnow
 from app.organisers.deps import Organiser, OrganiserAppeal
 
-router = APIRouter(prefix="/api/v1", tags=["documents"])
+# Every route here waits its turn for the database (admission.py): 503 when it cannot.
+router = APIRouter(prefix="/api/v1", tags=["documents"], responses=error_responses(503))
 
 _PDF: dict[int | str, dict[str, Any]] = {200: {"content": {service.PDF: {}}}}
 _ZIP: dict[int | str, dict[str, Any]] = {200: {"content": {service.ZIP: {}}}}
+_PUBLIC = error_responses(404, 422)
+_ORGANISERS = error_responses(401, 403, 404, 422)
 
 
 def _disposition(filename: str) -> dict[str, str]:
@@ -41,20 +45,22 @@ def _stream(download: Download) -> StreamingResponse:
 
 # Registered before the letters router's `/letters/{public_id}` (see main.py), which
 # would otherwise take "abc.pdf" for a public id.
-@router.get("/letters/{public_id}.pdf", response_class=Response, responses=_PDF)
+@router.get("/letters/{public_id}.pdf", response_class=Response, responses=_PDF | _PUBLIC)
 def letter_pdf(session: SessionDep, public_id: str, key: str = "") -> Response:
     """The supporter's signed letter as a PDF; 404 for a wrong key, as for the JSON."""
     return _file(service.letter_pdf(session, public_id=public_id, key=key))
 
 
-@router.get("/appeals/{slug}/letter.pdf", response_class=Response, responses=_PDF)
+@router.get("/appeals/{slug}/letter.pdf", response_class=Response, responses=_PDF | _PUBLIC)
 def blank_letter_pdf(appeal: CurrentAppeal, language: str | None = None) -> Response:
     """The appeal's letter to print and sign by hand, in `language` (default: the appeal's)."""
     today = utcnow().date()
     return _file(service.blank_letter_pdf(appeal, language=language, today=today))
 
 
-@router.get("/appeals/{slug}/signature-sheet.pdf", response_class=Response, responses=_PDF)
+@router.get(
+    "/appeals/{slug}/signature-sheet.pdf", response_class=Response, responses=_PDF | _PUBLIC
+)
 def signature_sheet_pdf(
     appeal: CurrentAppeal,
     language: str | None = None,
@@ -78,7 +84,9 @@ Until = Annotated[
 ]
 
 
-@router.get("/appeals/{slug}/letters.pdf", response_class=StreamingResponse, responses=_PDF)
+@router.get(
+    "/appeals/{slug}/letters.pdf", response_class=StreamingResponse, responses=_PDF | _ORGANISERS
+)
 def bundle_pdf(
     session: SessionDep,
     sessions: SessionsDep,
@@ -104,7 +112,9 @@ def bundle_pdf(
     return _stream(download)
 
 
-@router.get("/appeals/{slug}/letters.zip", response_class=StreamingResponse, responses=_ZIP)
+@router.get(
+    "/appeals/{slug}/letters.zip", response_class=StreamingResponse, responses=_ZIP | _ORGANISERS
+)
 def letters_zip(
     session: SessionDep,
     sessions: SessionsDep,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.appeals import service as appeals
+from app.core import params
 from app.core.db import session_scope
 from app.core.errors import Forbidden, InvalidInput, LetterErased
 from app.core.text import country_name
@@ -145,19 +146,11 @@ def signature_sheet_pdf(appeal: Appeal, *, language: str | None, pages: int) -> 
 def parse_bound(value: str | None, *, field: str, end: bool = False) -> datetime | None:
     """A `since`/`until` filter: a date (an `until` date includes that whole day) or an
     ISO 8601 date and time (UTC if it has no zone). InvalidInput naming `field`."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
     try:
-        if len(value) == 10:
-            moment = datetime.combine(date.fromisoformat(value), time(), UTC)
-            return moment + timedelta(days=1) if end else moment
-        moment = datetime.fromisoformat(value)
+        moment = params.parse_time(value)
     except ValueError as exc:
-        raise InvalidInput(
-            {field: "must be a date like 2026-05-01 or a date and time like 2026-05-01T12:00Z"}
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        raise InvalidInput({field: str(exc)}) from exc
+    return params.time_bound(moment, end=end)
 
 
 def select_letters(

@@ -4,8 +4,9 @@ A TrueType font is embedded in 8-bit subsets of at most 256 glyphs. Subset 0 of
 every face holds one fixed repertoire (ASCII, the Russian and Kazakh alphabets,
 West-European letters, common punctuation), the same in every document, so its
 font program is built once per process and a line set only in it is encoded once
-per process. Characters outside it get further subsets per document, built at close.
-Characters no face has are drawn as the font's "missing" glyph and never raise.
+per process. Characters outside it get further subsets per document, built at close. Characters
+the face lacks are drawn from a fallback face (fonts.fallbacks()), in subsets of its
+own; text.clean() has already turned those no face has into a visible mark.
 """
 
 import functools
@@ -64,15 +65,31 @@ def _base_run(font_name: str, size: bytes, line: str) -> bytes:
 @functools.lru_cache(maxsize=64)
 def _program(font_name: str, codes: tuple[int, ...]) -> tuple[bytes, int, bytes]:
     """The compressed subset font file, its length, and its compressed ToUnicode map."""
-    font = fonts.registered()[font_name]
+    font = fonts.font(font_name)
     with _PARSER_LOCK:
         data = font.face.makeSubset(list(codes))
-    cmap = makeToUnicodeCMap("Outcry", list(codes)).encode("ascii")
+    cmap = _to_unicode(codes)
     return zlib.compress(data, 6), len(data), zlib.compress(cmap, 6)
 
 
+def _to_unicode(codes: tuple[int, ...]) -> bytes:
+    """The ToUnicode CMap of a subset, so its text can be searched and copied. reportlab's
+    writes a code point past U+FFFF as five hex digits, which readers reject: PDF wants
+    it in UTF-16, as a surrogate pair (emoji, rare CJK)."""
+    cmap = makeToUnicodeCMap("Outcry", [0] * len(codes))
+    head, _, tail = cmap.partition("beginbfchar\n")
+    tail = tail.partition("endbfchar")[2]
+    pairs = "\n".join(
+        f"<{n:02X}> <{chr(code).encode('utf-16-be').hex().upper()}>" for n, code in enumerate(codes)
+    )
+    return f"{head}beginbfchar\n{pairs}\nendbfchar{tail}".encode("ascii")
+
+
 def _resource(font_name: str) -> bytes:
-    return b"F%d" % (_ALL_FACES.index(font_name) + 1)
+    if font_name in _ALL_FACES:
+        return b"F%d" % (_ALL_FACES.index(font_name) + 1)
+    names = [name for name, _ in fonts.FALLBACK_FILES]
+    return b"F%d" % (len(_ALL_FACES) + names.index(font_name) + 1)
 
 
 class Encoder:
@@ -90,30 +107,39 @@ class Encoder:
             self._used.add((font_name, 0))
             return _base_run(font_name, size, line)
         runs = []
-        for subset, data in self._split(line, font_name, base):
-            self._used.add((font_name, subset))
+        for face, subset, data in self._split(line, font_name, base):
+            self._used.add((face, subset))
             runs.append(
-                b"/%s+%d %s Tf <%s> Tj" % (_resource(font_name), subset, size, data.hex().encode())
+                b"/%s+%d %s Tf <%s> Tj" % (_resource(face), subset, size, data.hex().encode())
             )
         return b" ".join(runs)
 
-    def _split(self, line: str, font_name: str, base: _Base) -> list[tuple[int, bytes]]:
+    def _split(self, line: str, font_name: str, base: _Base) -> list[tuple[str, int, bytes]]:
         covered = fonts.registered()[font_name].face.charToGlyph
-        extra = self._extra.setdefault(font_name, {})
-        subsets = self._subsets.setdefault(font_name, [list(base.codes)])
-        out: list[tuple[int, bytearray]] = []
+        out: list[tuple[str, int, bytearray]] = []
         for char in line:
-            mapped = base.table.get(ord(char))
+            code = ord(char)
+            face = font_name
+            mapped = base.table.get(code)
             if mapped is not None:
                 where = (0, ord(mapped))
-            elif ord(char) in covered:
-                where = extra.get(ord(char)) or self._assign(ord(char), extra, subsets)
+            elif code in covered:
+                where = self._where(font_name, code, base.codes)
+            elif (fallback := fonts.fallback_for(code)) is not None:
+                face, where = fallback, self._where(fallback, code, ())
             else:
-                where = (0, 0)  # drawn as the font's missing-glyph box
-            if not out or out[-1][0] != where[0]:
-                out.append((where[0], bytearray()))
-            out[-1][1].append(where[1])
-        return [(subset, bytes(data)) for subset, data in out]
+                where = (0, 0)  # (text.clean() marks these) the missing-glyph box
+            if not out or out[-1][:2] != (face, where[0]):
+                out.append((face, where[0], bytearray()))
+            out[-1][2].append(where[1])
+        return [(face, subset, bytes(data)) for face, subset, data in out]
+
+    def _where(self, face: str, code: int, base_codes: tuple[int, ...]) -> tuple[int, int]:
+        """(subset, byte) of a code point outside subset 0 of `face`, assigned on first use.
+        A fallback face has no subset 0 of its own: its subsets start at 1."""
+        extra = self._extra.setdefault(face, {})
+        subsets = self._subsets.setdefault(face, [list(base_codes)])
+        return extra.get(code) or self._assign(code, extra, subsets)
 
     @staticmethod
     def _assign(
@@ -132,8 +158,7 @@ class Encoder:
         entries, bodies = [], []
         for font_name, subset in sorted(self._used):
             codes = tuple(self._subsets[font_name][subset]) if subset else _base(font_name).codes
-            font = fonts.registered()[font_name]
-            face = font.face
+            face = fonts.font(font_name).face
             base_font = SUBSETN(subset) + b"+" + face.name
             program, length, cmap = _program(font_name, codes)
             file_ref, cmap_ref, descriptor_ref, font_ref = (allocate() for _ in range(4))

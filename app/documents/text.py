@@ -37,6 +37,9 @@ class _Cleaner(dict[int, str | None]):
             result = "\n"
         elif category == "Zs":
             result = NBSP if char in _NO_BREAK_SPACES else " "
+        elif not fonts.covers(char) and fonts.fallback_for(code) is None:
+            # No face has it: say so on the page rather than leave a silent gap.
+            result = fonts.mark(char)
         self[code] = result
         return result
 
@@ -91,8 +94,24 @@ def _em_width(text: str, font: str) -> float:
 
 def _measure(text: str, font: str) -> float:
     face = fonts.registered()[font].face
-    widths, missing = face.charWidths, face.defaultWidth
-    return float(sum(widths.get(ord(c), missing) for c in text)) / 1000.0
+    widths = face.charWidths
+    total = 0.0
+    for char in text:
+        wide = widths.get(ord(char))
+        if wide is None:
+            wide = _fallback_width(ord(char), face.defaultWidth)
+        total += wide
+    return total / 1000.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _fallback_width(code: int, missing: float) -> float:
+    """A character the face lacks is drawn in a fallback face, at that face's width."""
+    name = fonts.fallback_for(code)
+    if name is None:
+        return missing
+    face = fonts.font(name).face
+    return float(face.charWidths.get(code, face.defaultWidth))
 
 
 def wrap(text: str, font: str, size: float, limit: float) -> tuple[str, ...]:

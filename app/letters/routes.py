@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Request
 
 from app.appeals.routes import CurrentAppeal, SettingsDep
 from app.core.db import SessionDep
-from app.core.errors import RateLimited
+from app.core.errors import RateLimited, error_responses
 from app.delivery import ratelimit
 from app.letters import privacy, service
 from app.letters.schemas import ConfirmIn, LetterCreated, LetterRead, SignatureIn
 from app.models import utcnow
 
-router = APIRouter(prefix="/api/v1", tags=["letters"])
+# Every route here waits its turn for the database (admission.py): 503 when it cannot.
+router = APIRouter(prefix="/api/v1", tags=["letters"], responses=error_responses(503))
 
 
 def client_host(request: Request) -> str | None:
@@ -38,7 +39,11 @@ def signing_limit(request: Request, settings: SettingsDep) -> None:
 SigningLimit = Annotated[None, Depends(signing_limit)]
 
 
-@router.post("/appeals/{slug}/letters", status_code=202)
+@router.post(
+    "/appeals/{slug}/letters",
+    status_code=202,
+    responses=error_responses(404, 409, 413, 422, 429),
+)
 def sign(
     request: Request,
     session: SessionDep,
@@ -61,7 +66,7 @@ def sign(
     )
 
 
-@router.post("/letters/confirm")
+@router.post("/letters/confirm", responses=error_responses(404, 409, 413, 422))
 def confirm(session: SessionDep, settings: SettingsDep, body: ConfirmIn) -> LetterCreated:
     """Confirm a letter with the token from the confirmation e-mail."""
     letter, _already = service.confirm_letter(
@@ -72,7 +77,7 @@ def confirm(session: SessionDep, settings: SettingsDep, body: ConfirmIn) -> Lett
     )
 
 
-@router.get("/letters/{public_id}")
+@router.get("/letters/{public_id}", responses=error_responses(404, 422))
 def get_letter(
     session: SessionDep, settings: SettingsDep, public_id: str, key: str = ""
 ) -> LetterRead:

@@ -16,7 +16,9 @@ MESSAGE_MAX = 2000
 
 def syntax_only(value: str) -> str:
     try:
-        validate_email(value, check_deliverability=False)
+        # No SMTPUTF8: a letter's Reply-To and the supporter's e-mails carry the address in
+        # ASCII headers, which cannot hold a non-ASCII local part.
+        validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from exc
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -22,6 +23,7 @@ from app.core.errors import (
     InvalidConfirmation,
     InvalidInput,
     LetterNotFound,
+    LetterUnavailable,
 )
 from app.core.text import country_name
 from app.delivery import service as delivery
@@ -42,6 +44,8 @@ from app.models import (
     transition,
 )
 
+log = logging.getLogger(__name__)
+
 # An earlier letter in one of these states gives way to a new signature of the same address.
 REPLACEABLE = (LetterStatus.pending_confirmation, LetterStatus.rejected)
 # One in these never went out either, but stays counted: it is set aside, not deleted.
@@ -58,7 +62,9 @@ def needs_moderation(appeal: Appeal, message: str, hold_reason: str = "") -> boo
 def normalise_email(address: str, *, check_deliverability: bool) -> str:
     """The address as we store and compare it; InvalidInput naming `email` if it is not one."""
     try:
-        valid = validate_email(address, check_deliverability=check_deliverability)
+        valid = validate_email(
+            address, check_deliverability=check_deliverability, allow_smtputf8=False
+        )
     except EmailNotValidError as exc:
         kind = "email_undeliverable" if isinstance(exc, EmailUndeliverableError) else "email_syntax"
         raise InvalidInput({"email": str(exc)}, codes={"email": kind}) from exc
@@ -101,13 +107,18 @@ def letter_vars(
 
 
 def render(appeal: Appeal, language: str, variables: LetterVars) -> templating.RenderedLetter:
-    """The appeal's letter in `language` with these variables."""
-    return templating.render(
-        appeals.letter_source(appeal, language),
-        language,
-        variables,
-        directory=paths.letter_templates_dir(),
-    )
+    """The appeal's letter in `language` with these variables; LetterUnavailable if the
+    appeal's template fails on them (it was checked with sample data when saved)."""
+    try:
+        return templating.render(
+            appeals.letter_source(appeal, language),
+            language,
+            variables,
+            directory=paths.letter_templates_dir(),
+        )
+    except templating.LetterTemplateError as exc:
+        log.error("appeal %s: its %s letter cannot be written: %s", appeal.slug, language, exc)
+        raise LetterUnavailable() from exc
 
 
 def preview(

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Delivery, DeliveryStatus, Letter, LetterStatus
+from app.appeals.routes import SettingsDep
+from app.core import security
+from app.core.db import SessionDep
+from app.core.errors import Unauthorized, error_responses
+from app.models import Delivery, DeliveryStatus, Letter, LetterStatus, utcnow
+from app.organisers import scope
+from app.organisers import service as organisers
 
 router = APIRouter(tags=["ops"])
 
@@ -23,7 +31,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+
+
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Readiness, "description": "The database or the broker does not answer."}
+}
+
+
+@router.get("/readyz", response_model=Readiness, responses=_NOT_READY)
 def readyz(request: Request) -> JSONResponse:
     """The database (and the broker, when one is configured) answer."""
     checks: dict[str, str] = {}
@@ -76,7 +94,23 @@ def registry_for(sessions: sessionmaker[Session]) -> CollectorRegistry:
     return registry
 
 
-@router.get("/metrics")
-def metrics(request: Request) -> Response:
-    """Prometheus metrics."""
+def metrics_reader(request: Request, session: SessionDep, settings: SettingsDep) -> None:
+    """The caller bears OUTCRY_METRICS_TOKEN or an admin API token: 401 without a valid
+    token, 403 for a union's."""
+    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise Unauthorized()
+    if settings.metrics_token and security.same(raw.strip(), settings.metrics_token):
+        return
+    token = organisers.authenticate(session, raw.strip(), now=utcnow())
+    scope.check_admin(organisers.token_principal(token))
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, **error_responses(401, 403)},
+)
+def metrics(request: Request, _reader: Annotated[None, Depends(metrics_reader)]) -> Response:
+    """Prometheus metrics (Authorization: Bearer OUTCRY_METRICS_TOKEN, or an admin token)."""
     return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.core.db import SessionDep
 from app.core.errors import InvalidInput
+from app.core.params import RowId
 from app.core.security import PASSWORD_MIN
 from app.organisers import accounts
 from app.organisers import service as organisers
@@ -102,7 +103,7 @@ def revoke_token_page(
 
 @router.post("/dashboard/tokens/{token_id}/revoke")
 def revoke_token(
-    request: Request, session: SessionDep, who: LoggedInAdmin, token_id: int
+    request: Request, session: SessionDep, who: LoggedInAdmin, token_id: RowId
 ) -> Response:
     accounts.revoke_token(session, token_id)
     return redirect_back(request, "/dashboard/account", "token-revoked")

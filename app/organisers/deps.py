@@ -26,6 +26,7 @@ from app.core.errors import (
     Unauthorized,
     validation_fields,
 )
+from app.core.params import RowId
 from app.models import ApiToken, Appeal, Delivery, Letter, utcnow
 from app.organisers import scope, service
 from app.organisers.schemas import RejectIn
@@ -188,7 +189,7 @@ def organiser_letter(session: SessionDep, who: Organiser, letter_id: str) -> Let
     return letter
 
 
-def organiser_delivery(session: SessionDep, who: Organiser, delivery_id: int) -> Delivery:
+def organiser_delivery(session: SessionDep, who: Organiser, delivery_id: RowId) -> Delivery:
     """The delivery if `who` may see its letter: 404 if none, 403 if out of scope."""
     delivery = service.find_delivery(session, delivery_id)
     scope.check_letter(who, delivery.letter)

@@ -13,6 +13,8 @@ from fastapi.responses import StreamingResponse
 
 from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep, SessionsDep
+from app.core.errors import error_responses
+from app.core.params import Offset
 from app.letters import moderation
 from app.models import utcnow
 from app.organisers import exports, stats
@@ -28,20 +30,25 @@ from app.organisers.schemas import (
 )
 from app.organisers.scope import letters_filter
 
-router = APIRouter(prefix="/api/v1", tags=["organisers"])
+# Every route here waits its turn for the database (admission.py): 503 when it cannot.
+router = APIRouter(prefix="/api/v1", tags=["organisers"], responses=error_responses(503))
 
 # Personal data: never kept by a browser or a proxy.
 PRIVATE = {"Cache-Control": "no-store"}
 
 
-@router.get("/appeals/{slug}/stats")
+# Every route here: a token or login (401), in scope (403), a known appeal or letter (404).
+_ORGANISERS = error_responses(401, 403, 404, 422)
+
+
+@router.get("/appeals/{slug}/stats", responses=_ORGANISERS)
 def appeal_stats(session: SessionDep, who: Organiser, appeal: OrganiserAppeal) -> Stats:
     """Letters and deliveries by status, signed letters by country, organisation and day;
     a union's token counts only its own letters."""
     return stats.appeal_stats(session, appeal=appeal, who=who)
 
 
-@router.get("/appeals/{slug}/letters")
+@router.get("/appeals/{slug}/letters", responses=_ORGANISERS)
 def list_letters(
     session: SessionDep,
     who: Organiser,
@@ -56,7 +63,7 @@ def list_letters(
 @router.get(
     "/appeals/{slug}/letters.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **_ORGANISERS},
 )
 def letters_csv(
     sessions: SessionsDep,
@@ -76,13 +83,13 @@ def letters_csv(
     )
 
 
-@router.get("/appeals/{slug}/moderation")
+@router.get("/appeals/{slug}/moderation", responses=_ORGANISERS)
 def moderation_queue(
     session: SessionDep,
     who: Organiser,
     appeal: OrganiserAppeal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ModerationQueue:
     """Letters waiting for a moderator, oldest first."""
     held, total = moderation.held_letters(
@@ -91,7 +98,7 @@ def moderation_queue(
     return ModerationQueue(items=[exports.summary_of(x, who=who) for x in held], total=total)
 
 
-@router.post("/letters/{letter_id}/approve")
+@router.post("/letters/{letter_id}/approve", responses=error_responses(401, 403, 404, 409, 422))
 def approve(
     session: SessionDep, settings: SettingsDep, who: Organiser, letter: OrganiserLetter
 ) -> Moderated:
@@ -102,6 +109,7 @@ def approve(
 
 @router.post(
     "/letters/{letter_id}/reject",
+    responses=error_responses(401, 403, 404, 409, 413, 422),
     openapi_extra={
         "requestBody": {
             "required": False,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.appeals.schemas import Slug
+from app.core.params import PAGE_MAX, TimeFilter, time_bound
 from app.core.text import CountryCode, MultiLine
 from app.letters.moderation import REASON_MAX
 from app.models import LetterStatus
@@ -29,16 +30,6 @@ class Stats(BaseModel):
     by_day: list[DayCount]
 
 
-def _bound(value: date | datetime | None, *, end: bool) -> datetime | None:
-    """A bound as an aware UTC datetime; a date `until` includes that whole day."""
-    if value is None or isinstance(value, datetime):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-    day = value + timedelta(days=1) if end else value
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
 class LetterFilters(BaseModel):
     """Filters of `GET /api/v1/appeals/{slug}/letters[.csv]`; times are when a letter was
     signed: `since` inclusive, `until` exclusive (a date includes that whole day)."""
@@ -48,20 +39,20 @@ class LetterFilters(BaseModel):
     status: LetterStatus | None = None
     organisation: Slug | None = None
     country: CountryCode | None = None
-    since: date | datetime | None = None
-    until: date | datetime | None = None
+    since: TimeFilter = None
+    until: TimeFilter = None
 
     @property
     def since_at(self) -> datetime | None:
-        return _bound(self.since, end=False)
+        return time_bound(self.since, end=False)
 
     @property
     def until_at(self) -> datetime | None:
-        return _bound(self.until, end=True)
+        return time_bound(self.until, end=True)
 
 
 class LetterQuery(LetterFilters):
-    page: Annotated[int, Field(ge=1)] = 1
+    page: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 1
     per_page: Annotated[int, Field(ge=1, le=500)] = 50
 
 

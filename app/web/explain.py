@@ -34,6 +34,7 @@ PAGE_DETAILS = frozenset(
         N_("No such delivery."),
         N_("This confirmation link is not valid. It may have expired."),
         N_("This appeal is not taking signatures."),
+        N_("This appeal's letter cannot be written just now. Please tell its organisers."),
         N_("This e-mail address has already signed this appeal."),
         N_("Only a failed delivery can be retried."),
         N_("Some fields are not valid."),

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.core import paths
 from app.organisers import service as organisers
 from tests.appeals.factories import appeal_data, make_appeal
 
@@ -74,3 +75,36 @@ def test_invalid_appeal_names_field(client: TestClient, admin: dict[str, str]) -
     response = client.post("/api/v1/appeals", json=data, headers=admin)
     assert response.status_code == 422
     assert "targets.0.email" in response.json()["fields"]
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ('{% include "almaty-coach-factory/en.txt.j2" %}', "{% include %}"),
+        ('{% import "x" as y %}', "{% import %}"),
+        ('{% extends "almaty-coach-factory/en.txt.j2" %}', "{% extends %}"),
+        ("{{ range(10**9)|length }}", "range()"),
+        ("{{ lipsum(10**6)|length }}", "lipsum"),
+    ],
+)
+def test_a_letter_using_what_letters_do_not_need_is_422_naming_it(
+    client: TestClient, admin: dict[str, str], body: str, why: str
+) -> None:
+    letter = appeal_data()["letter"]
+    letter["ru"]["body"] = body
+    response = client.post("/api/v1/appeals", json=appeal_data(letter=letter), headers=admin)
+    assert response.status_code == 422
+    fields = response.json()["fields"]
+    assert list(fields) == ["letter.ru"]
+    assert fields["letter.ru"].startswith("ru: ")
+    assert why in fields["letter.ru"]
+
+
+def test_a_missing_template_is_422_without_the_servers_path(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    data = appeal_data(template="no-such-letter", letter=None)
+    response = client.post("/api/v1/appeals", json=data, headers=admin)
+    assert response.status_code == 422
+    assert response.json()["fields"] == {"template": "en: no template no-such-letter/en.txt.j2"}
+    assert str(paths.letter_templates_dir()) not in response.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,83 @@ def test_demo_templates_render_in_every_language() -> None:
             assert letter.subject
             assert "Ada Example" in letter.body
             assert "A personal message." in letter.body
+
+
+# What letters do not need, and what would cost minutes of CPU or gigabytes on every
+# signature (issue 11): each is refused, saying why.
+REFUSED = {
+    "include": ('{% include "almaty-coach-factory/en.txt.j2" %}', "{% include %}"),
+    "import": ('{% import "x.j2" as x %}', "{% import %}"),
+    "from import": ('{% from "x.j2" import y %}', "import %}"),
+    "extends": ('{% extends "almaty-coach-factory/en.txt.j2" %}', "{% extends %}"),
+    "macro": ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "{% macro %}"),
+    "recursive loop": ("{% for x in [[1]] recursive %}{{ loop(x) }}{% endfor %}", "recursive"),
+    "huge range": ("{{ range(10**9)|length }}", "range()"),
+    "lipsum": ("{{ lipsum(10**6)|length }}", "lipsum"),
+    "string times a billion": ('{{ "x" * 10**9 }}', "longer than"),
+    "list times a billion": ("{{ ([1] * 10**9)|length }}", "longer than"),
+    "huge power": ("{{ 7 ** (10**7) }}", "too large"),
+    "huge product": ("{{ (7 ** 3000) * (7 ** 3000) }}", "too large"),
+    "nested loops": (
+        "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}",
+        "steps",
+    ),
+    "doubling": (
+        '{% set a = "x" * 60000 %}{% set b = a ~ a %}{% set c = b ~ b %}{{ c|length }}',
+        "longer than",
+    ),
+    "doubling with +": ('{% set a = "x" * 60000 %}{{ (a + a)|length }}', "longer than"),
+    "replace blows up": ('{{ "abc"|replace("", "x" * 90000) }}', "longer than"),
+    "join blows up": ('{{ range(1000)|join("x" * 1000) }}', "longer than"),
+    "str.join blows up": ('{{ ("x" * 1000).join(range(1000)|map("string")) }}', "longer than"),
+    "width": ('{{ "%999999999s" % "x" }}', "width"),
+    "star width": ('{{ "%*s" % (999999999, "x") }}', "width"),
+    "center": ('{{ "x".center(10**9) }}', "str.center()"),
+    "center filter": ('{{ "x"|center(10**9) }}', "center"),
+    "format": ('{{ "{:>999999999}".format(1) }}', "str.format()"),
+    "format filter": ('{{ "%s"|format(1) }}', "format"),
+    "namespace": ("{% set ns = namespace(a=1) %}{{ ns.a }}", "namespace"),
+    "division by zero": ("{{ 1 / 0 }}", "ZeroDivisionError"),
+}
+
+
+@pytest.mark.parametrize(("body", "why"), REFUSED.values(), ids=REFUSED.keys())
+def test_what_letters_do_not_need_is_refused(body: str, why: str) -> None:
+    with pytest.raises(LetterTemplateError, match=re.escape(why)):
+        render("s", body)
+
+
+def test_what_letters_do_need_still_works() -> None:
+    body = (
+        "Dear {{ target.title }} {{ target.name.split()|last }},\n"
+        "{% for word in message.split() %}{{ loop.index }}:{{ word|upper }} {% endfor %}\n"
+        '{{ [signer.city, signer.country_name]|select|join(", ") }}\n'
+        '{{ ("Signed " ~ date)|replace("Signed", "Signed on") }} {{ "%s!" % signer.name }}\n'
+        '{% for i in range(3) %}{{ i * 2 }}{% endfor %} {{ signer.name|truncate(6, True, "…", 0) }}'
+    )
+    letter = render("s", body, message="Free them now")
+    assert letter.body == (
+        "Dear President Target,\n1:FREE 2:THEM 3:NOW\nLeeds, United Kingdom\n"
+        "Signed on 1 May 2026 Ada Example!\n024 Ada E…"
+    )
+
+
+def test_a_missing_template_file_says_so_without_the_servers_path() -> None:
+    directory = paths.letter_templates_dir()
+    with pytest.raises(LetterTemplateError) as caught:
+        templating.render(
+            LetterSource(template="nope"), "en", templating.SAMPLE, directory=directory
+        )
+    assert str(caught.value) == "no template nope/en.txt.j2"
+    assert str(directory) not in str(caught.value)
+
+
+def test_a_syntax_error_in_a_file_names_no_server_path(tmp_path: Path) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "en.txt.j2").write_text("{% block subject %}x{% endblock %}{% if %}")
+    with pytest.raises(LetterTemplateError) as caught:
+        templating.render(
+            LetterSource(template="broken"), "en", templating.SAMPLE, directory=tmp_path
+        )
+    assert "TemplateSyntaxError" in str(caught.value)
+    assert str(tmp_path) not in str(caught.value)

@@ -128,8 +128,6 @@ def test_a_non_ascii_name_is_encoded_and_folded_and_reads_back_as_written(name: 
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert head.isascii()
     assert max(len(line) for line in head.split(b"\r\n")) <= 78
-    # Encoded here, in one pass, not by the email package's slow refolding.
-    assert messages._raw_mailbox("Reply-To", name, "supporter@example.net") is not None
     assert all(len(w) <= 75 for w in re.findall(r"=\?utf-8\?b\?[^?]*\?=", head.decode()))
     for header, address in (("From", "letters@localhost"), ("Reply-To", "supporter@example.net")):
         # What a mail client shows: RFC 2047 decoding, as the stdlib's decode_header does.
@@ -142,28 +140,25 @@ def test_a_non_ascii_name_is_encoded_and_folded_and_reads_back_as_written(name: 
         assert parsed.display_name.replace(" ", "") == messages.header_text(name).replace(" ", "")
 
 
-# name -> folded here (else left to the email package)
 ASCII_NAMES = {
-    "plain": ("Ada Example via Solidarity Campaign", True),
-    "specials": ('A. O\'Brien, "Boss" (STK) \\ x@y; via [X]', True),
-    "long, folds between words": (" ".join(["Supporter"] * 20) + " via X", True),
-    "long, one quoted string": ("Dr. " + "x" * 90 + " via X", False),
-    # In a quoted-string a lenient reader would decode it; the package keeps it as it is.
-    "looks encoded": ("Hi =?utf-8?b?SGk=?= via X", False),
+    "plain": "Ada Example via Solidarity Campaign",
+    "specials": 'A. O\'Brien, "Boss" (STK) \\ x@y; via [X]',
+    "long, folds between words": " ".join(["Supporter"] * 20) + " via X",
+    "long, one word": "Dr. " + "x" * 90 + " via X",
+    "looks encoded": "Hi =?utf-8?b?SGk=?= via X",
 }
 
 
-@pytest.mark.parametrize(("name", "here"), ASCII_NAMES.values(), ids=ASCII_NAMES.keys())
-def test_an_ascii_name_reads_back_as_written(name: str, here: bool) -> None:
+@pytest.mark.parametrize("name", ASCII_NAMES.values(), ids=ASCII_NAMES.keys())
+def test_an_ascii_name_reads_back_as_written(name: str) -> None:
     raw = build("x", from_name=name).as_bytes(policy=SMTP)
     head = raw.split(b"\r\n\r\n", 1)[0]
-    assert (messages._raw_mailbox("From", name, "letters@localhost") is not None) is here
-    # Folded here to 78 columns; the package may leave a long quoted name on one line
-    # (legal up to 998).
-    assert max(len(line) for line in head.split(b"\r\n")) <= (78 if here else 998)
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
     [sender] = message_from_bytes(raw, policy=policy.default)["From"].addresses
     assert sender.addr_spec == "letters@localhost"
-    if "=?" not in name:
+    assert sender.display_name.replace(" ", "") == name.replace(" ", "")
+    if "=?" not in name and "x" * 90 not in name:
+        # No encoded-words, so nothing for CPython gh-128110 to space out.
         assert sender.display_name == name
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.documents import fonts, text
+from app.documents import text
 from app.documents.pdf import (
     Addressee,
     FaxCover,
@@ -61,8 +61,9 @@ HOSTILE = {
 
 
 def visible(value: str) -> str:
-    """What a reader can expect to find: the cleaned text minus glyphs no font has."""
-    return squash("".join(c for c in text.clean(value) if fonts.covers(c) or c == "\xa0"))
+    """What a reader can expect to find: all of the cleaned text. Characters PT Serif
+    lacks are drawn from a fallback face, those no face has as a mark like [U+1F600]."""
+    return squash(text.clean(value))
 
 
 def extracted(data: bytes) -> str:
@@ -125,7 +126,14 @@ def test_hostile_text_is_printed_as_text(case: str, kind: str, tmp_path: Path) -
 
     data = RENDERERS[kind](value)
 
-    assert visible(value) in extracted(data)
+    found = extracted(data)
+    if case == "rtl":
+        # Drawn in the order typed (Outcry does no bidi reordering yet) and read back by
+        # pypdf as right-to-left runs: each word is there, one way round or the other.
+        for word in text.clean(value).split():
+            assert word in found or word[::-1] in found, word
+    else:
+        assert visible(value) in found
     assert not canary.exists()
 
 

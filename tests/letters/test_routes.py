@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,33 @@ def test_oversize_body_is_413(client: TestClient, appeal: Appeal) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"] == "too_large"
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/api/v1/appeals/free-them/letters", "application/json"),
+        ("/a/free-them", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_chunked_body_too_large_is_413_too(
+    client: TestClient, appeal: Appeal, path: str, content_type: str
+) -> None:
+    """Without a Content-Length the limit is found while reading, not before."""
+
+    def megabyte() -> Iterator[bytes]:
+        for _ in range(16):
+            yield b"x" * 65536
+
+    response = client.post(path, content=megabyte(), headers={"Content-Type": content_type})
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+
+
+def test_an_overlong_city_is_counted_in_characters(client: TestClient, appeal: Appeal) -> None:
+    response = client.post("/api/v1/appeals/free-them/letters", json=signature(city="x" * 101))
+    assert response.status_code == 422
+    assert response.json()["fields"] == {"city": "String should have at most 100 characters"}
 
 
 def test_template_syntax_in_message_stays_literal(

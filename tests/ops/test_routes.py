@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.main import create_app
+from app.organisers import service as organisers
 from tests.appeals.factories import make_appeal
 from tests.conftest import make_settings
 from tests.letters.factories import sign
@@ -47,8 +48,31 @@ def test_metrics_count_from_the_database(
 ) -> None:
     appeal = make_appeal(session)
     sign(session, appeal, settings)  # type: ignore[arg-type]
+    _, admin = organisers.create_token(session, organisation=None)
     session.commit()
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {admin}"}).text
     assert 'outcry_letters{status="pending_confirmation"} 1.0' in text
     assert 'outcry_letters{status="sent"} 0.0' in text
     assert 'outcry_deliveries{status="queued"} 1.0' in text
+
+
+def test_metrics_are_not_public(db_url: str, tmp_path: Path, session: Session) -> None:
+    """Counts of letters by status tell an adversary how a campaign goes: /metrics answers
+    OUTCRY_METRICS_TOKEN or an admin token only."""
+    unite = organisers.ensure_organisation(session, slug="unite", name="Unite")
+    _, union = organisers.create_token(session, organisation=unite)
+    _, admin = organisers.create_token(session, organisation=None)
+    session.commit()
+    settings = make_settings(db_url, tmp_path, metrics_token="scrape-me-please-0123456789")
+    with TestClient(create_app(settings, deliver_in_process=False)) as client:
+
+        def status(token: str | None) -> int:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return client.get("/metrics", headers=headers).status_code
+
+        assert status(None) == 401
+        assert client.get("/metrics").json()["error"] == "unauthorized"
+        assert status("scrape-me-please-wrong") == 401
+        assert status(union) == 403
+        assert status(admin) == 200
+        assert status("scrape-me-please-0123456789") == 200
