@@ -17,7 +17,7 @@ from app.core.config import Settings
 from app.core.text import multi_line, one_line
 from app.main import create_app
 from tests.conftest import make_settings
-from tests.letters.factories import confirm, sign
+from tests.letters.factories import confirm, form_data, sign
 from tests.organisers.factories import World, make_world
 
 # Text a supporter might type, or an attacker would.
@@ -263,7 +263,8 @@ def test_unknown_fields_and_wrong_types_name_the_field(api: TestClient) -> None:
 def test_every_field_of_the_html_form(api: TestClient) -> None:
     for n, value in enumerate(TEXT[:24]):
         for field in ("name", "organisation", "city", "message", "email", "country"):
-            form = {"name": "Ada", "email": f"h{n}-{field}@example.net", "country": "GB"}
+            # A person's form: its token was issued when the page was shown, an hour ago.
+            form = form_data(api, name="Ada", email=f"h{n}-{field}@example.net", country="GB")
             form[field] = value
             what = f"form {field}={value!r}"
             response = api.post("/a/free-them", data=form, headers={"Accept": "text/html"})

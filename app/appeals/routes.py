@@ -52,7 +52,7 @@ def _read(
     return service.to_read(appeal, counted, base_url=settings.base_url, now=utcnow(), language=lang)
 
 
-@router.get("")
+@router.get("", responses=error_responses(422))
 def list_appeals(
     session: SessionDep, settings: SettingsDep, lang: LangQuery = None
 ) -> list[AppealRead]:
@@ -66,7 +66,7 @@ def list_appeals(
     ]
 
 
-@router.get("/{slug}", responses=error_responses(404))
+@router.get("/{slug}", responses=error_responses(404, 422))
 def get_appeal(
     session: SessionDep, settings: SettingsDep, appeal: CurrentAppeal, lang: LangQuery = None
 ) -> AppealRead:

@@ -86,7 +86,7 @@ def get_letter(
     return service.to_read(session, letter, settings=settings)
 
 
-@router.post("/letters/{public_id}/withdraw")
+@router.post("/letters/{public_id}/withdraw", responses=error_responses(404, 409, 422))
 def withdraw(
     session: SessionDep, settings: SettingsDep, public_id: str, key: str = ""
 ) -> LetterRead:
@@ -97,7 +97,7 @@ def withdraw(
     return service.to_read(session, letter, settings=settings)
 
 
-@router.delete("/letters/{public_id}")
+@router.delete("/letters/{public_id}", responses=error_responses(404, 409, 422))
 def erase(session: SessionDep, settings: SettingsDep, public_id: str, key: str = "") -> LetterRead:
     """Erase the supporter's details: name, e-mail address, city, union, message and the
     letter's text. A letter not yet sent is withdrawn too; a copy a target received

@@ -96,7 +96,8 @@ def test_a_letter_using_what_letters_do_not_need_is_422_naming_it(
     assert response.status_code == 422
     fields = response.json()["fields"]
     assert list(fields) == ["letter.ru"]
-    assert fields["letter.ru"].startswith("ru: ")
+    # The part of the letter (and the line, where there is one) and why.
+    assert fields["letter.ru"].startswith("letter.ru.body")
     assert why in fields["letter.ru"]
 
 
@@ -106,5 +107,7 @@ def test_a_missing_template_is_422_without_the_servers_path(
     data = appeal_data(template="no-such-letter", letter=None)
     response = client.post("/api/v1/appeals", json=data, headers=admin)
     assert response.status_code == 422
-    assert response.json()["fields"] == {"template": "en: no template no-such-letter/en.txt.j2"}
+    assert response.json()["fields"] == {
+        "template": "templates/letters/no-such-letter/en.txt.j2: there is no such file"
+    }
     assert str(paths.letter_templates_dir()) not in response.text

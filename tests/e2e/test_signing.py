@@ -73,7 +73,7 @@ def test_browser_sign_confirm_deliver(browser: Browser, tmp_path: Path) -> None:
             assert msg["From"].addresses[0].addr_spec == "letters@localhost"
             assert msg["Reply-To"] is None  # share_email was not ticked
             assert [a.addr_spec for a in msg["To"].addresses] == ["president@example.org"]
-            assert re.fullmatch(r"<outcry\.letter\.[\w-]+\.\d+@localhost>", msg["Message-ID"])
+            assert re.fullmatch(r"<outcry\.letter\.[\w-]+\.[\w-]+@localhost>", msg["Message-ID"])
             text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
             assert "Hands off the strike committee! {{ 7*7 }}" in text
             assert "Ada Example" in text
