@@ -463,9 +463,9 @@ def _new_limiter(redis_url: str | None) -> RateLimiter:
 
 
 def client_wait(redis_url: str | None, key: str, *, limit: int, period: float) -> float:
-    """Take one of `limit` slots per `period` for a client (key: what and who): 0.0 if
-    taken, else seconds until one frees. A Redis that is away costs no signature and no
-    login: the limit is skipped (see broker.py)."""
+    """Take one of `limit` slots per `period` for a key (what, and whose): 0.0 if taken,
+    else seconds until one frees. A Redis that is away costs no signature and no login:
+    the limit is skipped, and Redis left alone for a while (see broker.py)."""
     limiter = limiter_for(redis_url)
     try:
         return broker.call(lambda: limiter.try_acquire(key, limit=limit, period=period))

@@ -17,8 +17,6 @@ from __future__ import annotations
 import ipaddress
 import math
 
-import redis
-
 from app.core import security
 from app.core.config import Settings
 from app.core.errors import TooManyConfirmations
@@ -104,11 +102,7 @@ def _tag(settings: Settings, purpose: str, value: str) -> str:
 
 def _over(settings: Settings, key: str, limit: int, period: float) -> bool:
     """Take one slot of `key`; True if there was none left (the count is over `limit`)."""
-    limiter = ratelimit.limiter_for(settings.broker_url)
-    try:
-        return limiter.try_acquire(key, limit=limit, period=period) > 0
-    except redis.RedisError:
-        return False
+    return ratelimit.client_wait(settings.broker_url, key, limit=limit, period=period) > 0
 
 
 def flood_reason(settings: Settings, *, appeal: Appeal, email: str, client: str | None) -> str:
@@ -137,10 +131,6 @@ def check_confirmation_quota(settings: Settings, *, email: str) -> None:
     if limit <= 0:
         return
     key = f"confirm-mail:{_tag(settings, 'mailbox', email)}"
-    limiter = ratelimit.limiter_for(settings.broker_url)
-    try:
-        wait = limiter.try_acquire(key, limit=limit, period=DAY)
-    except redis.RedisError:
-        return
+    wait = ratelimit.client_wait(settings.broker_url, key, limit=limit, period=DAY)
     if wait > 0:
         raise TooManyConfirmations(math.ceil(wait))
