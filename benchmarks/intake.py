@@ -179,6 +179,39 @@ def letters_of_run(url: str, run: str) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants still running, and
+    of the children it has waited for."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / ticks  # utime stime cutime cstime
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        pending += [int(c) for c in children]
+    return total
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process on this machine (the database's share)."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:13]) / ticks
+    return total
+
+
 def wrk(port: int, connections: int, seconds: int, run: str) -> dict[str, Any]:
     threads = min(2, connections)
     result = subprocess.run(
@@ -296,7 +329,9 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
         for connections in args.connections:
             for kind, server in servers.items():
                 run = uuid.uuid4().hex[:8]
+                cpu, pg_cpu = cpu_seconds(server.proc.pid), postgres_cpu_seconds()
                 data = wrk(server.port, connections, args.seconds, run)
+                cpu, pg_cpu = cpu_seconds(server.proc.pid) - cpu, postgres_cpu_seconds() - pg_cpu
                 time.sleep(1)  # let the last commits land before counting
                 data.update(
                     kind=kind,
@@ -304,6 +339,8 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
                     accepted=data["codes"].get("202", 0),
                     stored=stored(url, kind, run),
                     letters=letters_of_run(url, run) if kind == "outcry" else None,
+                    server_cpu_ms=1000 * cpu / max(1, data["requests"]),
+                    db_cpu_ms=1000 * pg_cpu / max(1, data["requests"]),
                 )
                 results["rows"].append(data)
                 print(json.dumps(data), flush=True)
@@ -336,9 +373,9 @@ def report(db: str, results: dict[str, Any]) -> None:
     print(f"\n## {db}\n")
     print(
         "| connections | kind | rate/s | p50 ms | p99 ms | answers | 202s / stored |"
-        " vs bare_insert |"
+        " vs bare_insert | CPU ms/request: web, PostgreSQL |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     by = {(r["connections"], r["kind"]): r for r in results["rows"]}
     for (connections, kind), row in by.items():
         floor = by[(connections, "bare_insert")]["rate"]
@@ -350,6 +387,7 @@ def report(db: str, results: dict[str, Any]) -> None:
         print(
             f"| {connections} | {kind} | {row['rate']:.0f} | {row['p50_ms']:.1f} |"
             f" {row['p99_ms']:.1f} | {codes} | {kept} | {row['rate'] / floor:.2f} |"
+            f" {row['server_cpu_ms']:.2f}, {row['db_cpu_ms']:.2f} |"
         )
     for kind, s in results["open_loop"].items():
         print(

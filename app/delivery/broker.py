@@ -9,10 +9,9 @@ after a failure the web process stops asking for RETRY_SECONDS and carries on wi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TypeVar
-
-import pybreaker
 
 T = TypeVar("T")
 
@@ -21,23 +20,42 @@ RETRY_SECONDS = 10.0
 # Connecting to Redis may take this long; loopback or a LAN takes a millisecond.
 CONNECT_SECONDS = 0.5
 
-_breaker = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=RETRY_SECONDS, name="redis")
-
 
 class RedisAway(Exception):
     """Redis failed just now, or recently: carry on without it."""
 
 
+class _Breaker:
+    """Open for RETRY_SECONDS after a failure; then the next call tries Redis again.
+
+    Hand-written on purpose: pybreaker (tried first) holds one lock for the whole of each
+    call, so every Redis request of a web process queued behind the one in flight, and
+    under a crowd that lock took a fifth of the server's time. Here a call reads one
+    float: a few calls racing past the moment it reopens only try Redis early.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.closed_at = 0.0  # Redis is left alone until then
+
+    def call(self, fn: Callable[[], T]) -> T:
+        if self.clock() < self.closed_at:
+            raise RedisAway()
+        try:
+            return fn()
+        except Exception as exc:  # redis-py's, kombu's and socket errors alike
+            self.closed_at = self.clock() + RETRY_SECONDS
+            raise RedisAway() from exc
+
+
+_breaker = _Breaker()
+
+
 def call(fn: Callable[[], T]) -> T:
     """`fn()`, which talks to Redis; RedisAway if it fails or Redis failed recently."""
-    try:
-        return _breaker.call(fn)
-    except pybreaker.CircuitBreakerError as exc:
-        raise RedisAway() from exc
-    except Exception as exc:  # redis-py's, kombu's and socket errors alike
-        raise RedisAway() from exc
+    return _breaker.call(fn)
 
 
 def reset() -> None:
     """Forget past failures (tests that start a new Redis)."""
-    _breaker.close()
+    _breaker.closed_at = 0.0

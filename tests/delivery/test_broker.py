@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,31 @@ def test_signing_goes_on_while_redis_is_away(session: Session, db_url: str, tmp_
     ).all()
     assert len(waiting) == 3
     assert {d.status for d in waiting} == {DeliveryStatus.queued}
+
+
+def test_redis_is_asked_again_once_the_pause_is_over() -> None:
+    now = [100.0]
+    breaker = broker._Breaker(clock=lambda: now[0])
+    calls: list[str] = []
+
+    def away() -> None:
+        calls.append("asked")
+        raise redis.ConnectionError("refused")
+
+    with pytest.raises(broker.RedisAway):
+        breaker.call(away)
+    now[0] += broker.RETRY_SECONDS - 1
+    with pytest.raises(broker.RedisAway):
+        breaker.call(away)
+    assert calls == ["asked"]
+    now[0] += 2
+    assert breaker.call(lambda: "back") == "back"
+
+
+def test_calls_to_redis_do_not_wait_for_each_other() -> None:
+    # Two requests' Redis calls run side by side: each waits for the other to be inside
+    # the call too, which a breaker holding a lock around the call would never allow.
+    both_inside = threading.Barrier(2, timeout=30)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: broker.call(both_inside.wait), range(2)))
+    assert sorted(answers) == [0, 1]
