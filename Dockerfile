@@ -7,13 +7,14 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-symbola fonts-droid-fallback \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md alembic.ini babel.cfg ./
+COPY pyproject.toml constraints.txt README.md alembic.ini babel.cfg ./
 COPY app ./app
 COPY workers ./workers
 COPY migrations ./migrations
 COPY templates ./templates
 COPY demo ./demo
-RUN pip install --no-cache-dir . && rm -rf /app/*
+# The versions the test suite ran with: constraints.txt, written by `bash scripts/lock`.
+RUN pip install --no-cache-dir -c constraints.txt . && rm -rf /app/*
 USER outcry
 WORKDIR /home/outcry
 EXPOSE 8000
