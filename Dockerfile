@@ -15,6 +15,9 @@ COPY templates ./templates
 COPY demo ./demo
 # The versions the test suite ran with: constraints.txt, written by `bash scripts/lock`.
 RUN pip install --no-cache-dir -c constraints.txt . && rm -rf /app/*
+# Where letters and fax PDFs go without SMTP or a fax gateway (OUTCRY_OUTBOX_DIR in
+# docker-compose.yml): a volume mounted here starts out owned by the outcry user.
+RUN mkdir -p /data/outbox && chown outcry:outcry /data/outbox
 USER outcry
 WORKDIR /home/outcry
 EXPOSE 8000
