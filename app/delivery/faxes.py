@@ -22,8 +22,8 @@ PILING_UP_AFTER = timedelta(hours=1)
 
 
 def folder(settings: Settings) -> Path:
-    """Where fax PDFs are written when there is no gateway."""
-    return settings.outbox_dir / "fax"
+    """Where fax PDFs are written when there is no gateway (absolute: it is said to people)."""
+    return (settings.outbox_dir / "fax").resolve()
 
 
 def unsent_warning(settings: Settings) -> str | None:
@@ -33,7 +33,7 @@ def unsent_warning(settings: Settings) -> str | None:
         return None
     return (
         f"OUTCRY_FAX_GATEWAY is not set: faxes are not sent but written as PDFs to "
-        f"{folder(settings).resolve()}, where they wait for you to send them. Set it to "
+        f"{folder(settings)}, where they wait for you to send them. Set it to "
         "your e-mail-to-fax gateway ({number}@fax.example.net) to send them."
     )
 
