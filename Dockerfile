@@ -7,13 +7,17 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-symbola fonts-droid-fallback \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md alembic.ini babel.cfg ./
+COPY pyproject.toml constraints.txt README.md alembic.ini babel.cfg ./
 COPY app ./app
 COPY workers ./workers
 COPY migrations ./migrations
 COPY templates ./templates
 COPY demo ./demo
-RUN pip install --no-cache-dir . && rm -rf /app/*
+# The versions the test suite ran with: constraints.txt, written by `bash scripts/lock`.
+RUN pip install --no-cache-dir -c constraints.txt . && rm -rf /app/*
+# Where letters and fax PDFs go without SMTP or a fax gateway (OUTCRY_OUTBOX_DIR in
+# docker-compose.yml): a volume mounted here starts out owned by the outcry user.
+RUN mkdir -p /data/outbox && chown outcry:outcry /data/outbox
 USER outcry
 WORKDIR /home/outcry
 EXPOSE 8000

@@ -364,6 +364,15 @@ def _check_port(host: str, port: int) -> None:
             raise _fail(reason) from exc
 
 
+def _warn_unsent_faxes(settings: Settings) -> None:
+    """Say so at start when faxes are written to a folder instead of sent."""
+    from app.delivery import faxes
+
+    warning = faxes.unsent_warning(settings)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import os
 
@@ -376,6 +385,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     target = "SMTP" if settings.smtp_url else f"outbox folder {settings.outbox_dir.resolve()}"
     processes = f"{workers} web processes, " if workers > 1 else ""
     typer.echo(f"Outcry at {settings.base_url}/ ({processes}{mode}, mail to {target})")
+    _warn_unsent_faxes(settings)
     # Each web process reads its settings from the environment: hand it the base URL
     # worked out here (links follow --port unless OUTCRY_BASE_URL was set).
     os.environ["OUTCRY_BASE_URL"] = settings.base_url
@@ -466,6 +476,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Run a Celery worker that delivers letters."""
+    _warn_unsent_faxes(_settings())
     args = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
     if beat:
         args.append("--beat")

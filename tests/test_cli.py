@@ -90,6 +90,19 @@ def test_worker_needs_a_broker(tmp_path: Path) -> None:
     assert "OUTCRY_BROKER_URL" in result.stderr
 
 
+def test_the_worker_says_when_faxes_are_written_to_a_folder_instead_of_sent(
+    tmp_path: Path,
+) -> None:
+    env = outcry_env(database_url=f"sqlite:///{tmp_path / 'x.db'}", outbox_dir="/data/outbox")
+    result = run_outcry("worker", env=env, cwd=tmp_path)
+    assert "warning: OUTCRY_FAX_GATEWAY is not set" in result.stderr
+    assert "/data/outbox/fax" in result.stderr
+
+    env["OUTCRY_FAX_GATEWAY"] = "{number}@fax.example.net"
+    result = run_outcry("worker", env=env, cwd=tmp_path)
+    assert "OUTCRY_FAX_GATEWAY" not in result.stderr
+
+
 def test_a_short_password_is_refused_before_it_is_typed_twice(tmp_path: Path) -> None:
     env = outcry_env(database_url=f"sqlite:///{tmp_path / 'x.db'}", secret_key="cli-secret")
     assert run_outcry("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
@@ -150,6 +163,9 @@ def test_demo_on_a_port_links_there_says_a_taken_port_and_prints_a_login(
         assert f"demo appeal: {base}/a/almaty-coach-factory" in printed
         login = re.search(r"as demo@example\.org, password (\S+) ", printed)
         assert login, printed
+        # Both demo targets have fax numbers, and no gateway is set.
+        fax_folder = tmp_path.resolve() / "outbox" / "fax"
+        assert f"faxes are not sent but written as PDFs to {fax_folder}" in printed
 
         taken = run_outcry("serve", "--port", str(port), env=env, cwd=tmp_path)
         assert taken.returncode == 1

@@ -1,11 +1,17 @@
-"""A plain `pip install .` ships the letter templates, migrations, demo and pages."""
+"""A plain `pip install .` ships the letter templates, migrations, demo and pages; the
+lock (constraints.txt) pins every dependency within pyproject.toml's ranges."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from tests.support.processes import ROOT
 
@@ -69,3 +75,33 @@ def test_wheel_runs_from_any_directory(tmp_path: Path) -> None:
     imported = outcry("appeal", "import", str(demo))
     assert imported.returncode == 0, imported.stderr
     assert "kazakhstan-union-activists" in outcry("appeal", "list").stdout
+
+
+def _pins() -> dict[str, list[str]]:
+    """constraints.txt's pins by package name (a name may have several, by marker)."""
+    pins: dict[str, list[str]] = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, _, rest = line.partition("==")
+            pins.setdefault(canonicalize_name(name), []).append(rest.split(";")[0].strip())
+    return pins
+
+
+def test_the_lock_pins_every_dependency_within_its_range() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    wanted += [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]
+    pins = _pins()
+
+    stale = [
+        str(req)
+        for req in wanted
+        if not any(Version(v) in req.specifier for v in pins.get(canonicalize_name(req.name), []))
+    ]
+
+    assert not stale, f"constraints.txt is out of date for {stale}: run `bash scripts/lock`"
+    head = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()[:2]
+    assert head[1].strip() == "#    bash scripts/lock"
+    # The image and the test command install what the lock says.
+    assert "-c constraints.txt ." in (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "-c constraints.txt -e '.[test]'" in (ROOT / "scripts/test").read_text(encoding="utf-8")

@@ -18,6 +18,7 @@ from typing import Protocol
 import aiosmtplib
 
 from app.core.config import Settings, SmtpConfig
+from app.delivery import faxes
 
 Refusal = tuple[int, str]  # an SMTP reply: code and text
 
@@ -346,4 +347,4 @@ def make_transport(settings: Settings) -> Transport:
         if smtp is not None
         else OutboxTransport(settings.outbox_dir)
     )
-    return FaxRouter(mail, FaxFolderTransport(settings.outbox_dir / "fax"))
+    return FaxRouter(mail, FaxFolderTransport(faxes.folder(settings)))

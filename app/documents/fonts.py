@@ -12,8 +12,9 @@ from types import ModuleType
 
 import fontpkg_pt_sans
 import fontpkg_pt_serif
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
+
+from app.documents import truetype
+from app.documents.truetype import Face
 
 SERIF = "Outcry-Serif"
 SERIF_BOLD = "Outcry-Serif-Bold"
@@ -39,8 +40,8 @@ FALLBACK_FILES = (
 )
 
 _lock = threading.Lock()
-_fonts: dict[str, TTFont] | None = None
-_fallbacks: dict[str, TTFont] | None = None
+_fonts: dict[str, Face] | None = None
+_fallbacks: dict[str, Face] | None = None
 
 
 def _face_path(package: ModuleType, weight: int) -> Path:
@@ -53,7 +54,7 @@ def _face_path(package: ModuleType, weight: int) -> Path:
     raise LookupError(f"{meta['family']} has no upright face of weight {weight}")
 
 
-def registered() -> dict[str, TTFont]:
+def registered() -> dict[str, Face]:
     """Load and register the four faces once per process; return them by name."""
     global _fonts
     if _fonts is None:
@@ -61,10 +62,9 @@ def registered() -> dict[str, TTFont]:
             if _fonts is None:
                 loaded = {}
                 for name, (package, weight) in _FACES.items():
-                    loaded[name] = TTFont(name, str(_face_path(package, weight)))
-                    pdfmetrics.registerFont(loaded[name])
-                pdfmetrics.registerFontFamily(SERIF, normal=SERIF, bold=SERIF_BOLD)
-                pdfmetrics.registerFontFamily(SANS, normal=SANS, bold=SANS_BOLD)
+                    loaded[name] = truetype.load(name, _face_path(package, weight))
+                truetype.register_family(SERIF, bold=SERIF_BOLD)
+                truetype.register_family(SANS, bold=SANS_BOLD)
                 # Published whole, so the unlocked check above never sees a half-loaded set.
                 _fonts = loaded
     return _fonts
@@ -72,10 +72,10 @@ def registered() -> dict[str, TTFont]:
 
 def covers(char: str) -> bool:
     """True when the regular serif face has a glyph for this character."""
-    return ord(char) in registered()[SERIF].face.charToGlyph
+    return registered()[SERIF].covers(ord(char))
 
 
-def fallbacks() -> dict[str, TTFont]:
+def fallbacks() -> dict[str, Face]:
     """The fallback faces this system has, loaded and registered once per process (only
     when a document first needs one)."""
     global _fallbacks
@@ -85,13 +85,12 @@ def fallbacks() -> dict[str, TTFont]:
                 loaded = {}
                 for name, path in FALLBACK_FILES:
                     if path.is_file():
-                        loaded[name] = TTFont(name, str(path))
-                        pdfmetrics.registerFont(loaded[name])
+                        loaded[name] = truetype.load(name, path)
                 _fallbacks = loaded
     return _fallbacks
 
 
-def font(name: str) -> TTFont:
+def font(name: str) -> Face:
     """A face by name: one of the four, or a fallback."""
     faces = registered()
     return faces[name] if name in faces else fallbacks()[name]
@@ -101,7 +100,7 @@ def font(name: str) -> TTFont:
 def fallback_for(code: int) -> str | None:
     """The first fallback face with a glyph for this code point, or None."""
     for name, face in fallbacks().items():
-        if code in face.face.charToGlyph:
+        if face.covers(code):
             return name
     return None
 

@@ -11,13 +11,11 @@ own; text.clean() has already turned those no face has into a visible mark.
 
 import functools
 import re
-import threading
 import zlib
 from collections.abc import Callable
 
-from reportlab.pdfbase.ttfonts import SUBSETN, TTFont, TTFontFace, makeToUnicodeCMap
-
-from app.documents import fonts
+from app.documents import fonts, truetype
+from app.documents.truetype import Face
 
 _SPACE = 32
 _BASE_SLOTS = [*range(1, 32), *range(127, 256)]
@@ -28,16 +26,14 @@ _PREFERRED = (
     "ÀÁÂÄÇÈÉÊËÍÎÏÑÓÔÖÙÚÛÜßàáâäçèéêëíîïñóôöùúûüÿŒœÆæØøÅåÃãÕõ"
     "ЄєЇїҐґЎўĄąĆćĘęŁłŃńŚśŹźŻżŞşĞğİıČčŠšŽž"
 )
-# Only the face's cursor-based parser is shared between threads; guard it.
-_PARSER_LOCK = threading.Lock()
 _ALL_FACES = (fonts.SERIF, fonts.SERIF_BOLD, fonts.SANS, fonts.SANS_BOLD)
 
 
 class _Base:
     """Subset 0 of one face: its code points by byte, and a fast str -> bytes table."""
 
-    def __init__(self, font: TTFont) -> None:
-        covered = font.face.charToGlyph
+    def __init__(self, face: Face) -> None:
+        covered = face.glyphs
         codes = [0] * 256
         for n in range(_SPACE, 127):
             codes[n] = n
@@ -65,24 +61,9 @@ def _base_run(font_name: str, size: bytes, line: str) -> bytes:
 @functools.lru_cache(maxsize=64)
 def _program(font_name: str, codes: tuple[int, ...]) -> tuple[bytes, int, bytes]:
     """The compressed subset font file, its length, and its compressed ToUnicode map."""
-    font = fonts.font(font_name)
-    with _PARSER_LOCK:
-        data = font.face.makeSubset(list(codes))
-    cmap = _to_unicode(codes)
+    data = fonts.font(font_name).subset(codes)
+    cmap = truetype.to_unicode_cmap("Outcry", codes)
     return zlib.compress(data, 6), len(data), zlib.compress(cmap, 6)
-
-
-def _to_unicode(codes: tuple[int, ...]) -> bytes:
-    """The ToUnicode CMap of a subset, so its text can be searched and copied. reportlab's
-    writes a code point past U+FFFF as five hex digits, which readers reject: PDF wants
-    it in UTF-16, as a surrogate pair (emoji, rare CJK)."""
-    cmap = makeToUnicodeCMap("Outcry", [0] * len(codes))
-    head, _, tail = cmap.partition("beginbfchar\n")
-    tail = tail.partition("endbfchar")[2]
-    pairs = "\n".join(
-        f"<{n:02X}> <{chr(code).encode('utf-16-be').hex().upper()}>" for n, code in enumerate(codes)
-    )
-    return f"{head}beginbfchar\n{pairs}\nendbfchar{tail}".encode("ascii")
 
 
 def _resource(font_name: str) -> bytes:
@@ -115,7 +96,7 @@ class Encoder:
         return b" ".join(runs)
 
     def _split(self, line: str, font_name: str, base: _Base) -> list[tuple[str, int, bytes]]:
-        covered = fonts.registered()[font_name].face.charToGlyph
+        covered = fonts.registered()[font_name].glyphs
         out: list[tuple[str, int, bytearray]] = []
         for char in line:
             code = ord(char)
@@ -158,14 +139,14 @@ class Encoder:
         entries, bodies = [], []
         for font_name, subset in sorted(self._used):
             codes = tuple(self._subsets[font_name][subset]) if subset else _base(font_name).codes
-            face = fonts.font(font_name).face
-            base_font = SUBSETN(subset) + b"+" + face.name
+            face = fonts.font(font_name)
+            base_font = truetype.subset_tag(subset) + b"+" + face.postscript_name
             program, length, cmap = _program(font_name, codes)
             file_ref, cmap_ref, descriptor_ref, font_ref = (allocate() for _ in range(4))
             bodies.append((file_ref, _stream(program, b"/Length1 %d" % length)))
             bodies.append((cmap_ref, _stream(cmap, b"")))
             bodies.append((descriptor_ref, _descriptor(face, base_font, file_ref)))
-            widths = b" ".join(b"%d" % round(face.getCharWidth(code)) for code in codes)
+            widths = b" ".join(b"%d" % round(face.width(code)) for code in codes)
             name = b"%s+%d" % (_resource(font_name), subset)
             bodies.append(
                 (
@@ -187,10 +168,11 @@ def _stream(data: bytes, extra: bytes) -> bytes:
     )
 
 
-def _descriptor(face: TTFontFace, base_font: bytes, file_ref: int) -> bytes:
+def _descriptor(face: Face, base_font: bytes, file_ref: int) -> bytes:
+    values = face.descriptor
     # Symbolic, not non-symbolic: glyphs are found by byte code through the subset's cmap.
-    flags = (face.flags & ~32) | 4
-    box = b" ".join(b"%d" % v for v in face.bbox)
+    flags = (values.flags & ~32) | 4
+    box = b" ".join(b"%d" % v for v in values.bbox)
     return (
         b"<< /Type /FontDescriptor /FontName /%s /Flags %d /FontBBox [%s] /ItalicAngle %d "
         b"/Ascent %d /Descent %d /CapHeight %d /StemV %d /MissingWidth %d /FontFile2 %d 0 R >>"
@@ -198,12 +180,12 @@ def _descriptor(face: TTFontFace, base_font: bytes, file_ref: int) -> bytes:
             base_font,
             flags,
             box,
-            round(face.italicAngle),
-            face.ascent,
-            face.descent,
-            face.capHeight,
-            face.stemV,
-            face.defaultWidth,
+            round(values.italic_angle),
+            values.ascent,
+            values.descent,
+            values.cap_height,
+            values.stem_v,
+            face.missing_width,
             file_ref,
         )
     )

@@ -93,13 +93,13 @@ def _em_width(text: str, font: str) -> float:
 
 
 def _measure(text: str, font: str) -> float:
-    face = fonts.registered()[font].face
-    widths = face.charWidths
+    face = fonts.registered()[font]
+    widths = face.widths
     total = 0.0
     for char in text:
         wide = widths.get(ord(char))
         if wide is None:
-            wide = _fallback_width(ord(char), face.defaultWidth)
+            wide = _fallback_width(ord(char), face.missing_width)
         total += wide
     return total / 1000.0
 
@@ -110,8 +110,7 @@ def _fallback_width(code: int, missing: float) -> float:
     name = fonts.fallback_for(code)
     if name is None:
         return missing
-    face = fonts.font(name).face
-    return float(face.charWidths.get(code, face.defaultWidth))
+    return fonts.font(name).width(code)
 
 
 def wrap(text: str, font: str, size: float, limit: float) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from app.core.errors import (
     Unauthorized,
 )
 from app.core.text import countries
-from app.delivery import ratelimit
+from app.delivery import faxes, ratelimit
 from app.documents import service as documents
 from app.letters import moderation, privacy, samples
 from app.models import Appeal, utcnow
@@ -200,14 +200,17 @@ def logout(
 
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, session: SessionDep, who: Organiser) -> Response:
-    """Every appeal the organiser may see, with progress toward its goal."""
+    """Every appeal the organiser may see, with progress toward its goal; for an admin,
+    faxes left waiting in the fax folder."""
     rows = stats.overview(session, who=who)
     now = utcnow()
+    fax_folder = faxes.folder(request.app.state.settings)
     return private_page(
         request,
         "dashboard/index.html",
         who,
         rows=[{"row": r, "phase": appeals.phase(r.appeal, now)} for r in rows],
+        fax_backlog=faxes.backlog(fax_folder, now=now) if who.is_admin else None,
         as_of=now,
     )
 

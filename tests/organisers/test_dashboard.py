@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
+from app.delivery import faxes
 from app.models import Delivery, DeliveryStatus, Letter, LetterStatus, utcnow
 from tests.appeals.factories import make_appeal
 from tests.conftest import drain
@@ -150,6 +152,31 @@ def test_appeal_page_numbers_chart_and_failures(
     assert "president@example.org" in failures  # the target's address
     assert "d@example.net" not in failures  # never the supporter's
     assert failures.count(">Retry</button>") == 2  # the letter, and its confirmation mail
+
+
+def test_an_admin_is_told_of_faxes_left_waiting_in_the_folder(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    world = make_world(session, require_confirmation=False)  # its target has a fax number
+    signed(session, world.appeal, settings, email="a@example.net")
+    drain(settings)  # no gateway: the fax is written to the folder
+    [pdf] = faxes.folder(settings).glob("*.pdf")
+
+    assert 'id="fax-backlog"' not in client.get("/dashboard", headers=world.auth("admin")).text
+    two_hours_ago = (utcnow() - timedelta(hours=2)).timestamp()
+    os.utime(pdf, (two_hours_ago, two_hours_ago))
+
+    html = client.get("/dashboard", headers=world.auth("admin")).text
+    notice = html.split('id="fax-backlog"', 1)[1].split("</div>", 1)[0]
+    assert "1 fax has not been sent." in notice
+    assert str(faxes.folder(settings)) in notice
+    assert "OUTCRY_FAX_GATEWAY" in notice
+    # A union cannot act on the server's folders: not its concern.
+    assert 'id="fax-backlog"' not in client.get("/dashboard", headers=world.auth("unite")).text
+    russian = client.get("/dashboard?lang=ru", headers=world.auth("admin")).text
+    assert "1 факс не отправлен." in russian
+    pdf.unlink()  # faxed by hand, and removed
+    assert 'id="fax-backlog"' not in client.get("/dashboard", headers=world.auth("admin")).text
 
 
 def test_a_union_sees_its_own_figures_only(
