@@ -74,7 +74,10 @@ def _import_demo(session: Any, name: str, **overrides: Any) -> Any:
     raw = yaml.safe_load((paths.demo_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
     raw.update(overrides)
     appeal, _ = appeals.save_appeal(
-        session, data=AppealIn.model_validate(raw), directory=paths.letter_templates_dir()
+        session,
+        data=AppealIn.model_validate(raw),
+        directory=paths.letter_templates_dir(),
+        by="test",
     )
     return appeal
 
@@ -160,8 +163,10 @@ def _seed(url: str, tmp: Path) -> dict[str, Any]:
         organisers.add_organiser(
             session, email="unite@example.org", password=PASSWORD, organisation=unite
         )
-        token, _ = organisers.create_token(session, organisation=None, name="Weekly report")
-        organisers.create_token(session, organisation=unite, name="Unite's spreadsheet")
+        token, _ = organisers.create_token(
+            session, organisation=None, name="Weekly report", by="test"
+        )
+        organisers.create_token(session, organisation=unite, name="Unite's spreadsheet", by="test")
         session.commit()
         ids.update(
             sent=f"{sent.public_id}?key={sent.key}",

@@ -154,7 +154,7 @@ def test_authorisation_matrix(client: TestClient, session: Session, settings: Se
     # A spare token for every call that may succeed in revoking one.
     spare = iter(
         [
-            organisers.create_token(session, organisation=None, name=f"spare {i}")[0].id
+            organisers.create_token(session, organisation=None, name=f"spare {i}", by="test")[0].id
             for i in range(len(CALLERS))
         ]
     )
