@@ -239,9 +239,7 @@ def organiser_remove(email: str) -> None:
     try:
         with session_scope(session_factory(engine_for(settings.database_url))) as session:
             organiser = accounts.find_organiser(session, email)
-            accounts.remove_organiser(
-                session, organiser, by=audit.COMMAND_LINE, last_admin_ok=True
-            )
+            accounts.remove_organiser(session, organiser, by=audit.COMMAND_LINE, last_admin_ok=True)
             typer.echo(f"removed organiser {organiser.email}")
     except OutcryError as exc:
         raise _fail(exc.detail) from exc

@@ -84,7 +84,9 @@ def _local(value: str) -> str | None:
         return value  # AppealIn says why
 
 
-def parse(form: Mapping[str, str], *, add_target: bool = False, add_organisation: bool = False) -> Parsed:
+def parse(
+    form: Mapping[str, str], *, add_target: bool = False, add_organisation: bool = False
+) -> Parsed:
     """The appeal file the form describes, and the form to show again."""
     typed = language_list(form.get("languages", ""))
     codes = _codes(typed)
@@ -266,3 +268,38 @@ _WHOLE = (
 def whole_error_field(text: str) -> str:
     """The field an error about the whole appeal sits next to (`body` if none)."""
     return next((field for start, field in _WHOLE if text.startswith(start)), "body")
+
+
+_SHOWN = re.compile(
+    r"^(slug|languages|template|letter|targets|copies|goal|opens_at|closes_at|page_size"
+    r"|max_attempts|rate_limit|organisations"
+    r"|(title|summary|sender_name)\.[\w-]+|letter\.[\w-]+\.(subject|body)"
+    r"|targets\.\d+\.(email|fax|language|(name|title|organisation|address)\.[\w-]+)"
+    r"|organisations\.\d+\.(slug|name))$"
+)
+
+
+def place_errors(errors: Mapping[str, str], languages: list[str]) -> dict[str, str]:
+    """{form field: error} from {appeal-file field: error}: a text's error goes by its
+    default language's field, a letter's by its body, an item of a list by the list;
+    what the form has no field for goes on top (`body`)."""
+    default = languages[0] if languages else ""
+    placed: dict[str, str] = {}
+    for key, message in errors.items():
+        parts = key.split(".")
+        if parts[0] in ("copies", "languages") or key == "default_language":
+            name = "languages" if parts[0] != "copies" else "copies"
+        elif parts[0] in APPEAL_TEXTS and len(parts) == 1:
+            name = f"{key}.{default}"
+        elif parts[0] == "targets" and len(parts) == 3 and parts[2] in TARGET_TEXTS:
+            name = f"{key}.{default}"
+        elif parts[0] == "letter" and len(parts) == 2:
+            name = f"{key}.body"
+        elif parts[0] in ("targets", "organisations") and len(parts) == 2:
+            name = parts[0]
+        else:
+            name = key
+        if not _SHOWN.match(name):
+            name = "body"
+        placed.setdefault(name, message)
+    return placed

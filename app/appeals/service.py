@@ -107,7 +107,7 @@ def save_appeal(
     The audit log gets what changed, field by field, as done `by` this organiser."""
     problems = texts.check(data)
     if problems:
-        raise InvalidInput(problems)
+        raise InvalidInput(problems, codes=texts.codes(problems))
     check_letters(data, directory=directory)
     default = data.default_language or data.languages[0]
     appeal = session.scalar(select(Appeal).where(Appeal.slug == data.slug))

@@ -100,9 +100,7 @@ class Preview:
     faxes: tuple[str, ...]  # "name: number" of each target the letter is also faxed to
 
 
-def preview(
-    appeal: Appeal, *, settings: Settings, now: datetime
-) -> list[Preview]:
+def preview(appeal: Appeal, *, settings: Settings, now: datetime) -> list[Preview]:
     """The appeal's letter in each language as a target receives it, signed by the example
     signer: rendered by the letters' own code and built into a message by the sender's
     (app.delivery.compose), so what is shown cannot drift from what is sent. `appeal`
@@ -146,9 +144,7 @@ def preview(
         )
         emails = [t.email for t in appeal.targets if t.email]
         if not emails:  # faxed only: the fax's PDF carries this subject and body
-            shown.append(
-                Preview(language, rendered.subject, "", "", "", rendered.body, faxes)
-            )
+            shown.append(Preview(language, rendered.subject, "", "", "", rendered.body, faxes))
             continue
         outgoing = compose.outgoing(
             Delivery(
