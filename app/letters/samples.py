@@ -161,13 +161,19 @@ def preview(appeal: Appeal, *, settings: Settings, now: datetime) -> list[Previe
         )
         message = outgoing.message
         text = message.get_body(("plain",))
+
+        def header(name: str) -> str:
+            # As a mail client shows it: the email package keeps the space between two
+            # encoded-words of a long name, which RFC 2047 readers drop.
+            return " ".join(str(message.get(name, "")).split())
+
         shown.append(
             Preview(
                 language=language,
-                subject=str(message["Subject"]),
-                from_=str(message["From"]),
-                to=str(message.get("To", "")),
-                cc=str(message.get("Cc", "")),
+                subject=header("Subject"),
+                from_=header("From"),
+                to=header("To"),
+                cc=header("Cc"),
                 body=text.get_content() if text is not None else rendered.body,
                 faxes=faxes,
             )

@@ -144,6 +144,7 @@ async def checked_principal(
                 value = (await request.form()).get(CSRF_FIELD)
                 supplied = value if isinstance(value, str) else None
         if not supplied or not who.csrf_token or not security.same(supplied, who.csrf_token):
+            await request.close()  # an uploaded file's spool goes now, not at collection
             raise CsrfRejected()
     return who
 

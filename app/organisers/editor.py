@@ -254,10 +254,12 @@ async def upload(request: Request, session: SessionDep, who: Admin) -> Response:
     """An appeal file uploaded: creates the appeal or updates the one with its slug, as
     `outcry appeal import` does. Errors come back on the page, by field."""
     lang = web.ui_language(request)
-    sent = (await request.form()).get("file")
     content = b""
-    if isinstance(sent, UploadFile):
-        content = await sent.read(UPLOAD_MAX + 1)
+    # Closed on leaving: the upload's spooled file goes with it.
+    async with request.form() as sent:
+        file = sent.get("file")
+        if isinstance(file, UploadFile):
+            content = await file.read(UPLOAD_MAX + 1)
     errors: dict[str, str] = {}
     if not content or len(content) > UPLOAD_MAX:
         errors = {"file": explain.reason("yaml", {}, lang, "choose an appeal file")}
