@@ -52,7 +52,11 @@ def as_file(appeal: Appeal) -> dict[str, Any]:
         page_size=appeal.page_size,
         max_attempts=appeal.max_attempts,
         rate_limit=appeal.rate_limit,
-        organisations=[{"slug": o.slug, "name": o.name} for o in appeal.organisations],
+        # By slug, as the database gives them back, whatever order they were given in.
+        organisations=[
+            {"slug": o.slug, "name": o.name}
+            for o in sorted(appeal.organisations, key=lambda o: o.slug)
+        ],
     )
     return data
 

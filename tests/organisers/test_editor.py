@@ -99,9 +99,7 @@ def test_an_appeal_made_from_nothing_in_the_editor(
     assert "строка 5" in field_error(russian.text, "f-letter-en-body")
 
     # Another target row without JavaScript: the form comes back with a third, empty one.
-    more = client.post(
-        "/dashboard/appeals/new", data=new_appeal_form(admin, action="add-target")
-    )
+    more = client.post("/dashboard/appeals/new", data=new_appeal_form(admin, action="add-target"))
     assert more.status_code == 200
     assert 'name="targets.3.email"' in more.text  # the spare row and the one added
     assert 'name="targets.4.email"' not in more.text
@@ -199,7 +197,9 @@ def test_editing_an_open_appeal_leaves_signed_letters_as_they_were(
     before = signed(session, appeal, settings, email="early@example.net")
     page = client.get("/dashboard/free-them/edit")
     assert 'id="signed-letters-stay"' in page.text  # said before saving
-    form = dict(re.findall(r'name="([^"]+)" type="(?:text|email|number)" value="([^"]*)"', page.text))
+    form = dict(
+        re.findall(r'name="([^"]+)" type="(?:text|email|number)" value="([^"]*)"', page.text)
+    )
     form.update(
         {
             name: text
@@ -225,16 +225,16 @@ def test_editing_an_open_appeal_leaves_signed_letters_as_they_were(
     assert kept is not None
     assert (kept.subject, kept.body) == (before.subject, before.body)
     assert "A new letter" not in kept.body
-    later = signed(session, appeals.get_appeal(session, "free-them"), settings, email="l@example.net")
+    later = signed(
+        session, appeals.get_appeal(session, "free-them"), settings, email="l@example.net"
+    )
     assert later.subject == "A new subject"
     # What goes out for the early letter is still its own text.
     drain(settings)
     sent = [p.read_text() for p in (settings.outbox_dir).glob("*.eml")]
     early = [m for m in sent if "early" not in m and before.subject in m]
     assert early, "the early letter went out with its own subject"
-    edit = session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "appeal.edited")
-    ).one()
+    edit = session.scalars(select(AuditEvent).where(AuditEvent.action == "appeal.edited")).one()
     assert edit.changes["letter"][1]["en"]["subject"] == "A new subject"
     assert edit.changes["require_confirmation"] == [False, True]
     assert "title" not in edit.changes
@@ -249,7 +249,9 @@ def test_opening_and_closing_ask_first(
     assert asked.status_code == 200
     assert "takes signatures" in asked.text
     session.expire_all()
-    assert appeals.get_appeal(session, "later").status is AppealStatus.draft  # asking changed nothing
+    assert (
+        appeals.get_appeal(session, "later").status is AppealStatus.draft
+    )  # asking changed nothing
 
     def press(to: str) -> int:
         response = client.post(
@@ -264,9 +266,7 @@ def test_opening_and_closing_ask_first(
     assert "still delivered" in close_page.text
     assert press("close") == 303
     assert press("close") == 409
-    refused = client.post(
-        "/api/v1/appeals/later/letters", json=signature(email="b@example.net")
-    )
+    refused = client.post("/api/v1/appeals/later/letters", json=signature(email="b@example.net"))
     assert refused.status_code == 409
     assert press("open") == 303  # reopened
     session.expire_all()
