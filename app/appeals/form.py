@@ -29,6 +29,7 @@ SWITCHES = ("require_confirmation", "attach_pdf", "moderation")
 # JavaScript; "add another" sends the form back with one more.
 SPARE_TARGETS = 1
 SPARE_ORGANISATIONS = 1
+MIN_TARGET_ROWS = 2  # a new appeal offers two targets' rows
 MAX_ROWS = 50
 
 Form = dict[str, str]
@@ -185,7 +186,7 @@ def parse(
         data=data,
         form=out,
         languages=codes,
-        targets=min(MAX_ROWS, len(targets) + spare_targets),
+        targets=min(MAX_ROWS, max(MIN_TARGET_ROWS, len(targets) + spare_targets)),
         organisations=min(MAX_ROWS, len(organisations) + spare_organisations),
     )
 

@@ -120,7 +120,7 @@ def _blank_editor(request: Request, who: Principal) -> Response:
         appeal=None,
         values=parsed.form,
         languages=parsed.languages,
-        targets=2,
+        targets=parsed.targets,
         organisations=parsed.organisations,
     )
 
