@@ -87,6 +87,9 @@ def send_samples(
     return planned
 
 
+HEADERS = ("Subject", "From", "To", "Cc")
+
+
 @dataclass(frozen=True, slots=True)
 class Preview:
     """The e-mail a target gets in one language, as the sender builds it."""
@@ -161,19 +164,16 @@ def preview(appeal: Appeal, *, settings: Settings, now: datetime) -> list[Previe
         )
         message = outgoing.message
         text = message.get_body(("plain",))
-
-        def header(name: str) -> str:
-            # As a mail client shows it: the email package keeps the space between two
-            # encoded-words of a long name, which RFC 2047 readers drop.
-            return " ".join(str(message.get(name, "")).split())
-
+        # As a mail client shows them: the email package keeps the space between two
+        # encoded-words of a long name, which RFC 2047 readers drop.
+        header = {name: " ".join(str(message.get(name, "")).split()) for name in HEADERS}
         shown.append(
             Preview(
                 language=language,
-                subject=header("Subject"),
-                from_=header("From"),
-                to=header("To"),
-                cc=header("Cc"),
+                subject=header["Subject"],
+                from_=header["From"],
+                to=header["To"],
+                cc=header["Cc"],
                 body=text.get_content() if text is not None else rendered.body,
                 faxes=faxes,
             )

@@ -201,12 +201,7 @@ def test_editing_an_open_appeal_leaves_signed_letters_as_they_were(
         re.findall(r'name="([^"]+)" type="(?:text|email|number)" value="([^"]*)"', page.text)
     )
     form.update(
-        {
-            name: text
-            for name, text in re.findall(
-                r'<textarea id="[^"]+" name="([^"]+)"[^>]*>([^<]*)</textarea>', page.text
-            )
-        }
+        dict(re.findall(r'<textarea id="[^"]+" name="([^"]+)"[^>]*>([^<]*)</textarea>', page.text))
     )
     form.update(
         {
@@ -357,7 +352,10 @@ def test_the_appeal_file_downloaded_imports_as_the_same_appeal(
 
 
 def test_an_uploaded_file_is_checked_as_an_import_is(client: TestClient, admin: str) -> None:
-    broken = "slug: bad\ntitle: Bad\nlanguages: [en]\nsender_name: X\ntargets:\n- name: T\n  fax: '727'\n"
+    broken = (
+        "slug: bad\ntitle: Bad\nlanguages: [en]\nsender_name: X\n"
+        "targets:\n- name: T\n  fax: '727'\n"
+    )
     response = client.post(
         "/dashboard/appeals/upload",
         data={"csrf_token": admin},

@@ -104,7 +104,8 @@ def test_an_invitation_makes_an_account_once(
     officer = session.scalars(
         select(Organiser).where(Organiser.email == "new-officer@example.org")
     ).one()
-    assert officer.organisation is not None and officer.organisation.slug == "unite"
+    assert officer.organisation is not None
+    assert officer.organisation.slug == "unite"
     actions = [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
     assert actions[-2:] == ["organiser.invited", "invitation.accepted"]
     logged = " ".join(str(e.changes) + e.subject for e in session.scalars(select(AuditEvent)))

@@ -264,9 +264,7 @@ def test_every_form_refuses_a_login_without_its_csrf_token(
     unsafe = [r for r in ROUTES if r.method != "GET" and not r.path.startswith("/api/")]
     refused = []
     for route in unsafe:
-        path = route.path.format(
-            letter=letter.public_id, delivery=1, token=1, scoped=1, removed=1
-        )
+        path = route.path.format(letter=letter.public_id, delivery=1, token=1, scoped=1, removed=1)
         for data in ({}, {"csrf_token": "not-this-session's"}):
             response = client.request(route.method, path, data=data, follow_redirects=False)
             if response.status_code != 403:
