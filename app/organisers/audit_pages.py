@@ -6,6 +6,8 @@ in as a whole, and what concerns its own organisation (app.audit.service.visible
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -16,6 +18,17 @@ from app.organisers.pages import private_page
 
 router = APIRouter(include_in_schema=False)
 
+# How much of one value an entry shows (a letter's body can be long).
+SHOWN_MAX = 300
+
+
+def shown(value: object) -> str:
+    """A value of an entry as text: as it is, or as JSON with its own letters (Cyrillic
+    stays Cyrillic), cut at SHOWN_MAX characters."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…"
+
+
 PageNumber = Query(default=1, ge=1, le=100_000)
 
 
@@ -25,7 +38,7 @@ def audit_log(
 ) -> Response:
     """Every change organisers made that `who` may read."""
     found = audit.read(session, organisation_id=who.organisation_id, page=page)
-    return private_page(request, "dashboard/audit.html", who, log=found, appeal=None)
+    return private_page(request, "dashboard/audit.html", who, log=found, appeal=None, shown=shown)
 
 
 @router.get("/dashboard/{slug}/audit", response_class=HTMLResponse)
@@ -38,4 +51,4 @@ def appeal_audit_log(
 ) -> Response:
     """The changes made to one appeal and its letters that `who` may read."""
     found = audit.read(session, organisation_id=who.organisation_id, appeal_id=appeal.id, page=page)
-    return private_page(request, "dashboard/audit.html", who, log=found, appeal=appeal)
+    return private_page(request, "dashboard/audit.html", who, log=found, appeal=appeal, shown=shown)
