@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
@@ -93,17 +92,18 @@ def db_upgrade() -> None:
 
 
 def _import(path: Path) -> tuple[str, bool]:
-    from app.appeals import service
+    from app.appeals import files, service
     from app.appeals.schemas import AppealIn
+    from app.audit import service as audit
     from app.core import paths
 
     settings = _settings()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        raw = files.read(path.read_text(encoding="utf-8"))
+    except OSError as exc:
         raise _fail(f"{path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise _fail(f"{path}: expected a mapping of appeal fields")
+    except OutcryError as exc:
+        raise _fail(f"{path}: {exc.detail}") from exc
     try:
         data = AppealIn.model_validate(raw)
     except ValidationError as exc:
@@ -114,7 +114,7 @@ def _import(path: Path) -> tuple[str, bool]:
     try:
         with session_scope(sessions) as session:
             appeal, created = service.save_appeal(
-                session, data=data, directory=paths.letter_templates_dir()
+                session, data=data, directory=paths.letter_templates_dir(), by=audit.COMMAND_LINE
             )
             return appeal.slug, created
     except OutcryError as exc:
@@ -185,12 +185,15 @@ def token_create(
     name: Annotated[str, typer.Option(help="A note on what the token is for.")] = "",
 ) -> None:
     """Create an API token and print it (it is shown only this once)."""
+    from app.audit import service as audit
     from app.organisers import service
 
     settings = _settings()
     with session_scope(session_factory(engine_for(settings.database_url))) as session:
         org = service.ensure_organisation(session, slug=organisation) if organisation else None
-        _token, raw = service.create_token(session, organisation=org, name=name)
+        _token, raw = service.create_token(
+            session, organisation=org, name=name, by=audit.COMMAND_LINE
+        )
     typer.echo(raw)
 
 
@@ -229,13 +232,14 @@ def organiser_password(email: str, password: PasswordOpt = None) -> None:
 @organiser_cli.command("remove")
 def organiser_remove(email: str) -> None:
     """Delete an organiser account; its login sessions end with it."""
+    from app.audit import service as audit
     from app.organisers import accounts
 
     settings = _settings()
     try:
         with session_scope(session_factory(engine_for(settings.database_url))) as session:
             organiser = accounts.find_organiser(session, email)
-            accounts.remove_organiser(session, organiser)
+            accounts.remove_organiser(session, organiser, by=audit.COMMAND_LINE, last_admin_ok=True)
             typer.echo(f"removed organiser {organiser.email}")
     except OutcryError as exc:
         raise _fail(exc.detail) from exc
@@ -260,12 +264,13 @@ def token_list() -> None:
 @token_cli.command("revoke")
 def token_revoke(token_id: int) -> None:
     """Revoke a token by its id (see `outcry token list`): it stops working at once."""
+    from app.audit import service as audit
     from app.organisers import accounts
 
     settings = _settings()
     try:
         with session_scope(session_factory(engine_for(settings.database_url))) as session:
-            accounts.revoke_token(session, token_id)
+            accounts.revoke_token(session, token_id, by=audit.COMMAND_LINE)
             typer.echo(f"revoked token {token_id}")
     except OutcryError as exc:
         raise _fail(exc.detail) from exc
@@ -283,6 +288,7 @@ def purge(
     """Anonymise a closed appeal's letters now: names, e-mail addresses, cities, unions
     and messages are erased; counts by status, country, organisation and day stay."""
     from app.appeals import service as appeals
+    from app.audit import service as audit
     from app.documents import service as documents
     from app.letters import privacy
     from app.models import utcnow
@@ -309,7 +315,9 @@ def purge(
             raise _fail("nothing erased")
         with session_scope(sessions) as session:
             found = appeals.get_appeal(session, appeal)
-            done = privacy.purge_appeal(session, appeal=found, now=utcnow(), before=cutoff)
+            done = privacy.purge_appeal(
+                session, appeal=found, now=utcnow(), before=cutoff, by=audit.COMMAND_LINE
+            )
     except OutcryError as exc:
         raise _fail(exc.detail) from exc
     typer.echo(f"purged {done.erased} letters of {appeal}; {done.unfinished} left on their way")

@@ -26,7 +26,7 @@ from app.documents.routes import router as documents_router
 from app.letters.routes import router as letters_router
 from app.ops.routes import registry_for
 from app.ops.routes import router as ops_router
-from app.organisers import account_pages
+from app.organisers import account_pages, audit_pages, editor, invitation_pages
 from app.organisers import pages as organiser_pages
 from app.organisers.routes import router as organisers_router
 from app.web import pages
@@ -99,6 +99,10 @@ def create_app(
     app.include_router(pages.router)
     # Before the organiser pages: `/dashboard/{slug}` would otherwise take /dashboard/account.
     app.include_router(account_pages.router)
+    # Before the dashboard's /dashboard/{slug} pages, whose slug would take "audit".
+    app.include_router(editor.router)
+    app.include_router(audit_pages.router)
+    app.include_router(invitation_pages.router)
     app.include_router(organiser_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

@@ -120,6 +120,7 @@ class Channel(enum.StrEnum):
     confirmation = "confirmation"  # the e-mail asking the supporter to confirm
     rejection = "rejection"  # telling the supporter a moderator declined their letter
     sample = "sample"  # a test send: the target's e-mail, to the organiser's own address
+    invitation = "invitation"  # an invitation to an organiser account (no letter)
 
 
 # Deliveries the dashboard lists as failures; written out as SQL so queries can repeat
@@ -377,10 +378,14 @@ class Delivery(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    letter_id: Mapped[int] = mapped_column(ForeignKey("letter.id", ondelete="CASCADE"), index=True)
+    # Every delivery is about a letter, except an invitation to an organiser account.
+    letter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("letter.id", ondelete="CASCADE"), index=True
+    )
+    invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitation.id"))
     # Copied from the letter when the delivery is planned (neither ever changes), so an
     # appeal's or a union's deliveries are counted without joining every letter.
-    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"))
+    appeal_id: Mapped[int | None] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"))
     organisation_id: Mapped[int | None] = mapped_column(
         ForeignKey("organisation.id", ondelete="SET NULL")
     )
@@ -406,7 +411,8 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    letter: Mapped[Letter] = relationship(back_populates="deliveries")
+    letter: Mapped[Letter | None] = relationship(back_populates="deliveries")
+    invitation: Mapped[Invitation | None] = relationship()
     target: Mapped[Target | None] = relationship()
 
 
@@ -416,7 +422,10 @@ class StatusEvent(Base):
     __tablename__ = "status_event"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    letter_id: Mapped[int] = mapped_column(ForeignKey("letter.id", ondelete="CASCADE"), index=True)
+    # None for the events of a delivery that has no letter (an invitation).
+    letter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("letter.id", ondelete="CASCADE"), index=True
+    )
     delivery_id: Mapped[int | None] = mapped_column(
         ForeignKey("delivery.id", ondelete="CASCADE"), index=True
     )
@@ -476,6 +485,58 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None]
 
     organisation: Mapped[Organisation | None] = relationship()
+
+
+class Invitation(Base):
+    """An invitation to an organiser account, mailed through the outbox.
+
+    The link's token is derived from `nonce` with the secret key (the sender composes
+    the e-mail from it), and only its SHA-256 is kept to look it up: the database alone
+    gives no one a working link. Used once (`used_at`), or never after `expires_at`."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    # None: an admin account; else scoped to this union.
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE")
+    )
+    nonce: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(300))
+    language: Mapped[str] = mapped_column(String(8))  # of the e-mail and the page
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation | None] = relationship()
+
+
+class AuditEvent(Base):
+    """One change an organiser made: who, when, what, and what changed field by field.
+
+    Written by the service function that makes the change, in its transaction, so a
+    change rolled back leaves no entry. Never a supporter's address or a password."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_appeal", "appeal_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(300))  # an organiser's address, a token, the CLI
+    action: Mapped[str] = mapped_column(String(64))  # appeal.edited, letter.approved, …
+    appeal_id: Mapped[int | None] = mapped_column(ForeignKey("appeal.id", ondelete="SET NULL"))
+    # The union the entry concerns (its letter, its account, its token): what a union
+    # sees of the log besides the appeals it takes part in.
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL"), index=True
+    )
+    subject: Mapped[str] = mapped_column(String(300), default="")  # a letter id, an account…
+    # {field: [before, after]} for an edit; {name: value} for other details.
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    appeal: Mapped[Appeal | None] = relationship()
 
 
 class InvalidTransition(Exception):

@@ -124,7 +124,9 @@ def build(url: str, letters: int) -> None:
                     "organisations": orgs,
                 }
             )
-            appeals.save_appeal(session, data=data, directory=paths.letter_templates_dir())
+            appeals.save_appeal(
+                session, data=data, directory=paths.letter_templates_dir(), by="test"
+            )
     with engine_for(url).begin() as conn:
         started = time.perf_counter()
         conn.execute(text(GENERATE_LETTERS), {"n": letters})
@@ -198,8 +200,8 @@ def main() -> None:
     with session_scope(session_factory(engine)) as session:
         appeal = appeals.get_appeal(session, "appeal-07")
         union = organisers.get_organisation(session, "union-03")
-        _, admin_raw = organisers.create_token(session, organisation=None, name="bench")
-        _, union_raw = organisers.create_token(session, organisation=union, name="bench")
+        _, admin_raw = organisers.create_token(session, organisation=None, name="bench", by="test")
+        _, union_raw = organisers.create_token(session, organisation=union, name="bench", by="test")
         appeal_id, union_id = appeal.id, union.id
     with engine.connect() as conn:
         in_appeal = conn.execute(

@@ -76,12 +76,14 @@ def get_appeal(
 
 @router.post("", status_code=201, responses=error_responses(401, 403, 409, 413, 422))
 def create_appeal(
-    session: SessionDep, settings: SettingsDep, _who: Admin, data: AppealIn
+    session: SessionDep, settings: SettingsDep, who: Admin, data: AppealIn
 ) -> AppealRead:
     """Create an appeal (admin); 409 if the slug is taken."""
     if service.find_appeal(session, data.slug) is not None:
         raise Conflict(f"an appeal {data.slug!r} exists already; PUT /api/v1/appeals/{data.slug}")
-    appeal, _ = service.save_appeal(session, data=data, directory=paths.letter_templates_dir())
+    appeal, _ = service.save_appeal(
+        session, data=data, directory=paths.letter_templates_dir(), by=who.label
+    )
     return _read(session, appeal, settings)
 
 
@@ -96,7 +98,7 @@ def put_appeal(
     slug: str,
     session: SessionDep,
     settings: SettingsDep,
-    _who: Admin,
+    who: Admin,
     data: AppealIn,
     response: Response,
 ) -> AppealRead:
@@ -104,7 +106,7 @@ def put_appeal(
     if data.slug != slug:
         raise InvalidInput({"slug": f"must be {slug!r}, as in the URL"})
     appeal, created = service.save_appeal(
-        session, data=data, directory=paths.letter_templates_dir()
+        session, data=data, directory=paths.letter_templates_dir(), by=who.label
     )
     if created:
         response.status_code = 201

@@ -39,9 +39,11 @@ def fax_number(value: str) -> str:
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:
-        raise ValueError("must be an international number starting with +") from exc
+        raise PydanticCustomError(
+            "fax_number", "must be an international number starting with +"
+        ) from exc
     if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number")
+        raise PydanticCustomError("fax_number", "is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -56,7 +58,7 @@ Email = Annotated[str, Field(max_length=254), AfterValidator(address)]
 Fax = Annotated[str, Field(max_length=40), AfterValidator(fax_number)]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 # Paths of the dashboard's own pages beside /dashboard/{appeal}.
-RESERVED_APPEAL_SLUGS = frozenset({"account", "tokens"})
+RESERVED_APPEAL_SLUGS = frozenset({"account", "tokens", "appeals", "audit"})
 
 
 # A text a reader sees: one string (in the appeal's default language), or one string per
@@ -233,17 +235,26 @@ class AppealIn(BaseModel):
         if self.default_language is None:
             self.default_language = self.languages[0]
         elif self.default_language not in self.languages:
-            raise ValueError("default_language must be one of languages")
+            raise PydanticCustomError(
+                "default_language", "default_language must be one of languages"
+            )
+        # Typed errors (not plain ValueErrors), so a page can say each in its language.
         if (self.template is None) == (self.letter is None):
-            raise ValueError("give either template or letter, not both and not neither")
+            raise PydanticCustomError(
+                "letter_or_template", "give either template or letter, not both and not neither"
+            )
         if self.letter is not None:
             missing = [lang for lang in self.languages if lang not in self.letter]
             if missing:
-                raise ValueError(f"letter has no text for {', '.join(missing)}")
+                raise PydanticCustomError(
+                    "letter_missing",
+                    "letter has no text for {languages}",
+                    {"languages": ", ".join(missing)},
+                )
         if not any(t.email or t.fax for t in self.targets):
-            raise ValueError("at least one target needs an email or fax")
+            raise PydanticCustomError("unreachable", "at least one target needs an email or fax")
         if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
-            raise ValueError("closes_at must be after opens_at")
+            raise PydanticCustomError("closes_before_opens", "closes_at must be after opens_at")
         return self
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from app.appeals import templating, texts
+from app.appeals import files, templating, texts
 from app.appeals.schemas import (
     AppealIn,
     AppealRead,
@@ -24,7 +24,8 @@ from app.appeals.schemas import (
 from app.appeals.texts import AppealText as AppealText
 from app.appeals.texts import in_language as in_language
 from app.appeals.texts import target_text as target_text
-from app.core.errors import AppealNotFound, InvalidInput
+from app.audit import service as audit
+from app.core.errors import AppealNotFound, Conflict, InvalidInput
 from app.models import Appeal, AppealStatus, LetterStatus, LetterTally, Organisation, Target
 
 # Letters released for delivery: on their way, delivered, or failed. These are what a
@@ -73,9 +74,10 @@ def sample_vars(data: AppealIn, language: str) -> templating.LetterVars:
     )
 
 
-def check_letters(data: AppealIn, *, directory: Path) -> None:
-    """Render every language's letter with sample data; InvalidInput names what fails."""
-    errors: dict[str, str] = {}
+def letter_errors(data: AppealIn, *, directory: Path) -> dict[str, templating.LetterTemplateError]:
+    """{field: error} for each language whose letter does not render with sample data
+    (`template`, or `letter.<language>` for an inline letter)."""
+    errors: dict[str, templating.LetterTemplateError] = {}
     for language in data.languages:
         field = "template" if data.template else f"letter.{language}"
         try:
@@ -86,24 +88,83 @@ def check_letters(data: AppealIn, *, directory: Path) -> None:
                 directory=directory,
             )
         except templating.LetterTemplateError as exc:
-            errors.setdefault(field, str(exc))  # names the file or part, and its language
+            errors.setdefault(field, exc)  # names the file or part, and its language
+    return errors
+
+
+def check_letters(data: AppealIn, *, directory: Path) -> None:
+    """Render every language's letter with sample data; InvalidInput names what fails."""
+    errors = letter_errors(data, directory=directory)
     if errors:
-        raise InvalidInput(errors)
+        raise InvalidInput({field: str(exc) for field, exc in errors.items()})
 
 
-def save_appeal(session: Session, *, data: AppealIn, directory: Path) -> tuple[Appeal, bool]:
+def save_appeal(
+    session: Session, *, data: AppealIn, directory: Path, by: str
+) -> tuple[Appeal, bool]:
     """Create the appeal or update the one with this slug; returns (appeal, created). Flushes.
-    InvalidInput names a text no reader could be shown, or a letter that does not render."""
+    InvalidInput names a text no reader could be shown, or a letter that does not render.
+    The audit log gets what changed, field by field, as done `by` this organiser."""
     problems = texts.check(data)
     if problems:
-        raise InvalidInput(problems)
+        raise InvalidInput(problems, codes=texts.codes(problems))
     check_letters(data, directory=directory)
     default = data.default_language or data.languages[0]
     appeal = session.scalar(select(Appeal).where(Appeal.slug == data.slug))
     created = appeal is None
+    before = {} if appeal is None else files.as_file(appeal)
     if appeal is None:
         appeal = Appeal(slug=data.slug)
         session.add(appeal)
+    _apply(appeal, data, default)
+    appeal.organisations = _organisations(session, data.organisations)
+    session.flush()
+    changes = audit.diff(before, files.as_file(appeal))
+    if created or changes:
+        audit.record(
+            session,
+            by=by,
+            action="appeal.created" if created else "appeal.edited",
+            appeal_id=appeal.id,
+            subject=appeal.slug,
+            changes=changes,
+        )
+    return appeal, created
+
+
+# The status changes an organiser may make: open a draft, close an open appeal, reopen.
+STATUS_CHANGES: dict[AppealStatus, frozenset[AppealStatus]] = {
+    AppealStatus.draft: frozenset({AppealStatus.open}),
+    AppealStatus.open: frozenset({AppealStatus.closed}),
+    AppealStatus.closed: frozenset({AppealStatus.open}),
+}
+
+
+class StatusNotAllowed(Conflict):
+    code = "status_not_allowed"
+    default_detail = "The appeal cannot move to that status from the one it has."
+
+
+def set_status(session: Session, *, appeal: Appeal, status: AppealStatus, by: str) -> None:
+    """Open, close or reopen the appeal and log it; StatusNotAllowed for any other move.
+    Letters already confirmed go out whatever the status: closing only stops new ones."""
+    if status not in STATUS_CHANGES[appeal.status]:
+        raise StatusNotAllowed()
+    before = appeal.status
+    appeal.status = status
+    session.flush()
+    audit.record(
+        session,
+        by=by,
+        action="appeal.status",
+        appeal_id=appeal.id,
+        subject=appeal.slug,
+        changes={"status": [before.value, status.value]},
+    )
+
+
+def _apply(appeal: Appeal, data: AppealIn, default: str) -> None:
+    """Set the appeal's fields and targets (not its organisations) from `data`."""
     exclude = {"slug", "targets", "letter", "organisations", *texts.APPEAL_TEXTS}
     for name, value in data.model_dump(exclude=exclude).items():
         setattr(appeal, name, value)
@@ -123,9 +184,14 @@ def save_appeal(session: Session, *, data: AppealIn, directory: Path) -> tuple[A
             appeal.targets.append(target)
     for extra in existing[len(data.targets) :]:
         appeal.targets.remove(extra)
-    appeal.organisations = _organisations(session, data.organisations)
-    session.flush()
-    return appeal, created
+
+
+def unsaved_appeal(data: AppealIn) -> Appeal:
+    """The appeal `data` describes, in memory only and never added to a session: what
+    the editor previews before anything is saved."""
+    appeal = Appeal(slug=data.slug, targets=[], organisations=[])
+    _apply(appeal, data, data.default_language or data.languages[0])
+    return appeal
 
 
 def _organisations(session: Session, wanted: list[OrganisationIn]) -> list[Organisation]:

@@ -27,7 +27,27 @@ from app.appeals import sandbox
 
 
 class LetterTemplateError(ValueError):
-    """A template that cannot be loaded or rendered; the message says why."""
+    """A template that cannot be loaded or rendered; the message says why.
+
+    For a page to say it in its reader's language, the parts of the message are kept
+    too: `where` (the file, or `letter.<lang>.<part>`), `line`, and `kind` with its
+    `params` ("no_attribute": variable, name, offered; "undefined": name, offered;
+    "syntax": message; "" for a message with no parts)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str = "",
+        line: int | None = None,
+        kind: str = "",
+        params: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.where = where
+        self.line = line
+        self.kind = kind
+        self.params = params or {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,36 +168,43 @@ def _rewritten(template: Template) -> Exception:
     raise AssertionError("handle_exception() always raises")
 
 
-def _what(exc: Exception) -> str:
-    """The error in an organiser's words: which variable, and what it offers instead."""
+def _what(exc: Exception) -> tuple[str, str, dict[str, str]]:
+    """The error in an organiser's words (which variable, and what it offers instead),
+    with its kind and parts for a translation (see LetterTemplateError)."""
     text = str(exc)
     if isinstance(exc, UndefinedError):
         match = _NO_ATTRIBUTE.match(text)
         if match and match["cls"] in _OF_CLASS:
             variable = _OF_CLASS[match["cls"]]
             offered = ", ".join(VARIABLES[variable])
-            return f"“{variable}.{match['name']}” does not exist; {variable} has {offered}"
+            params = {"variable": variable, "name": match["name"], "offered": offered}
+            english = f"“{variable}.{match['name']}” does not exist; {variable} has {offered}"
+            return english, "no_attribute", params
         match = _UNDEFINED.match(text)
         if match:
-            return (
-                f"there is no variable “{match['name']}”; a letter can use {', '.join(VARIABLES)}"
-            )
-        return f"a variable that does not exist: {text}"
+            offered = ", ".join(VARIABLES)
+            english = f"there is no variable “{match['name']}”; a letter can use {offered}"
+            return english, "undefined", {"name": match["name"], "offered": offered}
+        return f"a variable that does not exist: {text}", "", {}
     if isinstance(exc, sandbox.LetterBudgetExceeded | sandbox.RefusedTemplate):
-        return text
+        return text, "", {}
     if isinstance(exc, TemplateSyntaxError):
         # exc.message, not str(exc): a file's syntax error names its path on the server.
-        return f"the template cannot be read: {exc.message or 'syntax error'}"
+        message = exc.message or "syntax error"
+        return f"the template cannot be read: {message}", "syntax", {"message": message}
     if isinstance(exc, TemplateNotFound):
-        return "there is no such file"
-    return f"{type(exc).__name__}: {text}"
+        return "there is no such file", "not_found", {}
+    return f"{type(exc).__name__}: {text}", "", {}
 
 
 def _explain(exc: Exception, where: str, filename: str | None = None) -> LetterTemplateError:
     """A LetterTemplateError naming the file (or inline part), the line and the cause."""
     line = _line(exc, filename)
     place = f"{where}, line {line}" if line else where
-    return LetterTemplateError(f"{place}: {_what(exc)}")
+    english, kind, params = _what(exc)
+    return LetterTemplateError(
+        f"{place}: {english}", where=where, line=line, kind=kind, params=params
+    )
 
 
 def _load(source: LetterSource, language: str, directory: Path) -> tuple[Template, Template]:

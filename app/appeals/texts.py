@@ -18,6 +18,9 @@ from app.models import Appeal, Target
 
 APPEAL_TEXTS = ("title", "summary", "sender_name")
 TARGET_TEXTS = ("name", "title", "organisation", "address")
+# The kinds of problem check() finds, for a page to say them in its language.
+STRAY_LANGUAGE = "stray_language"
+DEFAULT_TEXT = "default_text"
 # The texts an appeal cannot do without, in its default language at least.
 REQUIRED_APPEAL_TEXTS = ("title", "sender_name")
 REQUIRED_TARGET_TEXTS = ("name",)
@@ -111,6 +114,14 @@ def store(row: Appeal | Target, fields: Mapping[str, Texts], default_language: s
         for lang, translated in others.items():
             translations.setdefault(lang, {})[field] = translated
     row.translations = translations
+
+
+def codes(problems: Mapping[str, str]) -> dict[str, str]:
+    """The kind of each problem check() found: STRAY_LANGUAGE or DEFAULT_TEXT."""
+    return {
+        field: STRAY_LANGUAGE if why.startswith("has text in") else DEFAULT_TEXT
+        for field, why in problems.items()
+    }
 
 
 def check(data: AppealIn) -> dict[str, str]:

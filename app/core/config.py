@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # to the resolver and fail offline. Turn on where deliverability matters more.
     check_email_deliverability: bool = False
     confirmation_days: int = Field(default=7, ge=1, le=90)
+    # How long the link in an invitation to an organiser account works.
+    invitation_days: int = Field(default=3, ge=1, le=30)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
     # Signatures one client address may send an hour (0: no limit). Generous, because a
     # union meeting signs from one office; it stops a script from mailing confirmation

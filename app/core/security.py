@@ -65,3 +65,9 @@ def derive(secret: str, purpose: str, value: str) -> str:
     without revealing `value` (the session token it is derived from) or the secret."""
     mac = hmac.new(secret.encode(), f"outcry.{purpose}:{value}".encode(), hashlib.sha256)
     return mac.hexdigest()
+
+
+def invitation_token(secret: str, nonce: str) -> str:
+    """The token in an invitation's link, derived from its nonce: the database keeps only
+    the token's hash, and whoever sends the e-mail derives the token again."""
+    return derive(secret, "invitation", nonce)

@@ -12,8 +12,42 @@ from app.delivery import messages
 from app.delivery.messages import Attachment, Outgoing
 from app.documents import build, pdf
 from app.letters import service as letters
-from app.models import Appeal, Channel, Delivery, Letter, Target
+from app.models import Appeal, Channel, Delivery, Invitation, Letter, Target
 from app.web import i18n
+
+
+def invitation_url(settings: Settings, invitation: Invitation) -> str:
+    """The invitee's link (the database keeps only its token's hash)."""
+    token = security.invitation_token(settings.resolved_secret_key(), invitation.nonce)
+    return f"{settings.base_url}/invitations/{token}"
+
+
+def invitation(delivery: Delivery, invitation: Invitation, *, settings: Settings) -> Outgoing:
+    """The e-mail inviting an organiser, in the language the admin invited them in."""
+    subject, body = _supporter_text(
+        "email/invitation.txt",
+        invitation.language,
+        invited_by=invitation.invited_by,
+        organisation=invitation.organisation.name if invitation.organisation else "",
+        invitation_url=invitation_url(settings, invitation),
+        expires_at=invitation.expires_at,
+    )
+    message = messages.build(
+        subject=subject,
+        body=body,
+        from_name="Outcry",
+        from_address=settings.mail_from_address,
+        to=[messages.plain(a) for a in delivery.recipients],
+        message_id=delivery.message_id,
+        date=delivery.created_at,
+        language=invitation.language,
+    )
+    return Outgoing(
+        message=message,
+        sender=settings.mail_from_address,
+        recipients=tuple(delivery.recipients),
+        message_id=delivery.message_id,
+    )
 
 
 def letter_url(settings: Settings, letter: Letter) -> str:

@@ -195,6 +195,8 @@ class Deliverer:
             return [self._job(d) for d in deliveries]
 
     def _job(self, delivery: Delivery) -> _Job:
+        if delivery.letter is None:
+            return self._message_job(delivery)
         appeal = delivery.letter.appeal
         keys: tuple[str, ...] = ()
         if delivery.channel in service.TARGET_CHANNELS:
@@ -209,6 +211,19 @@ class Deliverer:
             return _Job(delivery, None, (), keys, appeal.rate_limit, problem)
         envelope = tuple(r for r in outgoing.recipients if r not in delivery.accepted)
         return _Job(delivery, outgoing, envelope, keys, appeal.rate_limit)
+
+    def _message_job(self, delivery: Delivery) -> _Job:
+        """A message about no letter (an invitation): no target, so no rate limit."""
+        try:
+            if delivery.invitation is None:
+                raise ValueError("a delivery with neither a letter nor an invitation")
+            outgoing = compose.invitation(delivery, delivery.invitation, settings=self.settings)
+        except Exception as exc:
+            log.error("delivery %s could not be composed: %s", delivery.id, type(exc).__name__)
+            problem = f"could not compose the message: {type(exc).__name__}"
+            return _Job(delivery, None, (), (), 0, problem)
+        envelope = tuple(r for r in outgoing.recipients if r not in delivery.accepted)
+        return _Job(delivery, outgoing, envelope, (), 0)
 
     async def _pace(
         self, jobs: list[_Job]

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Table, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, joinedload
 
+from app.audit import service as audit
 from app.core import security
 from app.core.errors import DeliveryNotFailed
 from app.delivery.messages import message_id
@@ -29,6 +30,7 @@ from app.models import (
     Channel,
     Delivery,
     DeliveryStatus,
+    Invitation,
     Letter,
     LetterStatus,
     transition,
@@ -78,7 +80,8 @@ def _add(session: Session, deliveries: list[Delivery], *, kind: str, mail_from: 
         # Random, not the row's id, so the row is written in one INSERT (signing is the
         # busiest path); kept in the row, it is the same for every resend.
         unique = security.new_token(9)
-        delivery.message_id = message_id(kind, delivery.letter.public_id, unique, mail_from)
+        about = delivery.letter.public_id if delivery.letter else f"i{delivery.invitation_id}"
+        delivery.message_id = message_id(kind, about, unique, mail_from)
     session.add_all(deliveries)
     session.flush()
     enqueue_after_commit(session, [d.id for d in deliveries])
@@ -121,6 +124,34 @@ def plan_confirmation(
     delivery = _new(letter, Channel.confirmation, [letter.signer_email], [], now)
     delivery.letter = letter
     _add(session, [delivery], kind="confirm", mail_from=mail_from)
+    return delivery
+
+
+# An invitation is tried as often as a letter by default: the invitee may be waiting.
+INVITATION_ATTEMPTS = 8
+
+
+def plan_invitation(
+    session: Session, *, invitation: Invitation, mail_from: str, now: datetime
+) -> Delivery:
+    """Write the e-mail inviting an organiser (a delivery with no letter) and enqueue it
+    after commit."""
+    delivery = Delivery(
+        invitation=invitation,
+        channel=Channel.invitation,
+        recipients=[invitation.email],
+        cc=[],
+        status=DeliveryStatus.queued,
+        attempts=0,
+        max_attempts=INVITATION_ATTEMPTS,
+        next_attempt_at=now,
+        accepted=[],
+        message_id="",
+        created_at=now,
+    )
+    session.flush()  # the invitation's id, for the Message-ID
+    delivery.invitation_id = invitation.id
+    _add(session, [delivery], kind="invite", mail_from=mail_from)
     return delivery
 
 
@@ -226,7 +257,8 @@ def hand_out(
 def _letters_of(session: Session, delivery_ids: Sequence[int]) -> list[int]:
     if not delivery_ids:
         return []
-    return list(session.scalars(select(Delivery.letter_id).where(Delivery.id.in_(delivery_ids))))
+    found = session.scalars(select(Delivery.letter_id).where(Delivery.id.in_(delivery_ids)))
+    return [letter_id for letter_id in found if letter_id is not None]
 
 
 # --- a worker: load, defer, claim, record --------------------------------------------------
@@ -245,6 +277,7 @@ def claimable(session: Session, ids: Iterable[int], *, now: datetime) -> list[De
             .options(
                 joinedload(Delivery.letter).joinedload(Letter.appeal),
                 joinedload(Delivery.target),
+                joinedload(Delivery.invitation),
             )
             .order_by(Delivery.id)
         ).unique()
@@ -303,7 +336,7 @@ class Attempt:
     """What one claimed attempt came to, for record()."""
 
     delivery_id: int
-    letter_id: int
+    letter_id: int | None  # None: a message about no letter (an invitation)
     attempt: int
     max_attempts: int
     reply: str
@@ -352,7 +385,11 @@ def record(
         if a.failed and _record_failure(session, a, now=now, base=retry_base, cap=retry_cap):
             done[a.delivery_id] = _failure_status(a)
     letters = {a.delivery_id: a.letter_id for a in attempts}
-    finished = [letters[i] for i, s in done.items() if s is not DeliveryStatus.retrying]
+    finished = [
+        letter_id
+        for i, s in done.items()
+        if s is not DeliveryStatus.retrying and (letter_id := letters[i]) is not None
+    ]
     settle_letters(session, finished, now=now)
     return done
 
@@ -417,7 +454,8 @@ def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime
         .where(Delivery.letter_id.in_(queued), Delivery.channel.in_(TARGET_CHANNELS))
         .group_by(Delivery.letter_id, Delivery.status)
     ):
-        counts[letter_id][status] = n
+        if letter_id is not None:  # always: the WHERE names letters
+            counts[letter_id][status] = n
     finished = {i: c for i, c in counts.items() if c and not any(c.get(s) for s in UNFINISHED)}
     failed = [i for i, c in finished.items() if c.get(DeliveryStatus.failed)]
     sent = [i for i in finished if i not in set(failed)]
@@ -443,11 +481,13 @@ def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime
 # --- organisers ----------------------------------------------------------------------------
 
 
-def retry(session: Session, delivery: Delivery, *, now: datetime) -> None:
+def retry(session: Session, delivery: Delivery, *, now: datetime, by: str) -> None:
     """Re-queue a failed delivery with a fresh set of attempts (its letter back to `queued`)
-    and enqueue it after commit; DeliveryNotFailed if it has not failed. The next attempt
-    goes only to the recipients who do not have the message yet."""
+    and enqueue it after commit, logging it as done `by` this organiser; DeliveryNotFailed
+    if it has not failed. The next attempt goes only to the recipients who do not have the
+    message yet."""
     letter = delivery.letter
+    assert letter is not None, "organisers retry the deliveries of letters"
     won = delivery.status is DeliveryStatus.failed and transition(
         session,
         delivery,
@@ -471,6 +511,15 @@ def retry(session: Session, delivery: Delivery, *, now: datetime) -> None:
             detail="retry requested by an organiser",
         )
     enqueue_after_commit(session, [delivery.id])
+    audit.record(
+        session,
+        by=by,
+        action="delivery.retried",
+        appeal_id=delivery.appeal_id,
+        organisation_id=delivery.organisation_id,
+        subject=letter.public_id,
+        changes={"delivery": delivery.id, "channel": delivery.channel.value},
+    )
 
 
 def expire_unconfirmed(session: Session, *, now: datetime, days: int) -> int:

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
 from app.core.config import Settings
 from app.core.errors import Conflict, InvalidInput
 from app.core.text import multi_line
@@ -93,8 +94,22 @@ def approve_group(
     for letter in letters:
         if transition(session, letter, LetterStatus.queued, detail=f"approved by {by}"):
             delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
+            _log(session, letter, "letter.approved", by, {"held": reason})
             released += 1
     return released
+
+
+def _log(session: Session, letter: Letter, action: str, by: str, changes: dict[str, str]) -> None:
+    # The letter's public id, never the supporter's name or address.
+    audit.record(
+        session,
+        by=by,
+        action=action,
+        appeal_id=letter.appeal_id,
+        organisation_id=letter.organisation_id,
+        subject=letter.public_id,
+        changes=changes,
+    )
 
 
 def approve(
@@ -107,6 +122,7 @@ def approve(
     ):
         raise NotHeld()
     delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
+    _log(session, letter, "letter.approved", by, {})
     return letter
 
 
@@ -133,6 +149,7 @@ def reject(
         detail=f"rejected by {by}",
     ):
         raise NotHeld()
+    _log(session, letter, "letter.rejected", by, {"reason": reason} if reason else {})
     if letter.signer_email is None:  # erased a moment ago: nobody to tell
         return letter
     delivery.plan_message(

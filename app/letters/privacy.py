@@ -22,6 +22,7 @@ from sqlalchemy import exists, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from app.appeals import service as appeals
+from app.audit import service as audit
 from app.core import security
 from app.core.config import Settings
 from app.core.errors import AppealNotClosed, LetterBusy, NotWithdrawable
@@ -307,7 +308,7 @@ def _unfinished(session: Session, appeal: Appeal, before: datetime | None) -> in
 
 
 def purge_appeal(
-    session: Session, *, appeal: Appeal, now: datetime, before: datetime | None = None
+    session: Session, *, appeal: Appeal, now: datetime, by: str, before: datetime | None = None
 ) -> PurgeResult:
     """Anonymise a closed appeal's finished letters (signed before `before`, if given):
     names, addresses and their hashes, cities, unions, messages and texts go; status,
@@ -327,5 +328,17 @@ def purge_appeal(
             break
         _erase(session, ids, now=now, drop_hash=True, drop_country=False)
         erased += len(ids)
+    unfinished = _unfinished(session, appeal, before)
+    changes: dict[str, object] = {"erased": erased, "unfinished": unfinished}
+    if before is not None:
+        changes["before"] = before.date().isoformat()
+    audit.record(
+        session,
+        by=by,
+        action="appeal.purged",
+        appeal_id=appeal.id,
+        subject=appeal.slug,
+        changes=changes,
+    )
     session.flush()
-    return PurgeResult(erased=erased, unfinished=_unfinished(session, appeal, before))
+    return PurgeResult(erased=erased, unfinished=unfinished)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -11,7 +12,9 @@ from app.appeals import templating
 from app.core import security
 from app.core.config import Settings
 from app.core.errors import Conflict
+from app.delivery import compose
 from app.delivery import service as delivery
+from app.delivery.messages import message_id
 from app.letters import service as letters
 from app.models import Appeal, Channel, Delivery, Letter, LetterStatus
 
@@ -82,3 +85,97 @@ def send_samples(
             )
         )
     return planned
+
+
+HEADERS = ("Subject", "From", "To", "Cc")
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """The e-mail a target gets in one language, as the sender builds it."""
+
+    language: str
+    subject: str
+    from_: str
+    to: str
+    cc: str
+    body: str
+    faxes: tuple[str, ...]  # "name: number" of each target the letter is also faxed to
+
+
+def preview(appeal: Appeal, *, settings: Settings, now: datetime) -> list[Preview]:
+    """The appeal's letter in each language as a target receives it, signed by the example
+    signer: rendered by the letters' own code and built into a message by the sender's
+    (app.delivery.compose), so what is shown cannot drift from what is sent. `appeal`
+    may be unsaved (appeals.unsaved_appeal); nothing is written. Raises
+    LetterTemplateError for a letter that does not render."""
+    signer = EXAMPLE.signer
+    shown = []
+    for language in appeal.languages:
+        rendered = letters.render(
+            appeal,
+            language,
+            letters.letter_vars(
+                appeal,
+                name=signer.name,
+                organisation=signer.organisation,
+                country=signer.country,
+                city=signer.city,
+                message=EXAMPLE.message,
+                language=language,
+                today=now.date(),
+            ),
+        )
+        letter = Letter(
+            public_id="preview",
+            key="",
+            appeal=appeal,
+            signer_name=signer.name,
+            signer_country=signer.country,
+            signer_city=signer.city,
+            signer_organisation=signer.organisation,
+            message=EXAMPLE.message,
+            language=language,
+            share_email=False,
+            status=LetterStatus.sample,
+            subject=rendered.subject,
+            body=rendered.body,
+            created_at=now,
+        )
+        faxes = tuple(
+            f"{appeals.target_text(t, language).name}: {t.fax}" for t in appeal.targets if t.fax
+        )
+        emails = [t.email for t in appeal.targets if t.email]
+        if not emails:  # faxed only: the fax's PDF carries this subject and body
+            shown.append(Preview(language, rendered.subject, "", "", "", rendered.body, faxes))
+            continue
+        outgoing = compose.outgoing(
+            Delivery(
+                channel=Channel.email,
+                recipients=emails,
+                cc=list(appeal.copies),
+                accepted=[],
+                message_id=message_id("letter", "preview", "0", settings.mail_from),
+                created_at=now,
+            ),
+            letter,
+            appeal,
+            settings=settings,
+        )
+        message = outgoing.message
+        text = message.get_body(("plain",))
+        # As a mail client shows them: the email package keeps the space between two
+        # encoded-words of a long name, which RFC 2047 readers drop.
+        header = {name: " ".join(str(message.get(name, "")).split()) for name in HEADERS}
+        shown.append(
+            Preview(
+                language=language,
+                subject=header["Subject"],
+                from_=header["From"],
+                to=header["To"],
+                cc=header["Cc"],
+                body=text.get_content() if text is not None else rendered.body,
+                faxes=faxes,
+            )
+        )
+    return shown

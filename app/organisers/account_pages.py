@@ -87,7 +87,9 @@ async def create_token(request: Request, session: SessionDep, who: LoggedInAdmin
     name = " ".join(str(form.get("name", "")).split())[:TOKEN_NAME_MAX]
     slug = str(form.get("organisation", ""))
     organisation = organisers.get_organisation(session, slug) if slug else None
-    _token, raw = organisers.create_token(session, organisation=organisation, name=name)
+    _token, raw = organisers.create_token(
+        session, organisation=organisation, name=name, by=who.label
+    )
     return _account_page(request, session, who, status=201, new_token=raw)
 
 
@@ -105,5 +107,5 @@ def revoke_token_page(
 def revoke_token(
     request: Request, session: SessionDep, who: LoggedInAdmin, token_id: RowId
 ) -> Response:
-    accounts.revoke_token(session, token_id)
+    accounts.revoke_token(session, token_id, by=who.label)
     return redirect_back(request, "/dashboard/account", "token-revoked")

@@ -3,14 +3,15 @@ remove an account, revoke a token. Every function flushes and never commits."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
+from app.audit import service as audit
 from app.core import security
-from app.core.errors import InvalidInput, NotFound
+from app.core.errors import Conflict, InvalidInput, NotFound
 from app.letters.service import normalise_email
 from app.models import ApiToken, LoginSession, Organisation, Organiser
-from app.organisers.service import new_password_hash, password_problem
+from app.organisers.service import new_password_hash, password_problem, token_label
 
 
 def list_organisers(session: Session) -> list[Organiser]:
@@ -100,11 +101,65 @@ def change_password(
     return set_password(session, organiser, new, keep=keep)
 
 
-def remove_organiser(session: Session, organiser: Organiser) -> None:
-    """Delete the account; its login sessions end with it."""
+def remove_organiser(
+    session: Session, organiser: Organiser, *, by: str, last_admin_ok: bool = False
+) -> None:
+    """Delete the account (logged); its login sessions end with it. LastAdmin if it is the
+    last admin (nobody could invite anyone from the dashboard any more), unless
+    `last_admin_ok`: the command line, which can always add one again."""
+    if not last_admin_ok and organiser.organisation_id is None and admin_count(session) <= 1:
+        raise LastAdmin()
     end_sessions(session, organiser)
+    audit.record(
+        session,
+        by=by,
+        action="organiser.removed",
+        organisation_id=organiser.organisation_id,
+        subject=organiser.email,
+        changes={"scope": organiser.organisation.slug if organiser.organisation else "admin"},
+    )
     session.delete(organiser)
     session.flush()
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+    default_detail = "This is the last admin account: invite another admin first."
+
+
+def admin_count(session: Session) -> int:
+    """How many admin accounts there are."""
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Organiser).where(Organiser.organisation_id.is_(None))
+        )
+        or 0
+    )
+
+
+def rescope_organiser(
+    session: Session, organiser: Organiser, *, organisation: Organisation | None, by: str
+) -> None:
+    """Make the account an admin's (organisation None) or a union's, and log it; its
+    login sessions end so the new scope holds at once. LastAdmin if that would leave no
+    admin."""
+    before = organiser.organisation.slug if organiser.organisation else "admin"
+    after = organisation.slug if organisation else "admin"
+    if before == after:
+        return
+    if organiser.organisation_id is None and admin_count(session) <= 1:
+        raise LastAdmin()
+    organiser.organisation = organisation
+    session.flush()
+    end_sessions(session, organiser)
+    audit.record(
+        session,
+        by=by,
+        action="organiser.rescoped",
+        organisation_id=organisation.id if organisation else None,
+        subject=organiser.email,
+        changes={"scope": [before, after]},
+    )
 
 
 def list_tokens(session: Session) -> list[ApiToken]:
@@ -124,9 +179,17 @@ def get_token(session: Session, token_id: int) -> ApiToken:
     return token
 
 
-def revoke_token(session: Session, token_id: int) -> ApiToken:
-    """Delete the token: a client still using it gets 401 from now on. NotFound if none."""
+def revoke_token(session: Session, token_id: int, *, by: str) -> ApiToken:
+    """Delete the token (logged): a client still using it gets 401 from now on. NotFound
+    if none."""
     token = get_token(session, token_id)
+    audit.record(
+        session,
+        by=by,
+        action="token.revoked",
+        organisation_id=token.organisation_id,
+        subject=token_label(token),
+    )
     session.delete(token)
     session.flush()
     return token

@@ -145,6 +145,7 @@ async def checked_principal(
                 value = (await request.form()).get(CSRF_FIELD)
                 supplied = value if isinstance(value, str) else None
         if not supplied or not who.csrf_token or not security.same(supplied, who.csrf_token):
+            await request.close()  # an uploaded file's spool goes now, not at collection
             raise CsrfRejected()
     return who
 
@@ -192,6 +193,7 @@ def organiser_letter(session: SessionDep, who: Organiser, letter_id: str) -> Let
 def organiser_delivery(session: SessionDep, who: Organiser, delivery_id: RowId) -> Delivery:
     """The delivery if `who` may see its letter: 404 if none, 403 if out of scope."""
     delivery = service.find_delivery(session, delivery_id)
+    assert delivery.letter is not None, "find_delivery finds the deliveries of letters"
     scope.check_letter(who, delivery.letter)
     return delivery
 

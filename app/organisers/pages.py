@@ -328,7 +328,7 @@ async def purge(
     given); every count stays."""
     before = str((await request.form()).get("before", ""))
     cutoff = documents.parse_bound(before, field="before")
-    done = privacy.purge_appeal(session, appeal=appeal, now=utcnow(), before=cutoff)
+    done = privacy.purge_appeal(session, appeal=appeal, now=utcnow(), before=cutoff, by=who.label)
     return redirect_back(request, f"/dashboard/{appeal.slug}", f"purged-{done.erased}")
 
 
@@ -364,7 +364,8 @@ def retry(
     request: Request, session: SessionDep, who: Organiser, delivery: OrganiserDelivery
 ) -> Response:
     """The retry button under a failure: the delivery goes back in the queue."""
-    organisers.retry_delivery(session, delivery=delivery, now=utcnow())
+    organisers.retry_delivery(session, delivery=delivery, now=utcnow(), by=who.label)
+    assert delivery.letter is not None  # OrganiserDelivery: a letter's delivery
     return redirect_back(request, f"/dashboard/{delivery.letter.appeal.slug}", "retried")
 
 

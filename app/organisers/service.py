@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
 from app.core import security
 from app.core.errors import Conflict, InvalidInput, InvalidLogin, NotFound, Unauthorized
 from app.delivery import service as delivery_service
@@ -83,14 +84,28 @@ def ensure_organisation(session: Session, *, slug: str, name: str | None = None)
 
 
 def create_token(
-    session: Session, *, organisation: Organisation | None, name: str = ""
+    session: Session, *, organisation: Organisation | None, name: str = "", by: str
 ) -> tuple[ApiToken, str]:
-    """A new API token (admin when organisation is None); the raw token is only returned here."""
+    """A new API token (admin when organisation is None); the raw token is only returned
+    here (the audit log gets its id, name and scope)."""
     raw = "oc_" + security.new_token(32)
     token = ApiToken(token_hash=security.hash_token(raw), organisation=organisation, name=name)
     session.add(token)
     session.flush()
+    audit.record(
+        session,
+        by=by,
+        action="token.created",
+        organisation_id=token.organisation_id,
+        subject=token_label(token),
+        changes={"scope": organisation.slug if organisation else "admin"},
+    )
     return token, raw
+
+
+def token_label(token: ApiToken) -> str:
+    """How the audit log names a token: its id and name, never the token."""
+    return f"token {token.id}" + (f" ({token.name})" if token.name else "")
 
 
 def authenticate(session: Session, raw: str | None, *, now: datetime) -> ApiToken:
@@ -110,7 +125,7 @@ def token_principal(token: ApiToken) -> Principal:
         via="token",
         organisation_id=token.organisation_id,
         organisation_name=token.organisation.name if token.organisation else None,
-        label=f"token {token.id}" + (f" ({token.name})" if token.name else ""),
+        label=token_label(token),
     )
 
 
@@ -129,6 +144,12 @@ def log_in(session: Session, *, email: str, password: str, now: datetime) -> str
     if not security.verify_password(password, organiser.password_hash if organiser else None):
         raise InvalidLogin()
     assert organiser is not None
+    return start_session(session, organiser, now=now)
+
+
+def start_session(session: Session, organiser: Organiser, *, now: datetime) -> str:
+    """A new login session of `organiser` (whose password was just checked or set); its
+    raw token, for the cookie. Their expired sessions are cleared. Flushes."""
     session.execute(
         delete(LoginSession).where(
             LoginSession.organiser_id == organiser.id, LoginSession.expires_at <= now
@@ -188,16 +209,18 @@ def find_letter(session: Session, public_id: str) -> Letter:
 
 
 def find_delivery(session: Session, delivery_id: int) -> Delivery:
-    """The delivery with this id, or NotFound."""
+    """The delivery of a letter with this id, or NotFound (an invitation's e-mail is no
+    organiser's to see or retry: the admin invites again)."""
     delivery = session.get(Delivery, delivery_id)
-    if delivery is None:
+    if delivery is None or delivery.letter is None:
         raise NotFound("No such delivery.")
     return delivery
 
 
-def retry_delivery(session: Session, *, delivery: Delivery, now: datetime) -> None:
+def retry_delivery(session: Session, *, delivery: Delivery, now: datetime, by: str) -> None:
     """An organiser's retry of a failed delivery: re-queued with fresh attempts and
-    enqueued after commit (app.delivery.service.retry). Conflict unless it failed."""
+    enqueued after commit (app.delivery.service.retry, which logs it). Conflict unless
+    it failed."""
     if delivery.status is not DeliveryStatus.failed:
         raise Conflict("Only a failed delivery can be retried.")
-    delivery_service.retry(session, delivery, now=now)
+    delivery_service.retry(session, delivery, now=now, by=by)

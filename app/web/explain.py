@@ -12,6 +12,7 @@ from typing import Any
 
 from babel.numbers import format_decimal
 
+from app.appeals.templating import LetterTemplateError
 from app.core.errors import InvalidInput, OutcryError, error_text, field_name
 from app.core.security import PASSWORD_MIN
 from app.web import i18n
@@ -75,6 +76,10 @@ PAGE_DETAILS = frozenset(
         N_("This letter will not be sent anyway: there is nothing to withdraw."),
         N_("The details of this letter have been erased."),
         N_("Only a closed appeal's letters can be purged."),
+        N_("There is an organiser account with this address already."),
+        N_("This invitation link is not valid: it has been used, or it has expired."),
+        N_("This is the last admin account: invite another admin first."),
+        N_("The appeal cannot move to that status from the one it has."),
     }
 )
 
@@ -89,6 +94,34 @@ REASONS = {
     "language_offered": N_("Please choose one of the languages this letter is written in."),
     "wrong_password": N_("This is not your current password."),
     "password_mismatch": N_("The two new passwords are not the same."),
+    # The appeal editor's (app/appeals/schemas.py, texts.py, files.py).
+    "fax_number": N_("Please give the number in international form, starting with +."),
+    "default_language": N_("Please list the default language among the languages."),
+    "letter_or_template": N_("Please write the letter here, or name a template file."),
+    "letter_missing": N_("Please write the letter in every language of the appeal."),
+    "unreachable": N_("At least one target needs an e-mail address or a fax number."),
+    "closes_before_opens": N_("The closing time must be after the opening time."),
+    "default_text": N_("Please give this text in the appeal's default language (the first one)."),
+    "stray_language": N_("This text is in a language the appeal is not offered in."),
+    "yaml": N_("This is not an appeal file: YAML with slug, title, languages and so on."),
+    "slug_pattern": N_(
+        "Please use lower-case letters, digits and hyphens (like almaty-coach-factory)."
+    ),
+    "datetime": N_("Please give a date and time."),
+    "number": N_("Please give a whole number."),
+    "too_small": N_("Please give a larger number."),
+    "too_large": N_("Please give a smaller number."),
+    "list_too_short": N_("Please add at least one."),
+    "slug_taken": N_("There is an appeal with this name already: choose another."),
+}
+# Pydantic's own kinds that mean one of ours above.
+SAME_AS = {
+    "string_pattern_mismatch": "slug_pattern",
+    "datetime_from_date_parsing": "datetime",
+    "datetime_parsing": "datetime",
+    "int_parsing": "number",
+    "greater_than_equal": "too_small",
+    "less_than_equal": "too_large",
 }
 # email-validator says exactly what is wrong with an address, in English only: on an
 # English page its sentence is more use than ours.
@@ -110,6 +143,9 @@ def reason(kind: str, context: Mapping[str, Any], lang: str, english: str) -> st
     # A length checked after a field's own validator (OneLine strips first) is pydantic's
     # too_short/too_long; on our text fields it is a number of characters all the same.
     kind = {"too_short": "string_too_short", "too_long": "string_too_long"}.get(kind, kind)
+    if kind == "string_too_short" and context.get("field_type") == "List":
+        kind = "list_too_short"
+    kind = SAME_AS.get(kind, kind)
     if kind == "password_too_short":
         kind, context = "string_too_short", {"min_length": PASSWORD_MIN}
     if kind == "string_too_short" and context.get("min_length") == 1:
@@ -147,3 +183,25 @@ def input_errors(exc: InvalidInput, lang: str) -> dict[str, str]:
     return {
         field: reason(exc.codes.get(field, ""), {}, lang, why) for field, why in exc.fields.items()
     }
+
+
+def template_error(exc: LetterTemplateError, lang: str) -> str:
+    """A letter that does not render, said in `lang`: the part, the line, and which
+    variable is wrong and what could be written instead."""
+    t = i18n.translations(lang)
+    part = exc.where.rsplit(".", 1)[-1] if exc.where.startswith("letter.") else ""
+    place = {"subject": t.gettext("Subject"), "body": t.gettext("Body")}.get(part, exc.where)
+    if exc.line:
+        place = t.gettext("%(place)s, line %(line)s") % {"place": place, "line": exc.line}
+    p = exc.params
+    if exc.kind == "no_attribute":
+        what = t.gettext("“%(variable)s.%(name)s” does not exist; %(variable)s has %(offered)s") % p
+    elif exc.kind == "undefined":
+        what = t.gettext("there is no variable “%(name)s”; a letter can use %(offered)s") % p
+    elif exc.kind == "syntax":
+        what = t.gettext("the template cannot be read: %(message)s") % p
+    elif exc.kind == "not_found":
+        what = t.gettext("there is no such file")
+    else:
+        return str(exc)
+    return f"{place}: {what}"

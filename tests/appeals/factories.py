@@ -61,5 +61,6 @@ def make_appeal(session: Session, **overrides: Any) -> Appeal:
         session,
         data=AppealIn.model_validate(appeal_data(**overrides)),
         directory=paths.letter_templates_dir(),
+        by="test",
     )
     return appeal

@@ -13,7 +13,7 @@ from tests.appeals.factories import appeal_data, make_appeal
 
 @pytest.fixture
 def admin(session: Session) -> dict[str, str]:
-    _, raw = organisers.create_token(session, organisation=None)
+    _, raw = organisers.create_token(session, organisation=None, by="test")
     session.commit()
     return {"Authorization": f"Bearer {raw}"}
 
@@ -21,7 +21,7 @@ def admin(session: Session) -> dict[str, str]:
 @pytest.fixture
 def union(session: Session) -> dict[str, str]:
     org = organisers.ensure_organisation(session, slug="unite")
-    _, raw = organisers.create_token(session, organisation=org)
+    _, raw = organisers.create_token(session, organisation=org, by="test")
     session.commit()
     return {"Authorization": f"Bearer {raw}"}
 

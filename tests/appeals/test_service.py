@@ -27,7 +27,7 @@ def test_demo_appeals_import(session: Session) -> None:
     for path in sorted(paths.demo_dir().glob("*.yaml")):
         data = AppealIn.model_validate(yaml.safe_load(path.read_text()))
         appeal, created = service.save_appeal(
-            session, data=data, directory=paths.letter_templates_dir()
+            session, data=data, directory=paths.letter_templates_dir(), by="test"
         )
         assert created
         assert appeal.status is AppealStatus.open
@@ -84,7 +84,10 @@ def test_broken_template_is_refused_naming_the_language(session: Session) -> Non
     data["letter"]["ru"]["body"] = "{{ signer.nickname }}"
     with pytest.raises(InvalidInput) as info:
         service.save_appeal(
-            session, data=AppealIn.model_validate(data), directory=paths.letter_templates_dir()
+            session,
+            data=AppealIn.model_validate(data),
+            directory=paths.letter_templates_dir(),
+            by="test",
         )
     assert "letter.ru" in info.value.fields
 
@@ -94,7 +97,10 @@ def test_missing_template_file_is_refused(session: Session) -> None:
     del data["letter"]
     with pytest.raises(InvalidInput) as info:
         service.save_appeal(
-            session, data=AppealIn.model_validate(data), directory=paths.letter_templates_dir()
+            session,
+            data=AppealIn.model_validate(data),
+            directory=paths.letter_templates_dir(),
+            by="test",
         )
     assert "template" in info.value.fields
 

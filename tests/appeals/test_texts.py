@@ -265,7 +265,9 @@ def test_the_demo_appeals_carry_russian_and_kazakh_texts(session: Session) -> No
 
     for path in sorted(paths.demo_dir().glob("*.yaml")):
         data = AppealIn.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        appeal, _ = service.save_appeal(session, data=data, directory=paths.letter_templates_dir())
+        appeal, _ = service.save_appeal(
+            session, data=data, directory=paths.letter_templates_dir(), by="test"
+        )
         for language in appeal.languages:
             assert service.in_language(appeal, language).untranslated == (), (path, language)
     kazakh = service.in_language(service.get_appeal(session, "kazakhstan-union-activists"), "kk")

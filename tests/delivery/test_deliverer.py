@@ -147,7 +147,7 @@ def test_target_refused_for_good_while_copies_accepted_fails_and_a_retry_goes_to
 
     # The mailbox exists again; an organiser retries.
     handler.on_rcpt = lambda _rcpt: None
-    service.retry(session, delivery, now=utcnow())
+    service.retry(session, delivery, now=utcnow(), by="test")
     session.commit()
     drain(mail)
 

@@ -40,7 +40,7 @@ def appeal(session: Session) -> Appeal:
 
 def bearer(session: Session, organisation: str | None = None) -> dict[str, str]:
     org = organisers.ensure_organisation(session, slug=organisation) if organisation else None
-    _, raw = organisers.create_token(session, organisation=org)
+    _, raw = organisers.create_token(session, organisation=org, by="test")
     session.commit()
     return {"Authorization": f"Bearer {raw}"}
 

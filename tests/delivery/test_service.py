@@ -331,4 +331,4 @@ def test_only_a_failed_delivery_can_be_retried(
     delivery.status = DeliveryStatus(status)
     session.commit()
     with pytest.raises(DeliveryNotFailed):
-        service.retry(session, delivery, now=utcnow())
+        service.retry(session, delivery, now=utcnow(), by="test")

@@ -50,12 +50,12 @@ def sign_at(
 def union(session: Session, slug: str, name: str) -> tuple[Organisation, str]:
     """An organisation and a raw API token scoped to it."""
     organisation = organisers.ensure_organisation(session, slug=slug, name=name)
-    _token, raw = organisers.create_token(session, organisation=organisation)
+    _token, raw = organisers.create_token(session, organisation=organisation, by="test")
     return organisation, raw
 
 
 def admin_token(session: Session) -> str:
-    _token, raw = organisers.create_token(session, organisation=None)
+    _token, raw = organisers.create_token(session, organisation=None, by="test")
     return raw
 
 

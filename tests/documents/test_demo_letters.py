@@ -41,7 +41,9 @@ def demo(session: Session) -> list[Appeal]:
     imported = []
     for path in sorted(paths.demo_dir().glob("*.yaml")):
         data = AppealIn.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        appeal, _ = appeals.save_appeal(session, data=data, directory=paths.letter_templates_dir())
+        appeal, _ = appeals.save_appeal(
+            session, data=data, directory=paths.letter_templates_dir(), by="test"
+        )
         imported.append(appeal)
     return imported
 

@@ -33,6 +33,7 @@ from app.core.db import dispose_engine, engine_for, session_factory, session_sco
 from app.delivery.compose import confirm_token
 from app.letters import moderation, samples
 from app.models import utcnow
+from app.organisers import accounts, invitations
 from app.organisers import service as organisers
 from app.web import i18n
 from tests.appeals.factories import make_appeal
@@ -66,7 +67,10 @@ def _import_demo(session: Any, name: str, **overrides: Any) -> Any:
     raw = yaml.safe_load((paths.demo_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
     raw.update(overrides)
     appeal, _ = appeals.save_appeal(
-        session, data=AppealIn.model_validate(raw), directory=paths.letter_templates_dir()
+        session,
+        data=AppealIn.model_validate(raw),
+        directory=paths.letter_templates_dir(),
+        by="test",
     )
     return appeal
 
@@ -152,8 +156,19 @@ def _seed(url: str, tmp: Path) -> dict[str, Any]:
         organisers.add_organiser(
             session, email="unite@example.org", password=PASSWORD, organisation=unite
         )
-        token, _ = organisers.create_token(session, organisation=None, name="Weekly report")
-        organisers.create_token(session, organisation=unite, name="Unite's spreadsheet")
+        token, _ = organisers.create_token(
+            session, organisation=None, name="Weekly report", by="test"
+        )
+        organisers.create_token(session, organisation=unite, name="Unite's spreadsheet", by="test")
+        invitation = invitations.invite(
+            session,
+            email="new-officer@example.org",
+            organisation=unite,
+            language="en",
+            settings=settings,
+            now=utcnow(),
+            by="admin@example.org",
+        )
         session.commit()
         ids.update(
             sent=f"{sent.public_id}?key={sent.key}",
@@ -163,6 +178,8 @@ def _seed(url: str, tmp: Path) -> dict[str, Any]:
             confirm=confirm_token(settings, pending),
             confirmed=confirm_token(settings, sent),
             token=token.id,
+            invitation=invitations.token_of(settings, invitation),
+            unite_organiser=accounts.find_organiser(session, "unite@example.org").id,
         )
     dispose_engine(url)
     return ids
@@ -217,9 +234,15 @@ def visitor(browser: Browser, site: Site) -> Iterator[Visitor]:
         context.close()
 
 
-def _submit(page: Page, url: str, fields: dict[str, str], form: str = "form.sign-form") -> int:
+def _submit(
+    page: Page,
+    url: str,
+    fields: dict[str, str],
+    form: str = "form.sign-form",
+    button: str = "button[type=submit]",
+) -> int:
     """Open `url`, fill in `fields` (selector: value; a <select> gets the option) and send
-    the form: the HTTP status of the page that answers."""
+    the form with its `button`: the HTTP status of the page that answers."""
     page.goto(url)
     for selector, value in fields.items():
         if page.locator(selector).evaluate("e => e.tagName") == "SELECT":
@@ -227,7 +250,7 @@ def _submit(page: Page, url: str, fields: dict[str, str], form: str = "form.sign
         else:
             page.fill(selector, value)
     with page.expect_navigation() as nav:
-        page.click(f"{form} button[type=submit]")
+        page.click(f"{form} {button}")
     return nav.value.status if nav.value else 0
 
 
@@ -264,6 +287,28 @@ def _new_token(page: Page, site: Site, lang: str) -> int:
     )
 
 
+def _editor_with_errors(page: Page, site: Site, lang: str) -> int:
+    """The editor sent back with an error by its field: a fax number that is not one."""
+    return _submit(
+        page,
+        f"{site.base}/dashboard/almaty-coach-factory/edit?lang={lang}",
+        {"#f-targets-0-fax": "727 000"},
+        form="form.editor-form",
+        button="#save-button",
+    )
+
+
+def _editor_preview(page: Page, site: Site, lang: str) -> int:
+    """The editor showing the letter as each target receives it, in each language."""
+    return _submit(
+        page,
+        f"{site.base}/dashboard/plan/edit?lang={lang}",
+        {},
+        form="form.editor-form",
+        button="#preview-button",
+    )
+
+
 SUPPORTER_PAGES: dict[str, Visit] = {
     "appeals": "/",
     "appeal": "/a/almaty-coach-factory",
@@ -278,6 +323,7 @@ SUPPORTER_PAGES: dict[str, Visit] = {
     "letter-held": "/letters/{held}",
     "not-found": "/a/no-such-appeal",
     "login": "/login",
+    "invitation": "/invitations/{invitation}",
 }
 ORGANISER_PAGES: dict[str, Visit] = {
     "dashboard": "/dashboard",
@@ -288,10 +334,33 @@ ORGANISER_PAGES: dict[str, Visit] = {
     "account": "/dashboard/account",
     "new-token": _new_token,
     "revoke-token": "/dashboard/tokens/{token}/revoke",
+    "new-appeal": "/dashboard/appeals/new",
+    "editor-with-errors": _editor_with_errors,
+    "editor-preview": _editor_preview,
+    "close-appeal": "/dashboard/almaty-coach-factory/status?to=close",
+    "audit": "/dashboard/audit",
+    "organisers": "/dashboard/account/organisers",
+    "remove-organiser": "/dashboard/account/organisers/{unite_organiser}/remove",
 }
 # What a union's login may not open (the admin's own pages).
-ADMIN_ONLY = {"draft-test-sends", "new-token", "revoke-token"}
-EXPECTED_STATUS = {"not-found": 404, "form-with-errors": 422, "signed": 201, "new-token": 201}
+ADMIN_ONLY = {
+    "draft-test-sends",
+    "new-token",
+    "revoke-token",
+    "new-appeal",
+    "editor-with-errors",
+    "editor-preview",
+    "close-appeal",
+    "organisers",
+    "remove-organiser",
+}
+EXPECTED_STATUS = {
+    "not-found": 404,
+    "form-with-errors": 422,
+    "signed": 201,
+    "new-token": 201,
+    "editor-with-errors": 422,
+}
 
 
 def check(page: Page, site: Site, label: str, name: str, lang: str, width: str) -> None:

@@ -291,13 +291,13 @@ def test_purge_anonymises_a_closed_appeal_and_keeps_its_stats(
     session.commit()
     drain(settings)
     with pytest.raises(AppealNotClosed):
-        privacy.purge_appeal(session, appeal=appeal, now=utcnow())
+        privacy.purge_appeal(session, appeal=appeal, now=utcnow(), by="test")
     _closed(session, appeal)
     before = figures(session, appeal)
     preview = privacy.purge_preview(session, appeal=appeal, before=None)
     assert (preview.erased, preview.unfinished) == (4, 1)
 
-    done = privacy.purge_appeal(session, appeal=appeal, now=utcnow())
+    done = privacy.purge_appeal(session, appeal=appeal, now=utcnow(), by="test")
     session.commit()
     assert (done.erased, done.unfinished) == (4, 1)
     assert figures(session, appeal) == before
@@ -307,7 +307,7 @@ def test_purge_anonymises_a_closed_appeal_and_keeps_its_stats(
         assert letter.body == ""
         assert letter.signer_country in ("GB", "KZ")
     assert reload(session, held).signer_name == "Ada Example"  # still waiting for a moderator
-    assert privacy.purge_appeal(session, appeal=appeal, now=utcnow()).erased == 0
+    assert privacy.purge_appeal(session, appeal=appeal, now=utcnow(), by="test").erased == 0
 
 
 def test_purge_before_a_day(session: Session, settings: Settings) -> None:
@@ -319,7 +319,10 @@ def test_purge_before_a_day(session: Session, settings: Settings) -> None:
     drain(settings)
     _closed(session, appeal)
     cutoff = datetime(2021, 1, 1, tzinfo=old.created_at.tzinfo)
-    assert privacy.purge_appeal(session, appeal=appeal, now=utcnow(), before=cutoff).erased == 1
+    assert (
+        privacy.purge_appeal(session, appeal=appeal, now=utcnow(), before=cutoff, by="test").erased
+        == 1
+    )
     session.commit()
     assert reload(session, old).erased_at is not None
     assert reload(session, new).erased_at is None

@@ -45,7 +45,7 @@ def make_world(session: Session, *, accounts: bool = False, **appeal_overrides: 
     gmb = organisers.get_organisation(session, "gmb")
     world = World(appeal=appeal)
     for name, org in (("admin", None), ("unite", unite), ("gmb", gmb), ("rmt", rmt)):
-        _, raw = organisers.create_token(session, organisation=org, name=name)
+        _, raw = organisers.create_token(session, organisation=org, name=name, by="test")
         world.headers[name] = {"Authorization": f"Bearer {raw}"}
     world.headers["none"] = {}
     world.headers["bad"] = {"Authorization": "Bearer oc_not-a-real-token"}

@@ -82,7 +82,7 @@ def test_reset_and_remove_end_every_session(session: Session) -> None:
     assert logins(session, admin) == 0
     organisers.log_in(session, email="admin@example.org", password=NEW_PASSWORD, now=utcnow())
 
-    accounts.remove_organiser(session, admin)
+    accounts.remove_organiser(session, admin, by="test", last_admin_ok=True)
     assert session.scalar(select(func.count()).select_from(LoginSession)) == 0
     with pytest.raises(InvalidLogin):
         organisers.log_in(session, email="admin@example.org", password=NEW_PASSWORD, now=utcnow())
@@ -93,14 +93,14 @@ def test_reset_and_remove_end_every_session(session: Session) -> None:
 
 def test_a_revoked_token_is_refused(session: Session) -> None:
     make_world(session)
-    token, raw = organisers.create_token(session, organisation=None, name="reporting")
+    token, raw = organisers.create_token(session, organisation=None, name="reporting", by="test")
     assert organisers.authenticate(session, raw, now=utcnow()).id == token.id
     assert "reporting" in [t.name for t in accounts.list_tokens(session)]
-    accounts.revoke_token(session, token.id)
+    accounts.revoke_token(session, token.id, by="test")
     with pytest.raises(Unauthorized):
         organisers.authenticate(session, raw, now=utcnow())
     with pytest.raises(NotFound):
-        accounts.revoke_token(session, token.id)
+        accounts.revoke_token(session, token.id, by="test")
 
 
 # --- the account page ------------------------------------------------------------------------

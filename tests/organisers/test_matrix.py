@@ -22,6 +22,7 @@ from app.organisers import service as organisers
 from tests.appeals.factories import appeal_data, make_appeal
 from tests.organisers.factories import (
     ORGANISATIONS,
+    PASSWORD,
     fail_deliveries,
     log_in,
     make_world,
@@ -53,6 +54,10 @@ SESSION_ONLY = codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=200, 
 ADMIN_ONLY_READ = codes(
     rmt=403, gmb=403, unite=403, admin=200, unite_session=403, admin_session=200
 )
+# The appeal editor's forms sent empty: an admin gets them back with their errors.
+ADMIN_FORM = codes(rmt=403, gmb=403, unite=403, admin=422, unite_session=403, admin_session=422)
+# An admin's own pages in the dashboard: for an admin who logged in.
+ADMIN_SESSION = codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=403, admin_session=200)
 
 ROUTES = [
     Route("GET", "/api/v1/appeals/free-them/stats", READ),
@@ -115,6 +120,40 @@ ROUTES = [
         "/dashboard/tokens/{token}/revoke",
         codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=403, admin_session=303),
     ),
+    # The appeal editor, status changes and appeal files: admins only.
+    Route("GET", "/dashboard/appeals/new", ADMIN_ONLY_READ),
+    Route("POST", "/dashboard/appeals/new", ADMIN_FORM),
+    Route("GET", "/dashboard/free-them/edit", ADMIN_ONLY_READ),
+    Route("POST", "/dashboard/free-them/edit", ADMIN_FORM),
+    Route("GET", "/dashboard/free-them/appeal.yaml", ADMIN_ONLY_READ),
+    Route("POST", "/dashboard/appeals/upload", ADMIN_FORM),  # no file
+    Route("GET", "/dashboard/free-them/status?to=close", ADMIN_ONLY_READ),
+    Route("POST", "/dashboard/free-them/status", ADMIN_FORM),  # no `to`
+    # The audit log: everyone reads what concerns them (rmt: its own tokens).
+    Route(
+        "GET",
+        "/dashboard/audit",
+        codes(rmt=200, gmb=200, unite=200, admin=200, unite_session=200, admin_session=200),
+    ),
+    Route("GET", "/dashboard/free-them/audit", READ),
+    # Organisers' accounts: a logged-in admin's.
+    Route("GET", "/dashboard/account/organisers", ADMIN_SESSION),
+    Route(
+        "POST",
+        "/dashboard/account/organisers/invite",  # no address: the form comes back
+        codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=403, admin_session=422),
+    ),
+    Route(
+        "POST",
+        "/dashboard/account/organisers/{scoped}/scope",
+        codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=403, admin_session=303),
+    ),
+    Route("GET", "/dashboard/account/organisers/{removed}/remove", ADMIN_SESSION),
+    Route(
+        "POST",
+        "/dashboard/account/organisers/{removed}/remove",
+        codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=403, admin_session=303),
+    ),
     # Test sends go to the asker's own address: only a logged-in admin has one.
     Route(
         "POST",
@@ -154,10 +193,19 @@ def test_authorisation_matrix(client: TestClient, session: Session, settings: Se
     # A spare token for every call that may succeed in revoking one.
     spare = iter(
         [
-            organisers.create_token(session, organisation=None, name=f"spare {i}")[0].id
+            organisers.create_token(session, organisation=None, name=f"spare {i}", by="test")[0].id
             for i in range(len(CALLERS))
         ]
     )
+    # Accounts to re-scope (to admin: the first call changes it, the others do nothing)
+    # and to remove (only the logged-in admin's call does).
+    rmt = organisers.get_organisation(session, "rmt")
+    scoped = organisers.add_organiser(
+        session, email="scoped@example.org", password=PASSWORD, organisation=rmt
+    ).id
+    removed = organisers.add_organiser(
+        session, email="removed@example.org", password=PASSWORD, organisation=rmt
+    ).id
     session.commit()
 
     app = create_app(settings, deliver_in_process=False)
@@ -177,6 +225,8 @@ def test_authorisation_matrix(client: TestClient, session: Session, settings: Se
                     letter=letter.public_id if letter else "",
                     delivery=delivery.id if delivery else "",
                     token=next(spare) if "{token}" in route.path else "",
+                    scoped=scoped,
+                    removed=removed,
                 )
                 kwargs: dict[str, object] = {"follow_redirects": False}
                 if route.body:
@@ -199,3 +249,25 @@ def test_authorisation_matrix(client: TestClient, session: Session, settings: Se
                         f"{response.status_code} (expected {expected}) {response.text[:120]}"
                     )
         assert not mismatches, "\n".join(mismatches)
+
+
+def test_every_form_refuses_a_login_without_its_csrf_token(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    """Each unsafe route, sent by a logged-in admin's browser without the CSRF token (or
+    with another session's): 403, and nothing is done."""
+    world = make_world(session, accounts=True)
+    make_appeal(session, slug="not-yet", status="draft", organisations=ORGANISATIONS)
+    session.commit()
+    letter = signed(session, world.appeal, settings, org="unite", email="x@example.net")
+    log_in(client, "admin@example.org")
+    unsafe = [r for r in ROUTES if r.method != "GET" and not r.path.startswith("/api/")]
+    refused = []
+    for route in unsafe:
+        path = route.path.format(letter=letter.public_id, delivery=1, token=1, scoped=1, removed=1)
+        for data in ({}, {"csrf_token": "not-this-session's"}):
+            response = client.request(route.method, path, data=data, follow_redirects=False)
+            if response.status_code != 403:
+                refused.append(f"{route.method} {route.path} {data}: {response.status_code}")
+    assert not refused, "\n".join(refused)
+    assert len(unsafe) >= 14

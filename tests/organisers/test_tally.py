@@ -85,7 +85,7 @@ def test_tally_follows_every_change(session: Session, settings: Settings) -> Non
     failed = session.scalars(
         select(Delivery).where(Delivery.status == DeliveryStatus.failed).limit(1)
     ).one()
-    delivery.retry(session, failed, now=utcnow())
+    delivery.retry(session, failed, now=utcnow(), by="test")
     assert_tally_matches(session)
 
     # Expiry, and a statement that changes many letters at once.

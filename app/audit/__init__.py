@@ -1,0 +1,1 @@
+"""The audit log: every change organisers make, who made it and what changed."""
