@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import decode_header, make_header
 
 from sqlalchemy.orm import Session
 
@@ -164,9 +165,9 @@ def preview(appeal: Appeal, *, settings: Settings, now: datetime) -> list[Previe
         )
         message = outgoing.message
         text = message.get_body(("plain",))
-        # As a mail client shows them: the email package keeps the space between two
-        # encoded-words of a long name, which RFC 2047 readers drop.
-        header = {name: " ".join(str(message.get(name, "")).split()) for name in HEADERS}
+        # As a mail client shows them: encoded-words decoded (RFC 2047 readers drop the
+        # space between two of them, as decode_header does).
+        header = {name: _shown(message.get(name, "")) for name in HEADERS}
         shown.append(
             Preview(
                 language=language,
@@ -179,3 +180,9 @@ def preview(appeal: Appeal, *, settings: Settings, now: datetime) -> list[Previe
             )
         )
     return shown
+
+
+def _shown(raw: object) -> str:
+    """A header's value as a mail client shows it."""
+    decoded = str(make_header(decode_header(str(raw))))
+    return " ".join(decoded.split())

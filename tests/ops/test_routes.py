@@ -48,7 +48,7 @@ def test_metrics_count_from_the_database(
 ) -> None:
     appeal = make_appeal(session)
     sign(session, appeal, settings)  # type: ignore[arg-type]
-    _, admin = organisers.create_token(session, organisation=None)
+    _, admin = organisers.create_token(session, organisation=None, by="test")
     session.commit()
     text = client.get("/metrics", headers={"Authorization": f"Bearer {admin}"}).text
     assert 'outcry_letters{status="pending_confirmation"} 1.0' in text
@@ -60,8 +60,8 @@ def test_metrics_are_not_public(db_url: str, tmp_path: Path, session: Session) -
     """Counts of letters by status tell an adversary how a campaign goes: /metrics answers
     OUTCRY_METRICS_TOKEN or an admin token only."""
     unite = organisers.ensure_organisation(session, slug="unite", name="Unite")
-    _, union = organisers.create_token(session, organisation=unite)
-    _, admin = organisers.create_token(session, organisation=None)
+    _, union = organisers.create_token(session, organisation=unite, by="test")
+    _, admin = organisers.create_token(session, organisation=None, by="test")
     session.commit()
     settings = make_settings(db_url, tmp_path, metrics_token="scrape-me-please-0123456789")
     with TestClient(create_app(settings, deliver_in_process=False)) as client:
