@@ -7,7 +7,7 @@ from email.message import EmailMessage
 
 from app.core import security
 from app.core.config import Settings
-from app.delivery import messages
+from app.delivery import messages, returns
 from app.delivery.messages import Attachment, Outgoing
 from app.documents import build, pdf
 from app.models import Appeal, Channel, Delivery, Letter, Target
@@ -92,6 +92,7 @@ SUPPORTER_TEMPLATES = {
     Channel.confirmation: "email/confirmation.txt",
     Channel.copy: "email/copy.txt",
     Channel.rejection: "email/rejected.txt",
+    Channel.reply_notice: "email/replied.txt",
 }
 
 
@@ -141,9 +142,21 @@ def _sample(
     )
 
 
+def _return_address(settings: Settings, kind: str, delivery: Delivery) -> str | None:
+    """The delivery's bounce or reply address, when a bounce domain is set."""
+    if not settings.bounce_domain:
+        return None
+    secret = settings.resolved_secret_key()
+    return returns.address(kind, secret, delivery.id, settings.bounce_domain)  # type: ignore[arg-type]
+
+
 def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings) -> Outgoing:
-    """The message and envelope for `delivery`."""
+    """The message and envelope for `delivery`. A letter to a target (or its fax through a
+    gateway) goes out with its own bounce address as envelope sender when
+    OUTCRY_BOUNCE_DOMAIN is set; From stays the campaign's address either way."""
     sender = settings.mail_from_address
+    if delivery.channel in (Channel.email, Channel.fax):
+        sender = _return_address(settings, returns.BOUNCES, delivery) or sender
     common = {
         "from_address": sender,
         "message_id": delivery.message_id,
@@ -170,14 +183,20 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             attachments = (letter_attachment(letter, appeal),)
         to = _targets(appeal, delivery.recipients)
         cc = [messages.plain(a) for a in delivery.cc]
-        reply_to = messages.mailbox(letter.signer_name, letter.signer_email)
+        # Answers go to the supporter if they chose to share their address; otherwise to
+        # the campaign's reply address for this letter (never the supporter's address).
+        reply_to: Address | None = None
+        if letter.share_email:
+            reply_to = messages.mailbox(letter.signer_name, letter.signer_email)
+        elif reply_address := _return_address(settings, returns.REPLIES, delivery):
+            reply_to = messages.mailbox(appeal.sender_name, reply_address)
         message = messages.build(
             subject=letter.subject,
             body=letter.body,
             from_name=messages.from_display(letter.signer_name, appeal.sender_name),
             to=to,
             cc=cc,
-            reply_to=reply_to if letter.share_email else None,
+            reply_to=reply_to,
             attachments=attachments,
             **common,  # type: ignore[arg-type]
         )
