@@ -74,7 +74,7 @@ class DuplicateSignature(Conflict):
 
 class DeliveryNotFailed(Conflict):
     code = "not_failed"
-    default_detail = "Only a failed delivery can be retried."
+    default_detail = "Only a failed or bounced delivery can be retried."
 
 
 class InvalidInput(OutcryError):

@@ -12,12 +12,12 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import session_scope
 from app.core.errors import Forbidden
-from app.models import Appeal, Letter, LetterStatus, Organisation
+from app.models import Appeal, Delivery, DeliveryStatus, Letter, LetterStatus, Organisation
 from app.organisers.schemas import LetterFilters, LetterPage, LetterQuery, LetterSummary
 from app.organisers.scope import Principal, letters_filter
 
@@ -37,6 +37,7 @@ CSV_COLUMNS = (
     "organisation",
     "language",
     "message",
+    "bounced",  # a target's server returned the letter (see the dashboard's bounces)
 )
 CSV_CHUNK_ROWS = 500
 
@@ -56,6 +57,7 @@ def _columns() -> tuple[Any, ...]:
         Organisation.slug,
         Letter.language,
         Letter.message,
+        exists().where(Delivery.letter_id == Letter.id, Delivery.status == DeliveryStatus.bounced),
     )
 
 
@@ -102,6 +104,7 @@ def _summary(row: Any, *, with_email: bool) -> LetterSummary:
         organisation=row[10],
         language=row[11],
         message=row[12],
+        bounced=bool(row[13]) if len(row) > 13 else False,
     )
 
 
@@ -121,6 +124,7 @@ def summary_of(letter: Letter, *, who: Principal) -> LetterSummary:
         letter.organisation.slug if letter.organisation else None,
         letter.language,
         letter.message,
+        False,  # (the moderation queue's letters have not been sent)
     )
     return _summary(row, with_email=who.is_admin)
 

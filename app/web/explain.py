@@ -35,7 +35,7 @@ PAGE_DETAILS = frozenset(
         N_("This confirmation link is not valid. It may have expired."),
         N_("This appeal is not taking signatures."),
         N_("This e-mail address has already signed this appeal."),
-        N_("Only a failed delivery can be retried."),
+        N_("Only a failed or bounced delivery can be retried."),
         N_("Some fields are not valid."),
         N_("A valid token is required."),
         N_("The e-mail address or the password is wrong."),

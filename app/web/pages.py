@@ -25,7 +25,7 @@ router = APIRouter(include_in_schema=False)
 
 STATIC_DIR = Path(__file__).parent / "static"
 FORM_FIELDS = ("name", "email", "country", "organisation", "city", "message", "language", "org")
-CHECKBOXES = ("share_email", "copy_to_me")
+CHECKBOXES = ("share_email", "copy_to_me", "notify_replies")
 
 
 def native_name(code: str) -> str:
