@@ -32,6 +32,7 @@ PAGE_DETAILS = frozenset(
         N_("No such appeal."),
         N_("No such letter, or the key is wrong."),
         N_("No such delivery."),
+        N_("No such bounce."),
         N_("This confirmation link is not valid. It may have expired."),
         N_("This appeal is not taking signatures."),
         N_("This e-mail address has already signed this appeal."),

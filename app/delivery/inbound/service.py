@@ -72,7 +72,7 @@ def match(session: Session, *, address: str, settings: Settings) -> Delivery | s
         return NOT_OURS
     if found.delivery_id is None:
         return FORGED
-    delivery = session.get(Delivery, found.delivery_id)
+    delivery = session.get(Delivery, found.delivery_id, populate_existing=True)
     if delivery is None or delivery.channel not in delivery_service.TARGET_CHANNELS:
         return UNKNOWN
     return delivery
