@@ -12,7 +12,17 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Delivery, DeliveryStatus, Letter, LetterStatus
+from app.delivery.inbound.service import DROP_REASONS
+from app.models import (
+    Bounce,
+    Delivery,
+    DeliveryStatus,
+    InboundDropped,
+    Letter,
+    LetterStatus,
+    Reply,
+    ReplyKind,
+)
 
 router = APIRouter(tags=["ops"])
 
@@ -68,6 +78,35 @@ class OutboxCollector(Collector):
             deliveries.add_metric([dstatus.value], by_delivery.get(dstatus, 0))
         yield letters
         yield deliveries
+        yield from self._inbound()
+
+    def _inbound(self) -> Iterator[GaugeMetricFamily]:
+        """What came back: bounces hard and soft, replies human and automatic, and inbound
+        messages dropped (forged or unknown return addresses, too large)."""
+        dropped = GaugeMetricFamily(
+            "outcry_inbound_dropped", "Inbound messages dropped, by reason", labels=["reason"]
+        )
+        bounces = GaugeMetricFamily("outcry_bounces", "Bounces by kind", labels=["kind"])
+        replies = GaugeMetricFamily("outcry_replies", "Replies from targets", labels=["kind"])
+        with self.sessions() as session:
+            by_reason = dict(session.execute(select(InboundDropped.reason, InboundDropped.n)).all())
+            by_bounce = dict(
+                session.execute(
+                    select(Bounce.permanent, func.count()).group_by(Bounce.permanent)
+                ).all()
+            )
+            by_reply = dict(
+                session.execute(select(Reply.kind, func.count()).group_by(Reply.kind)).all()
+            )
+        for reason in DROP_REASONS:
+            dropped.add_metric([reason], by_reason.get(reason, 0))
+        bounces.add_metric(["hard"], by_bounce.get(True, 0))
+        bounces.add_metric(["soft"], by_bounce.get(False, 0))
+        for kind in ReplyKind:
+            replies.add_metric([kind.value], by_reply.get(kind, 0))
+        yield dropped
+        yield bounces
+        yield replies
 
 
 def registry_for(sessions: sessionmaker[Session]) -> CollectorRegistry:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from app.core.db import engine_for, session_factory
 from app.delivery import returns
 from app.delivery.dispatch import WakeUp
 from app.delivery.inbound import listener
+from app.main import create_app
 from app.models import Channel, Delivery, DeliveryStatus, InboundDropped, Reply
 from tests.appeals.factories import make_appeal
 from tests.conftest import SECRET, drain, make_settings
@@ -121,3 +123,9 @@ def test_lmtp_answers_each_recipient(
     assert [r.text for r in session.scalars(select(Reply))] == ["Noted."]
     dropped = {d.reason: d.n for d in session.scalars(select(InboundDropped))}
     assert dropped == {"forged": 1, "too_large": 1}
+    with TestClient(create_app(mail, deliver_in_process=False)) as client:
+        metrics = client.get("/metrics").text
+    assert 'outcry_inbound_dropped{reason="forged"} 1.0' in metrics
+    assert 'outcry_inbound_dropped{reason="unknown"} 0.0' in metrics
+    assert 'outcry_bounces{kind="hard"} 1.0' in metrics
+    assert 'outcry_replies{kind="human"} 1.0' in metrics
