@@ -201,6 +201,11 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             **common,  # type: ignore[arg-type]
         )
         recipients = (*delivery.recipients, *delivery.cc)
+        if settings.postmark_webhook_auth:
+            # Postmark's webhooks name a message by its own id and carry back only the
+            # metadata it was sent with: the return token finds the letter.
+            token = returns.token(settings.resolved_secret_key(), delivery.id)
+            message["X-PM-Metadata-outcry"] = token
     elif delivery.channel is Channel.sample:
         attachments = sample_attachments(letter, appeal, settings=settings)
         message = _sample(delivery, letter, appeal, common, attachments=attachments)

@@ -64,10 +64,21 @@ def parse(secret: str, value: str, domain: str) -> Found | None:
     match = _ADDRESS.fullmatch(value.strip().strip("<>"))
     if match is None or match.group(4).lower().rstrip(".") != domain:
         return None
-    kind, id36, mac = (g.lower() for g in match.groups()[:3])
-    delivery_id = int(id36, 36)
-    genuine = hmac.compare_digest(mac, _mac(secret, delivery_id))
-    return Found(kind=kind, delivery_id=delivery_id if genuine else None)
+    kind = match.group(1).lower()
+    return Found(kind=kind, delivery_id=delivery_of(secret, f"{match.group(2)}-{match.group(3)}"))
+
+
+_TOKEN = re.compile(r"([0-9a-z]{1,13})-([a-z2-7]{21})")
+
+
+def delivery_of(secret: str, value: str) -> int | None:
+    """The delivery id a token carries, or None if it is not a genuine token."""
+    match = _TOKEN.fullmatch(value.strip().lower())
+    if match is None:
+        return None
+    delivery_id = int(match.group(1), 36)
+    genuine = hmac.compare_digest(match.group(2), _mac(secret, delivery_id))
+    return delivery_id if genuine else None
 
 
 def find_all(text: str, domain: str) -> list[str]:

@@ -23,6 +23,8 @@ from app.organisers.schemas import (
 from app.organisers.scope import Principal, bounces_filter, check_bounce, deliveries_filter
 from app.organisers.scope import replies_filter as replies_scope
 
+COMPLAINT = "complaint"  # the status of a relay's complaint report (app/delivery/inbound)
+
 
 def replies(
     session: Session,
@@ -81,14 +83,19 @@ def _read(b: Bounce, letter_id: str) -> BounceRead:
 def bounces(
     session: Session, *, appeal: Appeal, who: Principal, limit: int = 50, offset: int = 0
 ) -> BouncePage:
-    """The appeal's bounces, newest first; hard and soft counted apart; and the addresses
-    whose bounces left letters waiting for a retry."""
+    """The appeal's bounces, newest first; hard, soft and complaints (a relay's word that
+    the target marked a letter as spam) counted apart; and the addresses whose bounces
+    left letters waiting for a retry."""
     scope = (Bounce.appeal_id == appeal.id, bounces_filter(who))
-    counts = {"hard": 0, "soft": 0}
-    for permanent, n in session.execute(
-        select(Bounce.permanent, func.count()).where(*scope).group_by(Bounce.permanent)
+    counts = {"hard": 0, "soft": 0, "complaint": 0}
+    complaint = Bounce.status == COMPLAINT
+    for permanent, complained, n in session.execute(
+        select(Bounce.permanent, complaint, func.count())
+        .where(*scope)
+        .group_by(Bounce.permanent, complaint)
     ):
-        counts["hard" if permanent else "soft"] = int(n)
+        kind = "complaint" if complained else "hard" if permanent else "soft"
+        counts[kind] += int(n)
     rows = session.execute(
         select(Bounce, Letter.public_id)
         .join(Delivery, Delivery.id == Bounce.delivery_id)
@@ -102,7 +109,7 @@ def bounces(
         counts=counts,
         addresses=bouncing_addresses(session, appeal=appeal, who=who),
         items=[_read(b, public_id) for b, public_id in rows],
-        total=counts["hard"] + counts["soft"],
+        total=sum(counts.values()),
     )
 
 

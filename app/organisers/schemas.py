@@ -159,7 +159,7 @@ class BouncingAddress(BaseModel):
 
 
 class BouncePage(BaseModel):
-    counts: dict[str, int]  # {"hard": n, "soft": n}
+    counts: dict[str, int]  # {"hard": n, "soft": n, "complaint": n}
     addresses: list[BouncingAddress]
     items: list[BounceRead]
     total: int

@@ -90,7 +90,7 @@ def test_bounces_api_flags_the_address_and_keeps_the_report(
 ) -> None:
     world = populate(session, settings)
     page = client.get("/api/v1/appeals/free-them/bounces", headers=world.auth("unite")).json()
-    assert page["counts"] == {"hard": 1, "soft": 0}
+    assert page["counts"] == {"hard": 1, "soft": 0, "complaint": 0}
     [address] = page["addresses"]
     assert (address["recipient"], address["current"], address["letters"]) == (
         "president@example.org",
@@ -106,7 +106,7 @@ def test_bounces_api_flags_the_address_and_keeps_the_report(
     )
     assert client.get("/api/v1/bounces/999999", headers=world.auth("admin")).status_code == 404
     gmb = client.get("/api/v1/appeals/free-them/bounces", headers=world.auth("gmb")).json()
-    assert gmb["counts"] == {"hard": 0, "soft": 0}
+    assert gmb["counts"] == {"hard": 0, "soft": 0, "complaint": 0}
     # The stats and the CSV say so too.
     figures = client.get("/api/v1/appeals/free-them/stats", headers=world.auth("admin")).json()
     assert figures["deliveries"]["bounced"] == 1
