@@ -32,14 +32,18 @@ HERE = Path(__file__).parent
 
 
 class _Controller(Controller):
-    def __init__(self, make: Any, port: int):
+    def __init__(self, make: Any, port: int, *, lmtp: bool = True):
         super().__init__(handler=None, hostname="127.0.0.1", port=port)
         self.make = make
+        self.lmtp = lmtp
 
     def factory(self) -> Any:
         return self.make()
 
-    def _trigger_server(self) -> None:  # the LMTP greeting check of aiosmtpd's Controller
+    def _trigger_server(self) -> None:  # aiosmtpd's readiness check, in LMTP when it is
+        if not self.lmtp:
+            super()._trigger_server()
+            return
         with smtplib.LMTP("127.0.0.1", self.port):
             pass
 
@@ -129,3 +133,26 @@ def test_lmtp_answers_each_recipient(
     assert 'outcry_inbound_dropped{reason="unknown"} 0.0' in metrics
     assert 'outcry_bounces{kind="hard"} 1.0' in metrics
     assert 'outcry_replies{kind="human"} 1.0' in metrics
+
+
+def test_smtp_mode_answers_once_for_the_message(session: Session, mail: Settings) -> None:
+    """`--protocol smtp`, for MTAs without LMTP: one reply for all recipients."""
+    appeal = make_appeal(session, require_confirmation=False)
+    letter = sign(session, appeal, mail)
+    session.commit()
+    drain(mail)
+    delivery = session.scalars(
+        select(Delivery).where(Delivery.letter_id == letter.id, Delivery.channel == Channel.email)
+    ).one()
+    reply_to = returns.address("replies", SECRET, delivery.id, DOMAIN)
+    inbound = listener.Inbound(session_factory(engine_for(mail.database_url)), mail, WakeUp())
+    port = free_port()
+    controller = _Controller(listener.server_factory(inbound, protocol="smtp"), port, lmtp=False)
+    controller.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            answer = b"From: president@example.org\r\nSubject: Re\r\n\r\nThank you.\r\n"
+            assert client.sendmail("p@example.org", [reply_to], answer) == {}
+    finally:
+        controller.stop()
+    assert [r.text for r in session.scalars(select(Reply))] == ["Thank you."]
