@@ -24,6 +24,7 @@ from app.delivery import returns
 from app.delivery import service as delivery_service
 from app.delivery.inbound import parse
 from app.delivery.inbound.parse import BounceReport, Failure
+from app.documents import build
 from app.models import (
     Bounce,
     Channel,
@@ -90,6 +91,19 @@ def _redact(text: str, letter: Letter | None) -> str:
     return re.sub(re.escape(address), "[the supporter's address]", text, flags=re.IGNORECASE)
 
 
+def target_addresses(delivery: Delivery, settings: Settings) -> set[str]:
+    """The addresses a bounce of which means the target did not get the letter: the
+    targets' own, or for a fax the gateway's address for its number."""
+    if delivery.channel is Channel.fax:
+        if not settings.fax_gateway:
+            return set()
+        return {
+            settings.fax_gateway.replace("{number}", build.fax_digits(number)).lower()
+            for number in delivery.recipients
+        }
+    return {r.lower() for r in delivery.recipients}
+
+
 def record_bounce(
     session: Session,
     *,
@@ -98,6 +112,7 @@ def record_bounce(
     report: str,
     key: str,
     source: str,
+    settings: Settings,
     now: datetime,
 ) -> str:
     """Keep each failure of a bounce report; a permanent failure of one of the delivery's
@@ -106,7 +121,7 @@ def record_bounce(
     if the delivery's send is not recorded yet (the report must be handed over again)."""
     if delivery.status is DeliveryStatus.sending:
         return LATER
-    targets = {r.lower() for r in delivery.recipients}
+    targets = target_addresses(delivery, settings)
     report = _redact(report, delivery.letter)
     new = False
     for failure in failures:
@@ -235,6 +250,7 @@ def receive(
             report=report.report,
             key=key,
             source=source,
+            settings=settings,
             now=now,
         )
     if _is_delivery_report(msg):
@@ -266,7 +282,9 @@ class Event:
     key: str  # the provider's id of the event, so a repeated webhook counts once
 
 
-def record_event(session: Session, *, event: Event, source: str, now: datetime) -> str:
+def record_event(
+    session: Session, *, event: Event, source: str, settings: Settings, now: datetime
+) -> str:
     """Record a relay's bounce event like a bounce report. Flushes."""
     return record_bounce(
         session,
@@ -275,5 +293,6 @@ def record_event(session: Session, *, event: Event, source: str, now: datetime) 
         report=event.report,
         key=event.key,
         source=source,
+        settings=settings,
         now=now,
     )

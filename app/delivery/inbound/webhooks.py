@@ -134,7 +134,9 @@ def record(
             report=report.raw[: parse.MAX_REPORT],
             key=f"{source}:{report.event_id}",
         )
-        outcomes.append(service.record_event(session, event=event, source=source, now=now))
+        outcomes.append(
+            service.record_event(session, event=event, source=source, settings=settings, now=now)
+        )
     return outcomes
 
 

@@ -226,3 +226,34 @@ def test_a_bounced_letter_goes_again_only_to_the_fixed_address(
     assert session.get(Delivery, delivery.id).status is DeliveryStatus.sent  # type: ignore[union-attr]
     assert inbox.bounces(session, appeal=appeal, who=ADMIN).addresses == []
     assert appeal_data()["slug"] == appeal.slug
+
+
+def test_a_fax_gateway_refusing_the_number_bounces_the_fax(
+    session: Session, db_url: str, tmp_path: Path, sink: SmtpSink
+) -> None:
+    settings = make_settings(
+        db_url,
+        tmp_path,
+        smtp_url=sink.url,
+        bounce_domain=DOMAIN,
+        fax_gateway="{number}@fax.example.net",
+    )
+    appeal = make_appeal(session, require_confirmation=False)  # the target has a fax
+    letter = sign(session, appeal, settings)
+    session.commit()
+    drain(settings)
+    fax = session.scalars(
+        select(Delivery).where(Delivery.letter_id == letter.id, Delivery.channel == Channel.fax)
+    ).one()
+    [sent] = [m for m in sink.messages if m.rcpt_tos == ["77279000000@fax.example.net"]]
+    assert sent.mail_from == _bounce_address(fax)
+    raw = _dsn(fax, "77279000000@fax.example.net")
+    assert _receive(session, settings, raw, _bounce_address(fax)) == service.BOUNCE
+    assert _status(session, fax) is DeliveryStatus.bounced
+
+
+def _status(session: Session, delivery: Delivery) -> DeliveryStatus:
+    session.expire_all()
+    found = session.get(Delivery, delivery.id)
+    assert found is not None
+    return found.status
