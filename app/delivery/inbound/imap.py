@@ -37,6 +37,7 @@ _FINAL = frozenset(
         service.IGNORED,
         service.FORGED,
         service.UNKNOWN,
+        service.UNREADABLE,
     }
 )
 

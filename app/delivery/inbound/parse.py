@@ -189,6 +189,8 @@ def bounce(msg: Message) -> BounceReport | None:
     if blocks is not None:
         failures = _dsn_failures(blocks)
         return BounceReport(tuple(failures), _report(msg)) if failures else None
+    if not sender(msg)[1]:
+        return None  # (flufl.bounce's heuristic detectors fail on a message with no From)
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # a detector tripping over a hostile message: not a bounce we can read
@@ -286,3 +288,50 @@ def sender(msg: Message) -> tuple[str, str]:
     pairs = getaddresses([header(msg, "from")])
     name, address = pairs[0] if pairs else ("", "")
     return name[:200], address.lower()[:254]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A message that is no bounce: a reply, human or automatic."""
+
+    automatic: bool
+    sender_name: str
+    sender: str
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """An inbound message read once: a bounce, a delivery report (neither bounce nor
+    reply: "delivered", a read receipt), or an answer."""
+
+    key: str
+    bounce: BounceReport | None = None
+    answer: Answer | None = None
+
+
+def classify(raw: bytes, *, null_sender: bool) -> Inbound | None:
+    """What `raw` is; None if it cannot be read at all (the email package or a detector
+    failing on a hostile message is not allowed to stop the reader)."""
+    if raw.lower().count(b"multipart/") > MAX_PARTS:
+        return None  # nested parts by the thousand take the email package minutes
+    try:
+        msg = read(raw)
+        key = message_key(msg, raw)
+        report = bounce(msg)
+        if report is not None:
+            return Inbound(key=key, bounce=report)
+        if msg.get_content_type() == "multipart/report":
+            return Inbound(key=key)
+        name, address = sender(msg)
+        answer = Answer(
+            automatic=is_automatic(msg, null_sender=null_sender),
+            sender_name=name,
+            sender=address,
+            subject=header(msg, "subject")[:300],
+            text=body_text(msg),
+        )
+        return Inbound(key=key, answer=answer)
+    except Exception:
+        return None

@@ -12,7 +12,6 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import Message
 
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,7 +22,7 @@ from app.core.config import Settings
 from app.delivery import returns
 from app.delivery import service as delivery_service
 from app.delivery.inbound import parse
-from app.delivery.inbound.parse import BounceReport, Failure
+from app.delivery.inbound.parse import Answer, Failure
 from app.documents import build
 from app.models import (
     Bounce,
@@ -51,7 +50,8 @@ FORGED = "forged"  # a return address of ours whose token is not genuine
 UNKNOWN = "unknown"  # a genuine token for a delivery that no longer exists
 NOT_OURS = "not_ours"  # no return address of ours at all
 TOO_LARGE = "too_large"
-DROP_REASONS = (FORGED, UNKNOWN, NOT_OURS, TOO_LARGE)
+UNREADABLE = "unreadable"  # not even the email package could read it
+DROP_REASONS = (FORGED, UNKNOWN, NOT_OURS, TOO_LARGE, UNREADABLE)
 
 
 def count_dropped(session: Session, reason: str) -> None:
@@ -166,10 +166,8 @@ def record_reply(
     session: Session,
     *,
     delivery: Delivery,
-    msg: Message,
+    answer: Answer,
     key: str,
-    null_sender: bool,
-    source: str,
     settings: Settings,
     now: datetime,
 ) -> str:
@@ -180,8 +178,7 @@ def record_reply(
     if session.scalar(select(exists().where(Reply.key == row_key))):
         return DUPLICATE
     letter = delivery.letter
-    automatic = parse.is_automatic(msg, null_sender=null_sender)
-    name, address = parse.sender(msg)
+    name, address = answer.sender_name, answer.sender
     if letter.signer_email and address == letter.signer_email.lower():
         name, address = "", ""  # never keep the supporter's own address here
     answered_before = session.scalar(
@@ -194,16 +191,16 @@ def record_reply(
             letter_id=letter.id,
             delivery_id=delivery.id,
             organisation_id=delivery.organisation_id,
-            kind=ReplyKind.auto if automatic else ReplyKind.human,
+            kind=ReplyKind.auto if answer.automatic else ReplyKind.human,
             sender=address,
             sender_name=_redact(name, letter),
-            subject=_redact(parse.header(msg, "subject"), letter)[:300],
-            text=_redact(parse.body_text(msg), letter),
+            subject=_redact(answer.subject, letter)[:300],
+            text=_redact(answer.text, letter),
             received_at=now,
         )
     )
     session.flush()
-    if automatic:
+    if answer.automatic:
         return AUTO_REPLY
     if letter.notify_replies and "@" in (letter.signer_email or "") and not answered_before:
         delivery_service.plan_message(
@@ -227,49 +224,41 @@ def receive(
     settings: Settings,
     source: str,
     now: datetime,
-    msg: Message | None = None,
 ) -> str:
     """What one inbound message, handed over for one of our return addresses, comes to:
     a bounce is recorded against its delivery, anything else is a reply (human or
     automatic: an auto-responder answers the envelope sender, so vacation notices arrive
     at bounce addresses too and must not count as bounces). Messages for unknown or
-    forged addresses are dropped and counted. Flushes."""
+    forged addresses, and messages that cannot be read, are dropped and counted. Flushes."""
     found = match(session, address=address, settings=settings)
     if isinstance(found, str):
         count_dropped(session, found)
         return found
-    if msg is None:
-        msg = parse.read(raw)
-    key = parse.message_key(msg, raw)
-    report: BounceReport | None = parse.bounce(msg)
-    if report is not None:
+    inbound = parse.classify(raw, null_sender=mail_from == "")
+    if inbound is None:
+        count_dropped(session, UNREADABLE)
+        return UNREADABLE
+    if inbound.bounce is not None:
         return record_bounce(
             session,
             delivery=found,
-            failures=report.failures,
-            report=report.report,
-            key=key,
+            failures=inbound.bounce.failures,
+            report=inbound.bounce.report,
+            key=inbound.key,
             source=source,
             settings=settings,
             now=now,
         )
-    if _is_delivery_report(msg):
+    if inbound.answer is None:
         return IGNORED
     return record_reply(
         session,
         delivery=found,
-        msg=msg,
-        key=key,
-        null_sender=mail_from == "",
-        source=source,
+        answer=inbound.answer,
+        key=inbound.key,
         settings=settings,
         now=now,
     )
-
-
-def _is_delivery_report(msg: Message) -> bool:
-    """A report (a DSN saying "delivered", a read receipt) that is neither bounce nor reply."""
-    return msg.get_content_type() == "multipart/report"
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,3 +156,31 @@ def test_return_tokens_cannot_be_forged_or_altered() -> None:
     assert returns.parse("other", address, domain) == returns.Found("bounces", None)
     assert returns.parse(secret, address, "example.net") is None
     assert returns.parse(secret, "letters@bounces.example.org", domain) is None
+
+
+NESTED = (
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+    + b"--b\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" * 3000
+)
+HOSTILE = [
+    b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nno end",
+    b"Content-Type: text/plain; charset=x-no-such-charset\r\n\r\n\xff\xfe words",
+    b"Subject: =?utf-8?b?!!!not-base64?= =?x-unknown?q?=FF?=\r\n\r\nbody",
+    b"Content-Transfer-Encoding: base64\r\n\r\n%%%% not base64 at all ****",
+    b"From: <<<@@@>>>\r\nSubject: \x00\x1b[31mred\r\n\r\n" + b"A" * 200_000 + b"\x00",
+    b"Content-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n"
+    b"--r\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\n\r\n"
+    b"Final-Recipient: ;;;\r\nAction: failed\r\nStatus: 9.9.9\r\n--r--\r\n",
+    NESTED,
+    b"",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE)
+def test_hostile_messages_never_stop_the_reader(raw: bytes) -> None:
+    found = parse.classify(raw, null_sender=False)
+    if found is not None and found.answer is not None:
+        text = found.answer.text
+        assert len(text) <= parse.MAX_TEXT
+        assert not any(c in text for c in "\x00\x1b")
+        assert "\x00" not in found.answer.subject
