@@ -163,7 +163,8 @@ NESTED = (
     + b"--b\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" * 3000
 )
 HOSTILE = [
-    b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nno end",
+    b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+    b"Content-Type: text/plain\r\n\r\nno end",
     b"Content-Type: text/plain; charset=x-no-such-charset\r\n\r\n\xff\xfe words",
     b"Subject: =?utf-8?b?!!!not-base64?= =?x-unknown?q?=FF?=\r\n\r\nbody",
     b"Content-Transfer-Encoding: base64\r\n\r\n%%%% not base64 at all ****",
