@@ -300,6 +300,8 @@ def inbound(
     if not settings.bounce_domain:
         raise _fail("OUTCRY_BOUNCE_DOMAIN is not set (e.g. bounces.example.org)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # aiosmtpd logs every SMTP command at INFO: the peers' addresses, not news.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     dispatcher: Dispatcher = (
         CeleryDispatcher(settings.broker_url, batch=settings.send_batch)
         if settings.broker_url
