@@ -107,7 +107,8 @@ def test_postfix_bounces_and_replies(
         assert len(letters) == 3
         by_cc = {parseaddr(m.message["Reply-To"] or "")[1]: m for m in letters}
         assert "bo@example.net" in by_cc
-        asked = next(m for m in letters if "replies+" in (m.message["Reply-To"] or ""))
+        asked = next(m for m in letters if asks.public_id in m.message["Message-ID"])
+        assert "replies+" in asked.message["Reply-To"]
         assert asked.mail_from.startswith("bounces+")
         assert asked.mail_from.endswith("@" + DOMAIN)
         assert "ada@example.net" not in asked.data.decode()
