@@ -142,12 +142,12 @@ def _sample(
     )
 
 
-def _return_address(settings: Settings, kind: str, delivery: Delivery) -> str | None:
+def _return_address(settings: Settings, kind: returns.Kind, delivery: Delivery) -> str | None:
     """The delivery's bounce or reply address, when a bounce domain is set."""
     if not settings.bounce_domain:
         return None
     secret = settings.resolved_secret_key()
-    return returns.address(kind, secret, delivery.id, settings.bounce_domain)  # type: ignore[arg-type]
+    return returns.address(kind, secret, delivery.id, settings.bounce_domain)
 
 
 def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings) -> Outgoing:

@@ -16,10 +16,11 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
-BOUNCES = "bounces"
-REPLIES = "replies"
+Kind = Literal["bounces", "replies"]
+BOUNCES: Final = "bounces"
+REPLIES: Final = "replies"
 _MAC_BYTES = 13  # 104 bits: 21 characters of base32
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _ADDRESS = re.compile(r"(bounces|replies)\+([0-9a-z]{1,13})-([a-z2-7]{21})@(.+)", re.IGNORECASE)
@@ -46,7 +47,7 @@ def token(secret: str, delivery_id: int) -> str:
     return f"{_base36(delivery_id)}-{_mac(secret, delivery_id)}"
 
 
-def address(kind: Literal["bounces", "replies"], secret: str, delivery_id: int, domain: str) -> str:
+def address(kind: Kind, secret: str, delivery_id: int, domain: str) -> str:
     """`bounces+<token>@domain` or `replies+<token>@domain`."""
     return f"{kind}+{token(secret, delivery_id)}@{domain}"
 
