@@ -139,7 +139,8 @@ def read_once(receiver: Inbound, mailbox: Mailbox, client: imaplib.IMAP4) -> lis
         uids = [u for u in newer if u > mailbox.last_uid]
     outcomes: list[str] = []
     for uid in sorted(uids):
-        headers = _fetch(client, uid, "(BODY.PEEK[HEADER])") or b""
+        fields = " ".join(name.upper() for name in ADDRESS_HEADERS)
+        headers = _fetch(client, uid, f"(BODY.PEEK[HEADER.FIELDS ({fields})])") or b""
         ours = addresses(headers, settings.bounce_domain)
         if not ours:
             mailbox.last_uid = max(mailbox.last_uid, uid)

@@ -54,7 +54,12 @@ def test_the_mailbox_reader_records_ours_and_leaves_the_rest(
 ) -> None:
     url = f"imap://outcry:{dovecot.PASSWORD}@127.0.0.1:{mailbox}/INBOX"
     settings: Settings = make_settings(
-        db_url, tmp_path, smtp_url=sink.url, bounce_domain=DOMAIN, imap_url=url
+        db_url,
+        tmp_path,
+        smtp_url=sink.url,
+        bounce_domain=DOMAIN,
+        imap_url=url,
+        inbound_max_bytes=65536,
     )
     appeal = make_appeal(session, require_confirmation=False)
     letter = sign(session, appeal, settings)
@@ -79,25 +84,29 @@ def test_the_mailbox_reader_records_ours_and_leaves_the_rest(
     config = settings.imap
     assert config is not None
     client = imap.connect(config)
-    for raw in (other, dsn, reply, forged):
+    huge = reply.replace(b"We read it.", b"x" * 70_000)
+    for raw in (other, dsn, reply, forged, huge):
         client.append("INBOX", None, None, raw)
     receiver = listener.Inbound(session_factory(engine_for(db_url)), settings, WakeUp())
 
     box = imap.run(receiver, config, interval=0, passes=2)
 
     # Each once, however many passes.
-    assert sorted(box.outcomes) == sorted([service.BOUNCE, service.REPLY, service.FORGED])
+    assert sorted(box.outcomes) == sorted(
+        [service.BOUNCE, service.REPLY, service.FORGED, service.TOO_LARGE]
+    )
     session.expire_all()
     assert session.get(Delivery, delivery.id).status is DeliveryStatus.bounced  # type: ignore[union-attr]
     assert [(r.kind, r.text) for r in session.scalars(select(Reply))] == [
         (ReplyKind.human, "We read it.")
     ]
     # The forged one is counted; the mail that is not ours is not Outcry's business.
-    assert {d.reason: d.n for d in session.scalars(select(InboundDropped))} == {"forged": 1}
+    dropped = {d.reason: d.n for d in session.scalars(select(InboundDropped))}
+    assert dropped == {"forged": 1, "too_large": 1}
     # Every message is still there; none is marked read; only ours carry the keyword.
     client.select("INBOX")
     flags = _flags(client)
-    assert sorted(flags) == [1, 2, 3, 4]
+    assert sorted(flags) == [1, 2, 3, 4, 5]
     assert not any("\\Seen" in f or "\\Deleted" in f for f in flags.values())
-    assert [uid for uid, f in flags.items() if imap.DONE in f] == [2, 3, 4]
+    assert [uid for uid, f in flags.items() if imap.DONE in f] == [2, 3, 4, 5]
     client.logout()
