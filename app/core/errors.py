@@ -129,6 +129,18 @@ class PayloadTooLarge(OutcryError):
     default_detail = "The request body is too large."
 
 
+class TryLater(OutcryError):
+    """Not now, but the same request will do later (a relay's report about a letter
+    whose sending is still being recorded): relays retry on 503."""
+
+    status_code = 503
+    code = "try_later"
+    default_detail = "Not ready for this yet; please try again later."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "60"}
+
+
 class RateLimited(OutcryError):
     status_code = 429
     code = "rate_limited"

@@ -33,6 +33,7 @@ PAGE_DETAILS = frozenset(
         N_("No such letter, or the key is wrong."),
         N_("No such delivery."),
         N_("No such bounce."),
+        N_("Not ready for this yet; please try again later."),
         N_("Not an Amazon SNS address."),
         N_("The webhook's credentials are wrong."),
         N_("The webhook's signature is wrong."),

@@ -1,8 +1,9 @@
 """Webhooks from relays: POST /api/v1/webhooks/{ses,postmark,mailgun,sendgrid}.
 
 Each answers 404 until its setting is made, 401 when the request is not the
-provider's, 200 with what was recorded otherwise (also for events about no letter of
-ours: a relay retries whatever is not a 2xx, forever).
+provider's, 503 when an event is about a letter whose sending is still being recorded
+(the relay tries again), 200 with what was recorded otherwise (also for events about
+no letter of ours: a relay retries whatever is not a 2xx, forever).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pydantic import BaseModel
 
 from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep
-from app.delivery.inbound import webhooks
+from app.core.errors import TryLater
+from app.delivery.inbound import service, webhooks
 from app.models import utcnow
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -30,6 +32,10 @@ def _record(
     session: SessionDep, settings: SettingsDep, reports: list[webhooks.Report], source: str
 ) -> Recorded:
     outcomes = webhooks.record(session, reports, settings=settings, source=source, now=utcnow())
+    if service.LATER in outcomes:
+        # The letter's send is still being recorded; the relay retries the whole request
+        # (what was recorded of it is rolled back, and would count once anyway).
+        raise TryLater()
     return Recorded(outcomes=outcomes)
 
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -328,11 +328,23 @@ def test_mailgun_failed_event_by_hmac(
     assert api.post(url, json=_mailgun(delivery, timestamp=now, key="wrong")).status_code == 401
     stale = _mailgun(delivery, timestamp=now - 3600)
     assert api.post(url, json=stale).status_code == 401
+    # The report came before the send was recorded: Mailgun is asked to try again.
+    _set_status(session, delivery, DeliveryStatus.sending)
+    early = api.post(url, json=_mailgun(delivery, timestamp=now))
+    assert early.status_code == 503
+    assert early.headers["Retry-After"] == "60"
+    assert session.scalars(select(Bounce)).all() == []
+    _set_status(session, delivery, DeliveryStatus.sent)
     response = api.post(url, json=_mailgun(delivery, timestamp=now))
     assert response.json() == {"outcomes": ["bounce"]}
     assert _status(session, delivery) is DeliveryStatus.bounced
     [row] = session.scalars(select(Bounce)).all()
     assert row.reply == "550 5.1.1 The email account that you tried to reach does not exist."
+
+
+def _set_status(session: Session, delivery: Delivery, status: DeliveryStatus) -> None:
+    session.execute(update(Delivery).where(Delivery.id == delivery.id).values(status=status))
+    session.commit()
 
 
 def _sendgrid(body: bytes, timestamp: str, key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
