@@ -117,6 +117,7 @@ def test_appeal_page_numbers_chart_and_failures(
         "Sent": 7,
         "Will be retried": 0,
         "Failed": 1,
+        "Bounced": 0,
     }
     assert table(html, "by-country") == {
         "Kazakhstan (KZ)": 2,

@@ -23,7 +23,7 @@ LETTER_KEYS = {
     "expired",
     "rejected",
 }
-DELIVERY_KEYS = {"queued", "sending", "sent", "retrying", "failed"}
+DELIVERY_KEYS = {"queued", "sending", "sent", "retrying", "failed", "bounced"}
 
 
 def populate(session: Session, settings: Settings) -> World:
@@ -70,7 +70,14 @@ def test_stats_count_every_status_and_group(
     }
     # Deliveries to the targets only, an e-mail and a fax per letter: d's e-mail was
     # refused, its fax (to the outbox's fax folder) went.
-    assert body["deliveries"] == {"queued": 0, "sending": 0, "sent": 7, "retrying": 0, "failed": 1}
+    assert body["deliveries"] == {
+        "queued": 0,
+        "sending": 0,
+        "sent": 7,
+        "retrying": 0,
+        "failed": 1,
+        "bounced": 0,
+    }
     # Signed letters only (sent and failed count, held and unconfirmed do not yet).
     assert body["by_country"] == {"KZ": 2, "GB": 1, "UA": 1}
     assert body["by_organisation"] == {"Unite the Union": 3, "GMB": 1}
