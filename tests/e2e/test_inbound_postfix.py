@@ -55,7 +55,7 @@ def inbound(pg_url: str, tmp_path: Path) -> Iterator[int]:
     env = outcry_env(database_url=pg_url, bounce_domain=DOMAIN, secret_key=SECRET)
     proc = outcry("inbound", "--port", str(port), env=env, cwd=tmp_path, log=tmp_path / "in.log")
     try:
-        wait_port(port)
+        wait_port(port, timeout=60)
         yield port
     finally:
         stop(proc)

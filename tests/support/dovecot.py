@@ -91,7 +91,7 @@ class Dovecot:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_port(self.port)
+            wait_port(self.port, timeout=60)
         except AssertionError:
             self.__exit__()
             raise AssertionError(f"dovecot did not start:\n{self.log()}") from None

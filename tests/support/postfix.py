@@ -138,7 +138,7 @@ class Postfix:
             self._postfix("start")
         except subprocess.CalledProcessError as exc:
             raise AssertionError(f"postfix did not start:\n{self.log()}") from exc
-        wait_port(self.smtp_port)
+        wait_port(self.smtp_port, timeout=60)
 
     def stop(self) -> None:
         try:
