@@ -369,6 +369,8 @@ def compose_cost(count: int = 2000) -> None:
     print(f"{cyrillic:.2f} ms with a Cyrillic one ({cyrillic / latin:.1f}x)")
 
 
+# Delivery ids a task, as the web app enqueues them (OUTCRY_SEND_BATCH); --task-batch.
+TASK_BATCH = 50
 RECIPIENTS = ["president@example.org", "copies@example.org", "campaign@example.net"]
 TARGETS = [{"name": "A. President", "title": "President", "email": RECIPIENTS[0]}]
 
@@ -490,7 +492,7 @@ class Worker:
             others = conn.execute(select(func.count()).where(in_range)).scalar_one() - len(ids)
             assert others == 0, f"{others} other deliveries among these ids"
         started = time.perf_counter()
-        CeleryDispatcher(REDIS_URL, batch=50).enqueue(ids)
+        CeleryDispatcher(REDIS_URL, batch=TASK_BATCH).enqueue(ids)
         with engine_for(self.url).connect() as conn:
             while conn.execute(sent).scalar_one() < len(ids):
                 if time.perf_counter() - started > 1800:
@@ -578,6 +580,16 @@ class Endpoint:
         return smtplib.SMTP("127.0.0.1", self.port)
 
 
+def parallel(endpoint: Endpoint, payloads: list[bytes], connections: int) -> int:
+    """(d) `connections` raw clients at once, each on one kept-open connection: the most
+    any client could get through this relay on this machine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shares = [payloads[i::connections] for i in range(connections)]
+    with ThreadPoolExecutor(connections) as pool:
+        return sum(pool.map(partial(ceiling, endpoint), shares))
+
+
 def timed(send: Callable[[], int]) -> Run:
     """Run `send`: its rate, and the whole machine's and this process's CPU a message."""
     cpu, here = machine_cpu(), time.process_time()
@@ -602,12 +614,12 @@ def compare_relay(url: str, args: argparse.Namespace) -> None:
     connections = args.processes * Settings().send_concurrency
     empty(url)
     sink = Sink()  # the targets' server, where Postfix relays to
-    runs: dict[str, list[Run]] = {"a": [], "b": [], "c": []}
+    runs: dict[str, list[Run]] = {"a": [], "b": [], "c": [], "d": []}
     try:
         with Postfix(smtp_port=free_port(), remote_port=sink.port, lmtp_port=free_port()) as mta:
             proxy = Proxy(mta.smtp_port, delay)
             endpoint = Endpoint(proxy.port)
-            payloads = sample_messages(max(args.ceiling, args.naive))
+            payloads = sample_messages(max(args.ceiling, args.naive, args.letters))
             worker = Worker(url, endpoint, args.processes)  # type: ignore[arg-type]
             try:
                 for _ in range(args.rounds):
@@ -615,20 +627,22 @@ def compare_relay(url: str, args: argparse.Namespace) -> None:
                     runs["c"].append(timed(partial(ceiling, endpoint, payloads[: args.ceiling])))
                     runs["b"].append(timed(partial(naive, endpoint, payloads[: args.naive])))
                     runs["a"].append(timed(partial(worker.deliver, ids)))
+                    everyone = partial(parallel, endpoint, payloads[: args.letters], connections)
+                    runs["d"].append(timed(everyone))
             finally:
                 worker.stop()
                 proxy.close()
             # Postfix relays on to the sink at its own pace; give it a moment to finish.
-            expected = args.rounds * (args.letters + args.ceiling + args.naive)
+            expected = args.rounds * (2 * args.letters + args.ceiling + args.naive)
             deadline = time.monotonic() + 120
             while sink.count()["messages"] < expected and time.monotonic() < deadline:
                 time.sleep(0.5)
             relayed = int(sink.count()["messages"])
     finally:
         sink.close()
-    a, b, c = (
+    a, b, c, d = (
         Run(*(statistics.median(getattr(r, f) for r in runs[k]) for f in Run.__annotations__))
-        for k in "abc"
+        for k in "abcd"
     )
     print(
         f"\nthrough Postfix, {args.delay_ms:.0f} ms each way ({2 * args.delay_ms:.0f} ms round"
@@ -640,6 +654,7 @@ def compare_relay(url: str, args: argparse.Namespace) -> None:
         (f"(a) outcry worker, {args.processes} x {connections // args.processes} conns", a, "a"),
         ("(b) naive, a connection per message", b, "b"),
         ("(c) raw client, one kept-open connection", c, "c"),
+        (f"(d) {connections} raw clients at once", d, "d"),
     ):
         client = f"{run.here_ms:5.2f}" if key != "a" else "  -  "
         print(f"{name:42} {run.rate:6.1f}/s   {run.machine_ms:5.2f} / {client}  {_each(runs[key])}")
@@ -649,6 +664,7 @@ def compare_relay(url: str, args: argparse.Namespace) -> None:
         f"(a)/((c) x {connections} connections) = {a.rate / bound:.2f}"
         f"   ((c) x {connections} = {bound:.0f}/s; target >= 0.8)"
     )
+    print(f"(a)/(d) = {a.rate / d.rate:.2f}   (the most any client got through here)")
     print(f"the sink received {relayed} of the {expected} messages Postfix took")
 
 
@@ -669,7 +685,10 @@ def main() -> None:
     )
     parser.add_argument("--ceiling", type=int, default=60, help="(c) messages a round, --relay")
     parser.add_argument("--delay-ms", type=float, default=10.0, help="each way, --relay")
+    parser.add_argument("--task-batch", type=int, default=50, help="delivery ids a task")
     args = parser.parse_args()
+    global TASK_BATCH
+    TASK_BATCH = args.task_batch
     # 20 ms away a connection carries about 8 messages a second: fewer make a round.
     args.letters = args.letters or (600 if args.relay else 1000)
     args.naive = args.naive or (40 if args.relay else 200)
