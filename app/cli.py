@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -466,6 +467,56 @@ def demo(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt 
         typer.echo(f"demo appeal: {settings.base_url}/a/{slug}")
     _demo_login(settings)
     _serve(settings, host, port, workers)
+
+
+class InboundProtocol(StrEnum):
+    lmtp = "lmtp"
+    smtp = "smtp"
+    imap = "imap"
+
+
+@cli.command()
+def inbound(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8024,
+    protocol: Annotated[
+        InboundProtocol,
+        typer.Option(help="lmtp or smtp: listen for the MTA; imap: read OUTCRY_IMAP_URL."),
+    ] = InboundProtocol.lmtp,
+) -> None:
+    """Take bounces and replies: from the site's MTA over LMTP (or SMTP), or from a mailbox."""
+    import asyncio
+    import logging
+
+    from app.delivery.dispatch import CeleryDispatcher, Dispatcher, WakeUp
+    from app.delivery.inbound import imap, listener
+
+    settings = _settings()
+    if not settings.bounce_domain:
+        raise _fail("OUTCRY_BOUNCE_DOMAIN is not set (e.g. bounces.example.org)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # aiosmtpd logs every SMTP command at INFO: the peers' addresses, not news.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    dispatcher: Dispatcher = (
+        CeleryDispatcher(settings.broker_url, batch=settings.send_batch)
+        if settings.broker_url
+        else WakeUp()  # `outcry serve`'s embedded loop finds the notices at its next sweep
+    )
+    receiver = listener.Inbound(
+        session_factory(engine_for(settings.database_url)), settings, dispatcher
+    )
+    if protocol is InboundProtocol.imap:
+        config = settings.imap
+        if config is None:
+            raise _fail("OUTCRY_IMAP_URL is not set (e.g. imaps://user:password@host/INBOX)")
+        typer.echo(f"Outcry inbound: reading {config.mailbox} at {config.host}:{config.port}")
+        imap.run(receiver, config, interval=settings.imap_poll_seconds)
+        return
+    typer.echo(f"Outcry inbound: {protocol.value.upper()} on {host}:{port}")
+    try:
+        asyncio.run(listener.serve(receiver, host=host, port=port, protocol=protocol.value))
+    except KeyboardInterrupt:
+        pass
 
 
 def _celery_argv(*args: str) -> None:

@@ -21,6 +21,8 @@ from app.delivery import transports
 from app.delivery.deliverer import Deliverer
 from app.delivery.dispatch import CeleryDispatcher, Dispatcher, WakeUp
 from app.delivery.embedded import EmbeddedLoop
+from app.delivery.inbound import webhooks
+from app.delivery.inbound.routes import router as webhooks_router
 from app.delivery.routes import router as delivery_router
 from app.documents.routes import router as documents_router
 from app.letters.routes import router as letters_router
@@ -88,6 +90,7 @@ def create_app(
     )
     app.state.dispatcher = dispatcher
     app.state.metrics = registry_for(sessions)
+    app.state.sns_fetch = webhooks.fetch_sns  # SNS certificates and subscription links
     install_handlers(app, html=organiser_pages.error_page)
     app.include_router(ops_router)
     app.include_router(appeals_router)
@@ -96,6 +99,7 @@ def create_app(
     app.include_router(letters_router)
     app.include_router(delivery_router)
     app.include_router(organisers_router)
+    app.include_router(webhooks_router)
     app.include_router(pages.router)
     # Before the organiser pages: `/dashboard/{slug}` would otherwise take /dashboard/account.
     app.include_router(account_pages.router)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     insert,
     select,
     text,
@@ -111,6 +112,9 @@ class DeliveryStatus(enum.StrEnum):
     retrying = "retrying"
     failed = "failed"
     cancelled = "cancelled"  # its letter was withdrawn or erased before it went out
+    # A relay took the message, and a delivery status notification (or the relay's
+    # webhook) later said a target's server refused it for good.
+    bounced = "bounced"
 
 
 class Channel(enum.StrEnum):
@@ -121,6 +125,12 @@ class Channel(enum.StrEnum):
     rejection = "rejection"  # telling the supporter a moderator declined their letter
     sample = "sample"  # a test send: the target's e-mail, to the organiser's own address
     invitation = "invitation"  # an invitation to an organiser account (no letter)
+    reply_notice = "reply_notice"  # telling the supporter that a target answered (notify_replies)
+
+
+class ReplyKind(enum.StrEnum):
+    human = "human"
+    auto = "auto"  # an out-of-office, a vacation or other automatic answer (RFC 3834)
 
 
 # Deliveries the dashboard lists as failures; written out as SQL so queries can repeat
@@ -172,10 +182,11 @@ DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
         }
     ),
     DeliveryStatus.retrying: frozenset({DeliveryStatus.sending, DeliveryStatus.cancelled}),
-    DeliveryStatus.failed: frozenset(
-        {DeliveryStatus.queued, DeliveryStatus.cancelled}
-    ),  # an organiser's retry
-    DeliveryStatus.sent: frozenset(),
+    # An organiser's retry (of a bounce: once the target's address is fixed); a withdrawn
+    # or erased letter's delivery that had not gone out is cancelled.
+    DeliveryStatus.failed: frozenset({DeliveryStatus.queued, DeliveryStatus.cancelled}),
+    DeliveryStatus.sent: frozenset({DeliveryStatus.bounced}),
+    DeliveryStatus.bounced: frozenset({DeliveryStatus.queued}),
     DeliveryStatus.cancelled: frozenset(),
 }
 
@@ -330,6 +341,8 @@ class Letter(Base):
     # details were erased (on request, by a purge, or a never-confirmed letter deleted).
     finished_at: Mapped[datetime | None]
     erased_at: Mapped[datetime | None]
+    # The supporter asked to be told when a target answers their letter.
+    notify_replies: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     appeal: Mapped[Appeal] = relationship()
     organisation: Mapped[Organisation | None] = relationship()
@@ -414,6 +427,73 @@ class Delivery(Base):
     letter: Mapped[Letter | None] = relationship(back_populates="deliveries")
     invitation: Mapped[Invitation | None] = relationship()
     target: Mapped[Target | None] = relationship()
+
+
+class Bounce(Base):
+    """What came back for a delivery: a permanent or temporary failure of one recipient,
+    with the remote server's words and the report itself for the organiser to read.
+
+    The report is kept without the returned copy of the letter (which may carry the
+    supporter's name and address): the letter is in the database already.
+    """
+
+    __tablename__ = "bounce"
+    __table_args__ = (Index("ix_bounce_appeal", "appeal_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The same report handed over twice (an MTA retrying, a mailbox read again) is one row.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("delivery.id", ondelete="CASCADE"), index=True
+    )
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL")
+    )
+    recipient: Mapped[str] = mapped_column(String(254))  # a target's or a copy's, never a signer's
+    permanent: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), default="")  # enhanced code, "5.1.1"
+    reply: Mapped[str] = mapped_column(Text, default="")  # the remote server's words
+    report: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16))  # lmtp, smtp, imap, ses, postmark, …
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reply(Base):
+    """A message from a target, matched to its appeal and letter by the reply address.
+
+    Holds the target's words and the letter it answers, never the supporter's address.
+    """
+
+    __tablename__ = "reply"
+    __table_args__ = (Index("ix_reply_appeal", "appeal_id", "kind", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"))
+    letter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("letter.id", ondelete="SET NULL"), index=True
+    )
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id", ondelete="SET NULL"))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL")
+    )
+    kind: Mapped[ReplyKind] = mapped_column(_enum(ReplyKind))
+    sender: Mapped[str] = mapped_column(String(254), default="")
+    sender_name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboundDropped(Base):
+    """Inbound messages thrown away, by reason (a forged or unknown return address, …):
+    a counter for /metrics, one row per reason."""
+
+    __tablename__ = "inbound_dropped"
+
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class StatusEvent(Base):

@@ -12,7 +12,16 @@ plain connection costs next to nothing; a TLS handshake is what a real one costs
 writes 10,000 confirmed letters to the outbox and times them to delivered with two
 worker processes, counting the database statements and transactions the workers made.
 
+With --relay it measures instead what users meet: the letters go to a real relay, a
+private Postfix (tests/support/postfix.py) that relays them on to the sink, 20 ms away:
+this kernel has no netem qdisc, so the distance is a TCP proxy of this script's own on
+loopback that holds every chunk 10 ms in each direction. (a) Outcry's workers, (b) one
+smtplib connection a message and (c) one smtplib client on one kept-open connection,
+all through the proxy; the targets are (a) >= 10x (b) and (a) >= 80% of (c) times the
+connections Outcry keeps open (worker processes x OUTCRY_SEND_CONCURRENCY).
+
     .venv/bin/python benchmarks/delivery.py [--letters 1000] [--rounds 3] [--outbox 10000]
+    .venv/bin/python benchmarks/delivery.py --relay [--letters 600] [--naive 40] [--rounds 3]
 
 (a), (b) and (c) take turns over several rounds, so that a change in the load of this
 shared machine falls on all three alike; the medians are compared.
@@ -126,6 +135,80 @@ class Sink:
         self.proc.stdin.flush()
         result: dict[str, float] = json.loads(self.proc.stdout.readline())
         return result
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+# --- the distance: a TCP proxy that holds every chunk `delay` seconds each way -----------
+
+
+def run_proxy(listen: int, upstream: int, delay: float) -> None:
+    """Forward 127.0.0.1:listen to 127.0.0.1:upstream, each chunk delivered `delay` seconds
+    after it arrived, in order (a link of that one-way latency and ample bandwidth)."""
+    import asyncio
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    break
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        sending = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(65536):
+                queue.put_nowait((loop.time() + delay, data))
+        except ConnectionError:
+            pass
+        queue.put_nowait((loop.time() + delay, b""))
+        await sending
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(
+            pump(reader, up_writer), pump(up_reader, writer), return_exceptions=True
+        )
+
+    async def serve() -> None:
+        server = await asyncio.start_server(connection, "127.0.0.1", listen)
+        print("ready", flush=True)
+        async with server:
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+    asyncio.run(serve())
+
+
+class Proxy:
+    """The delay proxy in its own process, so it shares no core's GIL with a client."""
+
+    def __init__(self, upstream: int, delay: float):
+        from tests.support.smtp import free_port
+
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--proxy", str(self.port), str(upstream), str(delay)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -286,6 +369,8 @@ def compose_cost(count: int = 2000) -> None:
     print(f"{cyrillic:.2f} ms with a Cyrillic one ({cyrillic / latin:.1f}x)")
 
 
+# Delivery ids a task, as the web app enqueues them (OUTCRY_SEND_BATCH); --task-batch.
+TASK_BATCH = 50
 RECIPIENTS = ["president@example.org", "copies@example.org", "campaign@example.net"]
 TARGETS = [{"name": "A. President", "title": "President", "email": RECIPIENTS[0]}]
 
@@ -293,7 +378,7 @@ TARGETS = [{"name": "A. President", "title": "President", "email": RECIPIENTS[0]
 # --- the three ways ------------------------------------------------------------------------
 
 
-def naive(sink: Sink, payloads: list[bytes]) -> int:
+def naive(sink: Sink | Endpoint, payloads: list[bytes]) -> int:
     """(b) one connection a message; how many were sent."""
     for payload in payloads:
         with sink.client() as client:
@@ -301,7 +386,7 @@ def naive(sink: Sink, payloads: list[bytes]) -> int:
     return len(payloads)
 
 
-def ceiling(sink: Sink, payloads: list[bytes]) -> int:
+def ceiling(sink: Sink | Endpoint, payloads: list[bytes]) -> int:
     """(c) every message over one kept-open connection; how many were sent."""
     with sink.client() as client:
         for payload in payloads:
@@ -407,7 +492,7 @@ class Worker:
             others = conn.execute(select(func.count()).where(in_range)).scalar_one() - len(ids)
             assert others == 0, f"{others} other deliveries among these ids"
         started = time.perf_counter()
-        CeleryDispatcher(REDIS_URL, batch=50).enqueue(ids)
+        CeleryDispatcher(REDIS_URL, batch=TASK_BATCH).enqueue(ids)
         with engine_for(self.url).connect() as conn:
             while conn.execute(sent).scalar_one() < len(ids):
                 if time.perf_counter() - started > 1800:
@@ -477,20 +562,145 @@ def compare(url: str, sink: Sink, args: argparse.Namespace, label: str) -> None:
     )
 
 
+# --- through a real relay, 20 ms away ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where (a), (b) and (c) send in the relay comparison: the delay proxy's port."""
+
+    port: int
+    cert: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def client(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port)
+
+
+def parallel(endpoint: Endpoint, payloads: list[bytes], connections: int) -> int:
+    """(d) `connections` raw clients at once, each on one kept-open connection: the most
+    any client could get through this relay on this machine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shares = [payloads[i::connections] for i in range(connections)]
+    with ThreadPoolExecutor(connections) as pool:
+        return sum(pool.map(partial(ceiling, endpoint), shares))
+
+
+def timed(send: Callable[[], int]) -> Run:
+    """Run `send`: its rate, and the whole machine's and this process's CPU a message."""
+    cpu, here = machine_cpu(), time.process_time()
+    started = time.perf_counter()
+    sent = send()
+    elapsed = time.perf_counter() - started
+    return Run(
+        rate=sent / elapsed,
+        machine_ms=1000 * (machine_cpu() - cpu) / sent,
+        sink_ms=0.0,
+        here_ms=1000 * (time.process_time() - here) / sent,
+    )
+
+
+def compare_relay(url: str, args: argparse.Namespace) -> None:
+    """(a), (b) and (c) through Postfix and the 10 ms-each-way proxy, taking turns."""
+    from app.core.config import Settings
+    from tests.support.postfix import Postfix
+    from tests.support.smtp import free_port
+
+    delay = args.delay_ms / 1000
+    connections = args.processes * Settings().send_concurrency
+    empty(url)
+    sink = Sink()  # the targets' server, where Postfix relays to
+    runs: dict[str, list[Run]] = {"a": [], "b": [], "c": [], "d": []}
+    try:
+        with Postfix(smtp_port=free_port(), remote_port=sink.port, lmtp_port=free_port()) as mta:
+            proxy = Proxy(mta.smtp_port, delay)
+            endpoint = Endpoint(proxy.port)
+            payloads = sample_messages(max(args.ceiling, args.naive, args.letters))
+            worker = Worker(url, endpoint, args.processes)  # type: ignore[arg-type]
+            try:
+                for _ in range(args.rounds):
+                    ids = write_outbox(url, args.letters)
+                    runs["c"].append(timed(partial(ceiling, endpoint, payloads[: args.ceiling])))
+                    runs["b"].append(timed(partial(naive, endpoint, payloads[: args.naive])))
+                    runs["a"].append(timed(partial(worker.deliver, ids)))
+                    everyone = partial(parallel, endpoint, payloads[: args.letters], connections)
+                    runs["d"].append(timed(everyone))
+            finally:
+                worker.stop()
+                proxy.close()
+            # Postfix relays on to the sink at its own pace; give it a moment to finish.
+            expected = args.rounds * (2 * args.letters + args.ceiling + args.naive)
+            deadline = time.monotonic() + 120
+            while sink.count()["messages"] < expected and time.monotonic() < deadline:
+                time.sleep(0.5)
+            relayed = int(sink.count()["messages"])
+    finally:
+        sink.close()
+    a, b, c, d = (
+        Run(*(statistics.median(getattr(r, f) for r in runs[k]) for f in Run.__annotations__))
+        for k in "abcd"
+    )
+    print(
+        f"\nthrough Postfix, {args.delay_ms:.0f} ms each way ({2 * args.delay_ms:.0f} ms round"
+        f" trip): {args.letters} letters (a), {args.naive} (b), {args.ceiling} (c) a round,"
+        f" {args.rounds} rounds, To 1 + Cc 2"
+    )
+    print("                                              rate   CPU ms a message: all / client")
+    for name, run, key in (
+        (f"(a) outcry worker, {args.processes} x {connections // args.processes} conns", a, "a"),
+        ("(b) naive, a connection per message", b, "b"),
+        ("(c) raw client, one kept-open connection", c, "c"),
+        (f"(d) {connections} raw clients at once", d, "d"),
+    ):
+        client = f"{run.here_ms:5.2f}" if key != "a" else "  -  "
+        print(f"{name:42} {run.rate:6.1f}/s   {run.machine_ms:5.2f} / {client}  {_each(runs[key])}")
+    print(f"(a)/(b) = {a.rate / b.rate:.2f}   (target >= 10)")
+    bound = c.rate * connections
+    print(
+        f"(a)/((c) x {connections} connections) = {a.rate / bound:.2f}"
+        f"   ((c) x {connections} = {bound:.0f}/s; target >= 0.8)"
+    )
+    print(f"(a)/(d) = {a.rate / d.rate:.2f}   (the most any client got through here)")
+    print(f"the sink received {relayed} of the {expected} messages Postfix took")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--letters", type=int, default=1000, help="letters a round, (a) and (c)")
-    parser.add_argument("--naive", type=int, default=200, help="messages a round for (b)")
+    parser.add_argument(
+        "--letters", type=int, help="letters a round, (a) and (c) (default 1000; --relay 600)"
+    )
+    parser.add_argument(
+        "--naive", type=int, help="messages a round for (b) (default 200; --relay 40)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (a), (b) and (c)")
     parser.add_argument("--outbox", type=int, default=10_000, help="letters for the long run")
     parser.add_argument("--processes", type=int, default=2, help="worker processes")
     parser.add_argument("--no-tls", action="store_true", help="skip the STARTTLS comparison")
+    parser.add_argument(
+        "--relay", action="store_true", help="only the comparison through Postfix, 20 ms away"
+    )
+    parser.add_argument("--ceiling", type=int, default=60, help="(c) messages a round, --relay")
+    parser.add_argument("--delay-ms", type=float, default=10.0, help="each way, --relay")
+    parser.add_argument("--task-batch", type=int, default=50, help="delivery ids a task")
     args = parser.parse_args()
+    global TASK_BATCH
+    TASK_BATCH = args.task_batch
+    # 20 ms away a connection carries about 8 messages a second: fewer make a round.
+    args.letters = args.letters or (600 if args.relay else 1000)
+    args.naive = args.naive or (40 if args.relay else 200)
 
     print(f"# benchmarks/delivery.py  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"# load average before: {os.getloadavg()[0]:.2f}")
+    print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     url = fresh_database()
+    if args.relay:
+        compare_relay(url, args)
+        print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
     sink = Sink()
     try:
         compose_cost()
@@ -527,6 +737,8 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--sink":
         run_sink(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
+    elif len(sys.argv) > 4 and sys.argv[1] == "--proxy":
+        run_proxy(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--worker":
         run_worker(sys.argv[2:])
     else:

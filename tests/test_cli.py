@@ -211,3 +211,18 @@ def _body(eml: Path) -> str:
     body = message.get_body(("plain",))
     assert body is not None
     return str(body.get_content())
+
+
+def test_inbound_says_what_it_needs(tmp_path: Path) -> None:
+    env = outcry_env(database_url=f"sqlite:///{tmp_path / 'outcry.db'}", secret_key="s")
+    missing = run_outcry("inbound", env=env, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "OUTCRY_BOUNCE_DOMAIN is not set" in missing.stderr
+    env["OUTCRY_BOUNCE_DOMAIN"] = "bounces.example.org"
+    imap = run_outcry("inbound", "--protocol", "imap", env=env, cwd=tmp_path)
+    assert imap.returncode == 1
+    assert "OUTCRY_IMAP_URL is not set" in imap.stderr
+    env["OUTCRY_BOUNCE_DOMAIN"] = "not a domain"
+    bad = run_outcry("inbound", env=env, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "OUTCRY_BOUNCE_DOMAIN" in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from ipaddress import ip_network
@@ -45,6 +46,41 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         use_tls=tls,
         start_tls=query.get("starttls") in ("1", "true", "yes"),
         timeout=float(query.get("timeout", "30")),
+    )
+
+
+class ImapConfig(BaseModel):
+    """OUTCRY_IMAP_URL taken apart."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    mailbox: str = "INBOX"
+    use_tls: bool = True  # imaps://
+    start_tls: bool = False  # imap://…?starttls=true
+
+
+def parse_imap_url(url: str) -> ImapConfig:
+    """Parse `imaps://user:password@host[:port]/MAILBOX` or `imap://…[?starttls=true]`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("imap", "imaps"):
+        raise ValueError("scheme must be imaps:// or imap://")
+    if not parts.hostname or not parts.username or parts.password is None:
+        raise ValueError("a host, a user name and a password are required")
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"starttls"}
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    tls = parts.scheme == "imaps"
+    return ImapConfig(
+        host=parts.hostname,
+        port=parts.port or (993 if tls else 143),
+        username=unquote(parts.username),
+        password=unquote(parts.password),
+        mailbox=unquote(parts.path.lstrip("/")) or "INBOX",
+        use_tls=tls,
+        start_tls=query.get("starttls") in ("1", "true", "yes"),
     )
 
 
@@ -102,6 +138,25 @@ class Settings(BaseSettings):
     # answers this token or an admin API token, nothing else (counts of letters by status
     # tell an adversary how a campaign is going).
     metrics_token: str = ""
+    # Bounces and replies. With a bounce domain, each letter to a target goes out with
+    # the envelope sender bounces+<token>@<domain> and (unless the supporter shares their
+    # address) Reply-To replies+<token>@<domain>; `outcry inbound` takes what comes back.
+    bounce_domain: str = ""
+    # The largest inbound message taken (LMTP/SMTP DATA, an IMAP message): larger ones are
+    # refused (552) or left alone in the mailbox.
+    inbound_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    # `outcry inbound --protocol imap`: imaps://user:password@host[:993]/MAILBOX (or imap://
+    # with ?starttls=true), read every imap_poll_seconds.
+    imap_url: str = ""
+    imap_poll_seconds: float = Field(default=60.0, gt=0)
+    # Relays that report bounces by webhook (each route answers 404 until configured):
+    # Postmark's basic-auth credentials "user:password" (or a secret in the URL path);
+    # Mailgun's webhook signing key; SendGrid's verification key (base64 DER or PEM of
+    # its ECDSA public key); the SNS topic ARNs Amazon SES publishes to (comma-separated).
+    postmark_webhook_auth: str = ""
+    mailgun_signing_key: str = ""
+    sendgrid_verification_key: str = ""
+    ses_topic_arns: str = ""
     # Delivery tuning.
     # How long a delivery handed out (to a worker, or to the broker by a sweep) is left
     # alone before the sweeper hands it out again: longer than any one send can take.
@@ -175,6 +230,26 @@ class Settings(BaseSettings):
             raise ValueError("must look like {number}@fax.example.net")
         return value
 
+    @field_validator("bounce_domain")
+    @classmethod
+    def _check_bounce_domain(cls, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        labels = value.split(".")
+        if value and (
+            len(labels) < 2
+            or len(value) > 200
+            or not all(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", x) for x in labels)
+        ):
+            raise ValueError("must be a domain name like bounces.example.org")
+        return value
+
+    @field_validator("imap_url")
+    @classmethod
+    def _check_imap(cls, value: str) -> str:
+        if value:
+            parse_imap_url(value)
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
@@ -203,6 +278,10 @@ class Settings(BaseSettings):
         from email.utils import parseaddr
 
         return parseaddr(self.mail_from)[1]
+
+    @property
+    def imap(self) -> ImapConfig | None:
+        return parse_imap_url(self.imap_url) if self.imap_url else None
 
     @property
     def embedded(self) -> bool:

@@ -85,7 +85,7 @@ class LetterUnavailable(Conflict):
 
 class DeliveryNotFailed(Conflict):
     code = "not_failed"
-    default_detail = "Only a failed delivery can be retried."
+    default_detail = "Only a failed or bounced delivery can be retried."
 
 
 class InvalidInput(OutcryError):
@@ -138,6 +138,18 @@ class PayloadTooLarge(OutcryError):
     status_code = 413
     code = "too_large"
     default_detail = "The request body is too large."
+
+
+class TryLater(OutcryError):
+    """Not now, but the same request will do later (a relay's report about a letter
+    whose sending is still being recorded): relays retry on 503."""
+
+    status_code = 503
+    code = "try_later"
+    default_detail = "Not ready for this yet; please try again later."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "60"}
 
 
 class RateLimited(OutcryError):

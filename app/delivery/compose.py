@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from app.appeals import service as appeals
 from app.core import security
 from app.core.config import Settings
-from app.delivery import messages
+from app.delivery import messages, returns
 from app.delivery.messages import Attachment, Outgoing
 from app.documents import build, pdf
 from app.letters import service as letters
@@ -129,6 +129,7 @@ SUPPORTER_TEMPLATES = {
     Channel.confirmation: "email/confirmation.txt",
     Channel.copy: "email/copy.txt",
     Channel.rejection: "email/rejected.txt",
+    Channel.reply_notice: "email/replied.txt",
 }
 
 
@@ -179,11 +180,23 @@ def _sample(
     )
 
 
+def _return_address(settings: Settings, kind: returns.Kind, delivery: Delivery) -> str | None:
+    """The delivery's bounce or reply address, when a bounce domain is set."""
+    if not settings.bounce_domain:
+        return None
+    secret = settings.resolved_secret_key()
+    return returns.address(kind, secret, delivery.id, settings.bounce_domain)
+
+
 def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings) -> Outgoing:
-    """The message and envelope for `delivery`."""
+    """The message and envelope for `delivery`. A letter to a target (or its fax through a
+    gateway) goes out with its own bounce address as envelope sender when
+    OUTCRY_BOUNCE_DOMAIN is set; From stays the campaign's address either way."""
     sender = settings.mail_from_address
     # The appeal's texts (its title, the campaign's name) in the letter's language.
     shown = appeals.in_language(appeal, letter.language)
+    if delivery.channel in (Channel.email, Channel.fax):
+        sender = _return_address(settings, returns.BOUNCES, delivery) or sender
     common = {
         "from_address": sender,
         "message_id": delivery.message_id,
@@ -210,9 +223,14 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             attachments = (letter_attachment(letter, appeal),)
         to = _targets(appeal, delivery.recipients, letter.language)
         cc = [messages.plain(a) for a in delivery.cc]
-        # Once the address is forgotten (a late retry), there is none to reply to.
-        shared = letter.signer_email if letter.share_email else None
-        reply_to = messages.mailbox(letter.signer_name, shared) if shared else None
+        # Answers go to the supporter if they chose to share their address (unless it is
+        # forgotten by now: a late retry); otherwise to the campaign's reply address for
+        # this letter (never the supporter's address).
+        reply_to: Address | None = None
+        if letter.share_email and letter.signer_email:
+            reply_to = messages.mailbox(letter.signer_name, letter.signer_email)
+        elif reply_address := _return_address(settings, returns.REPLIES, delivery):
+            reply_to = messages.mailbox(shown.sender_name, reply_address)
         message = messages.build(
             subject=letter.subject,
             body=letter.body,
@@ -224,6 +242,11 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             **common,  # type: ignore[arg-type]
         )
         recipients = (*delivery.recipients, *delivery.cc)
+        if settings.postmark_webhook_auth:
+            # Postmark's webhooks name a message by its own id and carry back only the
+            # metadata it was sent with: the return token finds the letter.
+            token = returns.token(settings.resolved_secret_key(), delivery.id)
+            message["X-PM-Metadata-outcry"] = token
     elif delivery.channel is Channel.sample:
         attachments = sample_attachments(letter, appeal, settings=settings)
         message = _sample(delivery, letter, appeal, common, attachments=attachments)

@@ -19,7 +19,8 @@ router = APIRouter(prefix="/api/v1/deliveries", tags=["delivery"], responses=err
     "/{delivery_id}/retry", status_code=202, responses=error_responses(401, 403, 404, 409, 422)
 )
 def retry(session: SessionDep, who: Organiser, delivery: OrganiserDelivery) -> DeliveryRetried:
-    """Queue a failed delivery again (an admin, or a union for its own letters);
-    401 without credentials, 403 out of scope, 404 unknown, 409 if it has not failed."""
+    """Queue a failed or bounced delivery again (an admin, or a union for its own letters);
+    401 without credentials, 403 out of scope, 404 unknown, 409 if it neither failed nor
+    bounced."""
     service.retry(session, delivery, now=utcnow(), by=who.label)
     return DeliveryRetried.model_validate(delivery)

@@ -27,6 +27,7 @@ from app.core import security
 from app.core.errors import DeliveryNotFailed
 from app.delivery.messages import message_id
 from app.models import (
+    Bounce,
     Channel,
     Delivery,
     DeliveryStatus,
@@ -482,26 +483,32 @@ def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime
 
 
 def retry(session: Session, delivery: Delivery, *, now: datetime, by: str) -> None:
-    """Re-queue a failed delivery with a fresh set of attempts (its letter back to `queued`)
-    and enqueue it after commit, logging it as done `by` this organiser; DeliveryNotFailed
-    if it has not failed. The next attempt goes only to the recipients who do not have the
-    message yet."""
+    """Re-queue a failed or bounced delivery with a fresh set of attempts and enqueue it
+    after commit, logging it as done `by` this organiser; DeliveryNotFailed if it is
+    neither. A failed letter goes back to `queued`. The next attempt goes only to the
+    recipients who do not have the message yet; after a bounce, that is the appeal's
+    targets as they are now (the organiser has fixed the address that bounced) other than
+    those who took it."""
     letter = delivery.letter
     assert letter is not None, "organisers retry the deliveries of letters"
-    won = delivery.status is DeliveryStatus.failed and transition(
+    values: dict[str, object] = {
+        "next_attempt_at": now,
+        "lease_until": None,
+        "max_attempts": delivery.attempts + letter.appeal.max_attempts,
+        "last_error": None,
+    }
+    was = delivery.status
+    if was is DeliveryStatus.bounced:
+        values.update(_after_bounce(session, delivery))
+    won = was in RETRYABLE and transition(
         session,
         delivery,
         DeliveryStatus.queued,
-        values={
-            "next_attempt_at": now,
-            "lease_until": None,
-            "max_attempts": delivery.attempts + letter.appeal.max_attempts,
-            "last_error": None,
-        },
+        values=values,
         detail="retry requested by an organiser",
     )
     if not won:
-        raise DeliveryNotFailed(f"The delivery is {delivery.status}, not failed.")
+        raise DeliveryNotFailed(f"The delivery is {delivery.status}, not failed or bounced.")
     if letter.status is LetterStatus.failed:
         transition(
             session,
@@ -520,6 +527,28 @@ def retry(session: Session, delivery: Delivery, *, now: datetime, by: str) -> No
         subject=letter.public_id,
         changes={"delivery": delivery.id, "channel": delivery.channel.value},
     )
+
+
+# What an organiser may retry.
+RETRYABLE = (DeliveryStatus.failed, DeliveryStatus.bounced)
+
+
+def _after_bounce(session: Session, delivery: Delivery) -> dict[str, object]:
+    """Recipients and `accepted` for retrying a bounced letter: its appeal's target
+    addresses now; everyone who had it, bar the addresses that bounced, has it still."""
+    bounced = set(
+        session.scalars(
+            select(Bounce.recipient).where(
+                Bounce.delivery_id == delivery.id, Bounce.permanent.is_(True)
+            )
+        )
+    )
+    assert delivery.letter is not None, "bounces are of letters to targets"
+    targets = [t.email for t in delivery.letter.appeal.targets if t.email]
+    if delivery.channel is not Channel.email:
+        targets = []  # a fax goes to the number it was planned for
+    had = [r for r in (*delivery.recipients, *delivery.cc) if r.lower() not in bounced]
+    return {"recipients": targets or list(delivery.recipients), "accepted": had}
 
 
 def expire_unconfirmed(session: Session, *, now: datetime, days: int) -> int:

@@ -39,6 +39,8 @@ class SignatureIn(BaseModel):
     language: LanguageCode | None = None
     share_email: bool = False
     copy_to_me: bool = False
+    # Tell me when a target answers my letter (an e-mail saying so, not the answer).
+    notify_replies: bool = False
     org: Annotated[str, Field(max_length=64)] | None = None
 
 

@@ -211,6 +211,7 @@ def sign_letter(
         language=language,
         share_email=form.share_email,
         copy_to_me=form.copy_to_me,
+        notify_replies=form.notify_replies,
         status=status,
         subject=rendered.subject,
         body=rendered.body,

@@ -18,7 +18,18 @@ from app.appeals.routes import SettingsDep
 from app.core import security
 from app.core.db import SessionDep
 from app.core.errors import Unauthorized, error_responses
-from app.models import Delivery, DeliveryStatus, Letter, LetterStatus, utcnow
+from app.delivery.inbound.service import DROP_REASONS
+from app.models import (
+    Bounce,
+    Delivery,
+    DeliveryStatus,
+    InboundDropped,
+    Letter,
+    LetterStatus,
+    Reply,
+    ReplyKind,
+    utcnow,
+)
 from app.organisers import scope
 from app.organisers import service as organisers
 
@@ -86,6 +97,35 @@ class OutboxCollector(Collector):
             deliveries.add_metric([dstatus.value], by_delivery.get(dstatus, 0))
         yield letters
         yield deliveries
+        yield from self._inbound()
+
+    def _inbound(self) -> Iterator[GaugeMetricFamily]:
+        """What came back: bounces hard and soft, replies human and automatic, and inbound
+        messages dropped (forged or unknown return addresses, too large)."""
+        dropped = GaugeMetricFamily(
+            "outcry_inbound_dropped", "Inbound messages dropped, by reason", labels=["reason"]
+        )
+        bounces = GaugeMetricFamily("outcry_bounces", "Bounces by kind", labels=["kind"])
+        replies = GaugeMetricFamily("outcry_replies", "Replies from targets", labels=["kind"])
+        with self.sessions() as session:
+            by_reason = dict(session.execute(select(InboundDropped.reason, InboundDropped.n)).all())
+            by_bounce = dict(
+                session.execute(
+                    select(Bounce.permanent, func.count()).group_by(Bounce.permanent)
+                ).all()
+            )
+            by_reply = dict(
+                session.execute(select(Reply.kind, func.count()).group_by(Reply.kind)).all()
+            )
+        for reason in DROP_REASONS:
+            dropped.add_metric([reason], by_reason.get(reason, 0))
+        bounces.add_metric(["hard"], by_bounce.get(True, 0))
+        bounces.add_metric(["soft"], by_bounce.get(False, 0))
+        for kind in ReplyKind:
+            replies.add_metric([kind.value], by_reply.get(kind, 0))
+        yield dropped
+        yield bounces
+        yield replies
 
 
 def registry_for(sessions: sessionmaker[Session]) -> CollectorRegistry:

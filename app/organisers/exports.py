@@ -12,12 +12,12 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import session_scope
 from app.core.errors import Forbidden
-from app.models import Appeal, Letter, LetterStatus, Organisation
+from app.models import Appeal, Delivery, DeliveryStatus, Letter, LetterStatus, Organisation
 from app.organisers.schemas import LetterFilters, LetterPage, LetterQuery, LetterSummary
 from app.organisers.scope import Principal, letters_filter
 
@@ -37,6 +37,8 @@ CSV_COLUMNS = (
     "organisation",
     "language",
     "message",
+    "hold_reason",  # why the flood guard held it, if it did
+    "bounced",  # a target's server returned the letter (see the dashboard's bounces)
 )
 CSV_CHUNK_ROWS = 500
 
@@ -57,6 +59,7 @@ def _columns() -> tuple[Any, ...]:
         Letter.language,
         Letter.message,
         Letter.hold_reason,
+        exists().where(Delivery.letter_id == Letter.id, Delivery.status == DeliveryStatus.bounced),
     )
 
 
@@ -104,6 +107,7 @@ def _summary(row: Any, *, with_email: bool) -> LetterSummary:
         language=row[11],
         message=row[12],
         hold_reason=row[13],
+        bounced=bool(row[14]) if len(row) > 14 else False,
     )
 
 
@@ -124,6 +128,7 @@ def summary_of(letter: Letter, *, who: Principal) -> LetterSummary:
         letter.language,
         letter.message,
         letter.hold_reason,
+        False,  # (the moderation queue's letters have not been sent)
     )
     return _summary(row, with_email=who.is_admin)
 

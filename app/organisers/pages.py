@@ -30,7 +30,7 @@ from app.delivery import faxes, ratelimit
 from app.documents import service as documents
 from app.letters import moderation, privacy, samples
 from app.models import Appeal, utcnow
-from app.organisers import exports, scope, stats
+from app.organisers import exports, inbox, scope, stats
 from app.organisers import service as organisers
 from app.organisers.deps import (
     CSRF_FIELD,
@@ -248,6 +248,8 @@ def dashboard_appeal(
         unattributed=signed - sum(figures.by_organisation.values()),
         country_names=dict(countries(lang)),
         failures=stats.latest_failures(session, appeal=appeal, who=who),
+        replies=inbox.replies(session, appeal=appeal, who=who, limit=10),
+        bounces=inbox.bounces(session, appeal=appeal, who=who, limit=10),
         share_links=_share_links(request, appeal, who),
         samples=stats.recent_samples(session, appeal=appeal) if who.is_admin else [],
         language_names={code: web.native_name(code) for code in appeal.languages},
@@ -381,3 +383,28 @@ def test_send(
     to = scope.own_address(who)
     samples.send_samples(session, appeal=appeal, to=to, settings=settings, now=utcnow())
     return redirect_back(request, f"/dashboard/{appeal.slug}", "test-sent")
+
+
+@router.get("/dashboard/bounces/{bounce_id}", response_class=HTMLResponse)
+def bounce_page(request: Request, session: SessionDep, who: Organiser, bounce_id: int) -> Response:
+    """One bounce and the report that came back, as plain text."""
+    bounce = inbox.bounce_detail(session, bounce_id=bounce_id, who=who)
+    return private_page(request, "dashboard/bounce.html", who, bounce=bounce)
+
+
+@router.post("/dashboard/{slug}/bounces/retry")
+async def retry_bounces(
+    request: Request, session: SessionDep, who: Organiser, appeal: OrganiserAppeal
+) -> Response:
+    """The retry button beside an address that bounced: its letters go out again, to the
+    targets' addresses as they are now."""
+    form = await request.form()
+    recipient = form.get("recipient", "")
+    inbox.retry_bounced(
+        session,
+        appeal=appeal,
+        who=who,
+        now=utcnow(),
+        recipient=recipient[:254] if isinstance(recipient, str) else "",
+    )
+    return redirect_back(request, f"/dashboard/{appeal.slug}", "retried")

@@ -16,16 +16,20 @@ from app.core.db import SessionDep, SessionsDep
 from app.core.errors import error_responses
 from app.core.params import Offset
 from app.letters import moderation
-from app.models import utcnow
-from app.organisers import exports, stats
+from app.models import ReplyKind, utcnow
+from app.organisers import exports, inbox, stats
 from app.organisers.deps import Organiser, OrganiserAppeal, OrganiserLetter, RejectReason
 from app.organisers.schemas import (
+    BounceDetail,
+    BouncePage,
     LetterFilters,
     LetterPage,
     LetterQuery,
     Moderated,
     ModerationQueue,
     RejectIn,
+    ReplyPage,
+    RetriedBounces,
     Stats,
 )
 from app.organisers.scope import letters_filter
@@ -130,3 +134,50 @@ def reject(
         session, letter=letter, settings=settings, now=utcnow(), by=who.label, reason=reason
     )
     return Moderated(id=letter.public_id, status=letter.status)
+
+
+@router.get("/appeals/{slug}/replies")
+def appeal_replies(
+    session: SessionDep,
+    who: Organiser,
+    appeal: OrganiserAppeal,
+    kind: ReplyKind = ReplyKind.human,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ReplyPage:
+    """Targets' answers, newest first: human replies (`kind=human`, the default) and
+    automatic ones (`kind=auto`: out-of-office and the like) apart, with both counts; a
+    union sees the answers to its own members' letters only."""
+    return inbox.replies(session, appeal=appeal, who=who, kind=kind, limit=limit, offset=offset)
+
+
+@router.get("/appeals/{slug}/bounces")
+def appeal_bounces(
+    session: SessionDep,
+    who: Organiser,
+    appeal: OrganiserAppeal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> BouncePage:
+    """Bounces, newest first, hard and soft counted apart, and the addresses whose bounces
+    left letters waiting (`current`: still a target's address, to be fixed)."""
+    return inbox.bounces(session, appeal=appeal, who=who, limit=limit, offset=offset)
+
+
+@router.get("/bounces/{bounce_id}")
+def bounce_report(session: SessionDep, who: Organiser, bounce_id: int) -> BounceDetail:
+    """One bounce with the report that came back (the returned letter left out)."""
+    return inbox.bounce_detail(session, bounce_id=bounce_id, who=who)
+
+
+@router.post("/appeals/{slug}/bounces/retry", status_code=202)
+def retry_bounces(
+    session: SessionDep,
+    who: Organiser,
+    appeal: OrganiserAppeal,
+    recipient: Annotated[str, Query(max_length=254)] = "",
+) -> RetriedBounces:
+    """Send the bounced letters again (those `recipient` bounced, if given) to the
+    targets' addresses as they are now: fix the address in the appeal first."""
+    n = inbox.retry_bounced(session, appeal=appeal, who=who, now=utcnow(), recipient=recipient)
+    return RetriedBounces(retried=n)

@@ -11,7 +11,7 @@ from app.appeals.schemas import Slug
 from app.core.params import PAGE_MAX, TimeFilter, time_bound
 from app.core.text import CountryCode, MultiLine
 from app.letters.moderation import REASON_MAX
-from app.models import LetterStatus
+from app.models import LetterStatus, ReplyKind
 
 
 class DayCount(BaseModel):
@@ -75,6 +75,7 @@ class LetterSummary(BaseModel):
     message: str
     # Why the flood guard held it ("network:<tag>", "domain:<domain>"), else "".
     hold_reason: str = ""
+    bounced: bool = False  # a target's server returned it
 
 
 class LetterPage(BaseModel):
@@ -100,3 +101,62 @@ class RejectIn(BaseModel):
 class Moderated(BaseModel):
     id: str
     status: LetterStatus
+
+
+class ReplyRead(BaseModel):
+    """A target's answer as organisers read it (plain text; nothing in it is rendered)."""
+
+    id: int
+    kind: ReplyKind
+    received_at: datetime
+    sender: str
+    sender_name: str
+    subject: str
+    text: str
+    letter_id: str | None  # the public id of the letter it answers, if it is still kept
+
+
+class ReplyPage(BaseModel):
+    """`GET /api/v1/appeals/{slug}/replies`: human replies and automatic answers apart."""
+
+    counts: dict[str, int]  # {"human": n, "auto": n}
+    items: list[ReplyRead]
+    total: int
+
+
+class BounceRead(BaseModel):
+    id: int
+    delivery_id: int
+    letter_id: str
+    recipient: str
+    permanent: bool
+    status: str
+    reply: str
+    source: str
+    received_at: datetime
+
+
+class BounceDetail(BounceRead):
+    report: str  # the report as it came, without the returned letter
+
+
+class BouncingAddress(BaseModel):
+    """A recipient whose server refused letters for good: `current` while it is still one
+    of the appeal's target addresses (fix it in the appeal, then retry)."""
+
+    recipient: str
+    current: bool
+    letters: int  # deliveries bounced by it, waiting for a retry
+    last_reply: str
+    last_at: datetime
+
+
+class BouncePage(BaseModel):
+    counts: dict[str, int]  # {"hard": n, "soft": n, "complaint": n}
+    addresses: list[BouncingAddress]
+    items: list[BounceRead]
+    total: int
+
+
+class RetriedBounces(BaseModel):
+    retried: int

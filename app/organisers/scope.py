@@ -13,7 +13,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, true
 
 from app.core.errors import Forbidden
-from app.models import Appeal, Delivery, Letter
+from app.models import Appeal, Bounce, Delivery, Letter, Reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +77,24 @@ def deliveries_filter(who: Principal) -> ColumnElement[bool]:
     if who.is_admin:
         return true()
     return Delivery.organisation_id == who.organisation_id
+
+
+def replies_filter(who: Principal) -> ColumnElement[bool]:
+    """A union sees the replies to its own members' letters only."""
+    if who.is_admin:
+        return true()
+    return Reply.organisation_id == who.organisation_id
+
+
+def bounces_filter(who: Principal) -> ColumnElement[bool]:
+    """A union sees the bounces of its own members' letters only."""
+    if who.is_admin:
+        return true()
+    return Bounce.organisation_id == who.organisation_id
+
+
+def check_bounce(who: Principal, bounce: Bounce, appeal: Appeal) -> None:
+    """Forbidden unless `who` may read this bounce report (of `appeal`)."""
+    check_appeal(who, appeal)
+    if not who.is_admin and bounce.organisation_id != who.organisation_id:
+        raise Forbidden("This letter was not signed through your organisation.")

@@ -15,7 +15,6 @@ from app.letters.service import normalise_email
 from app.models import (
     ApiToken,
     Delivery,
-    DeliveryStatus,
     Letter,
     LoginSession,
     Organisation,
@@ -218,9 +217,9 @@ def find_delivery(session: Session, delivery_id: int) -> Delivery:
 
 
 def retry_delivery(session: Session, *, delivery: Delivery, now: datetime, by: str) -> None:
-    """An organiser's retry of a failed delivery: re-queued with fresh attempts and
-    enqueued after commit (app.delivery.service.retry, which logs it). Conflict unless
-    it failed."""
-    if delivery.status is not DeliveryStatus.failed:
-        raise Conflict("Only a failed delivery can be retried.")
+    """An organiser's retry of a failed or bounced delivery: re-queued with fresh attempts
+    and enqueued after commit (app.delivery.service.retry, which logs it). Conflict unless
+    it failed or bounced."""
+    if delivery.status not in delivery_service.RETRYABLE:
+        raise Conflict("Only a failed or bounced delivery can be retried.")
     delivery_service.retry(session, delivery, now=now, by=by)

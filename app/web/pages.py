@@ -35,7 +35,7 @@ STALE_FORM = N_(
 
 STATIC_DIR = Path(__file__).parent / "static"
 FORM_FIELDS = ("name", "email", "country", "organisation", "city", "message", "language", "org")
-CHECKBOXES = ("share_email", "copy_to_me")
+CHECKBOXES = ("share_email", "copy_to_me", "notify_replies")
 
 
 def native_name(code: str) -> str:

@@ -80,3 +80,31 @@ def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPat
         Settings()
     assert info.value.errors()[0]["loc"] == ("trusted_proxies",)
     assert "proxy.example.org" in info.value.errors()[0]["msg"]
+
+
+def test_bounce_domain_and_imap_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTCRY_BOUNCE_DOMAIN", "Bounces.Example.org.")
+    monkeypatch.setenv("OUTCRY_IMAP_URL", "imaps://in%40x:p%3Ass@mail.example.org/Outcry%20In")
+    settings = Settings()
+    assert settings.bounce_domain == "bounces.example.org"
+    imap = settings.imap
+    assert imap is not None
+    assert (imap.host, imap.port, imap.username, imap.password, imap.mailbox, imap.use_tls) == (
+        "mail.example.org",
+        993,
+        "in@x",
+        "p:ss",
+        "Outcry In",
+        True,
+    )
+    for name, value in (
+        ("OUTCRY_BOUNCE_DOMAIN", "bounces+x@example.org"),
+        ("OUTCRY_BOUNCE_DOMAIN", "localhost"),
+        ("OUTCRY_IMAP_URL", "imaps://mail.example.org/INBOX"),
+        ("OUTCRY_IMAP_URL", "http://u:p@mail.example.org"),
+    ):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValidationError) as error:
+            Settings()
+        assert name.removeprefix("OUTCRY_").lower() in str(error.value)
+        monkeypatch.delenv(name)

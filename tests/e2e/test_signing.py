@@ -8,8 +8,11 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser
+from sqlalchemy import select
 
 from app.core import paths
+from app.core.db import engine_for, session_factory, session_scope
+from app.models import Letter
 from tests.conftest import _truncate
 from tests.support.processes import outcry, outcry_env, run_outcry, serving, stop, wait_http
 from tests.support.smtp import Received, SmtpSink, free_port
@@ -53,6 +56,7 @@ def test_browser_sign_confirm_deliver(browser: Browser, tmp_path: Path) -> None:
             page.select_option("#f-country", "GB")
             page.fill("#f-organisation", "Unite the Union")
             page.fill("#f-message", "Hands off the strike committee! {{ 7*7 }}")
+            page.check("#f-notify_replies")
             page.click("button[type=submit]")
             assert "ada@example.net" in page.content()
             page.screenshot(path=str(tmp_path / "signed.png"))
@@ -77,6 +81,8 @@ def test_browser_sign_confirm_deliver(browser: Browser, tmp_path: Path) -> None:
             text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
             assert "Hands off the strike committee! {{ 7*7 }}" in text
             assert "Ada Example" in text
+            with session_scope(session_factory(engine_for(env["OUTCRY_DATABASE_URL"]))) as db:
+                assert db.scalar(select(Letter.notify_replies)) is True  # asked to hear back
             context.close()
         finally:
             stop(proc)

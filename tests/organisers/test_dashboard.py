@@ -127,6 +127,7 @@ def test_appeal_page_numbers_chart_and_failures(
         "Will be retried": 0,
         "Failed": 1,
         "Cancelled": 0,
+        "Bounced": 0,
     }
     assert table(html, "by-country") == {
         "Kazakhstan (KZ)": 2,

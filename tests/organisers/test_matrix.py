@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.main import create_app
-from app.models import Channel, Delivery, DeliveryStatus, Letter
+from app.models import Bounce, Channel, Delivery, DeliveryStatus, Letter
 from app.organisers import service as organisers
 from tests.appeals.factories import appeal_data, make_appeal
 from tests.organisers.factories import (
@@ -73,6 +73,22 @@ ROUTES = [
         codes(rmt=403, gmb=200, unite=403, admin=200, unite_session=403, admin_session=200),
     ),
     Route("GET", "/api/v1/appeals/free-them/letters.zip", READ),
+    Route("GET", "/api/v1/appeals/free-them/replies", READ),
+    Route("GET", "/api/v1/appeals/free-them/replies?kind=auto", READ),
+    Route("GET", "/api/v1/appeals/free-them/bounces", READ),
+    Route("GET", "/api/v1/bounces/{bounce}", MINE),
+    # A union retries the bounced letters of its own members (none, for gmb).
+    Route(
+        "POST",
+        "/api/v1/appeals/free-them/bounces/retry",
+        codes(rmt=403, gmb=202, unite=202, admin=202, unite_session=202, admin_session=202),
+    ),
+    Route("GET", "/dashboard/bounces/{bounce}", MINE),
+    Route(
+        "POST",
+        "/dashboard/free-them/bounces/retry",
+        codes(rmt=403, gmb=303, unite=303, admin=303, unite_session=303, admin_session=303),
+    ),
     Route("POST", "/api/v1/letters/{letter}/approve", MINE),
     Route("POST", "/api/v1/letters/{letter}/reject", MINE),
     Route(
@@ -190,6 +206,24 @@ def test_authorisation_matrix(client: TestClient, session: Session, settings: Se
         .all()
     )
 
+    # A permanent bounce of one of unite's letters, for the bounce report routes.
+    bounced = session.query(Delivery).filter(Delivery.channel == Channel.email).first()
+    assert bounced is not None
+    report = Bounce(
+        key="matrix",
+        delivery_id=bounced.id,
+        appeal_id=bounced.appeal_id,
+        organisation_id=bounced.organisation_id,
+        recipient="president@example.org",
+        permanent=True,
+        status="5.1.1",
+        reply="550 5.1.1 User unknown",
+        report="Action: failed",
+        source="lmtp",
+    )
+    session.add(report)
+    session.flush()
+
     # A spare token for every call that may succeed in revoking one.
     spare = iter(
         [
@@ -227,6 +261,7 @@ def test_authorisation_matrix(client: TestClient, session: Session, settings: Se
                     token=next(spare) if "{token}" in route.path else "",
                     scoped=scoped,
                     removed=removed,
+                    bounce=report.id,
                 )
                 kwargs: dict[str, object] = {"follow_redirects": False}
                 if route.body:

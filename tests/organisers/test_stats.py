@@ -24,7 +24,7 @@ LETTER_KEYS = {
     "rejected",
     "withdrawn",
 }
-DELIVERY_KEYS = {"queued", "sending", "sent", "retrying", "failed", "cancelled"}
+DELIVERY_KEYS = {"queued", "sending", "sent", "retrying", "failed", "cancelled", "bounced"}
 
 
 def populate(session: Session, settings: Settings) -> World:
@@ -79,6 +79,7 @@ def test_stats_count_every_status_and_group(
         "retrying": 0,
         "failed": 1,
         "cancelled": 0,
+        "bounced": 0,
     }
     # Signed letters only: sent, failed and held (a confirmed signature waiting for a
     # moderator) count; unconfirmed ones do not.
