@@ -95,7 +95,7 @@ async def create_token(request: Request, session: SessionDep, who: LoggedInAdmin
 
 @router.get("/dashboard/tokens/{token_id}/revoke", response_class=HTMLResponse)
 def revoke_token_page(
-    request: Request, session: SessionDep, who: LoggedInAdmin, token_id: int
+    request: Request, session: SessionDep, who: LoggedInAdmin, token_id: RowId
 ) -> Response:
     """Asks before revoking (the account page's Revoke is a link here): a revoked token
     cannot be brought back, and a program using it stops working at once."""

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep
 from app.core.errors import CsrfRejected, InvalidInput
+from app.core.params import RowId
 from app.core.security import PASSWORD_MIN
 from app.models import utcnow
 from app.organisers import accounts, invitations
@@ -104,7 +105,7 @@ async def invite(
 
 @router.post("/dashboard/account/organisers/{organiser_id}/scope")
 async def rescope(
-    request: Request, session: SessionDep, who: LoggedInAdmin, organiser_id: int
+    request: Request, session: SessionDep, who: LoggedInAdmin, organiser_id: RowId
 ) -> Response:
     """Make an account an admin's or a union's (its sessions end, so it holds at once)."""
     slug = str((await request.form()).get("organisation", ""))
@@ -119,7 +120,7 @@ async def rescope(
 
 @router.get("/dashboard/account/organisers/{organiser_id}/remove", response_class=HTMLResponse)
 def remove_page(
-    request: Request, session: SessionDep, who: LoggedInAdmin, organiser_id: int
+    request: Request, session: SessionDep, who: LoggedInAdmin, organiser_id: RowId
 ) -> Response:
     """Asks before removing an account."""
     organiser = accounts.get_organiser(session, organiser_id)
@@ -134,7 +135,7 @@ def remove_page(
 
 @router.post("/dashboard/account/organisers/{organiser_id}/remove")
 def remove(
-    request: Request, session: SessionDep, who: LoggedInAdmin, organiser_id: int
+    request: Request, session: SessionDep, who: LoggedInAdmin, organiser_id: RowId
 ) -> Response:
     """Remove the account; LastAdmin (409) if it is the last admin's."""
     organiser = accounts.get_organiser(session, organiser_id)

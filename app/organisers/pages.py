@@ -25,6 +25,7 @@ from app.core.errors import (
     RateLimited,
     Unauthorized,
 )
+from app.core.params import RowId
 from app.core.text import countries
 from app.delivery import faxes, ratelimit
 from app.documents import service as documents
@@ -386,7 +387,9 @@ def test_send(
 
 
 @router.get("/dashboard/bounces/{bounce_id}", response_class=HTMLResponse)
-def bounce_page(request: Request, session: SessionDep, who: Organiser, bounce_id: int) -> Response:
+def bounce_page(
+    request: Request, session: SessionDep, who: Organiser, bounce_id: RowId
+) -> Response:
     """One bounce and the report that came back, as plain text."""
     bounce = inbox.bounce_detail(session, bounce_id=bounce_id, who=who)
     return private_page(request, "dashboard/bounce.html", who, bounce=bounce)

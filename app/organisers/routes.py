@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep, SessionsDep
 from app.core.errors import error_responses
-from app.core.params import Offset
+from app.core.params import Offset, RowId
 from app.letters import moderation
 from app.models import ReplyKind, utcnow
 from app.organisers import exports, inbox, stats
@@ -136,7 +136,7 @@ def reject(
     return Moderated(id=letter.public_id, status=letter.status)
 
 
-@router.get("/appeals/{slug}/replies")
+@router.get("/appeals/{slug}/replies", responses=_ORGANISERS)
 def appeal_replies(
     session: SessionDep,
     who: Organiser,
@@ -151,7 +151,7 @@ def appeal_replies(
     return inbox.replies(session, appeal=appeal, who=who, kind=kind, limit=limit, offset=offset)
 
 
-@router.get("/appeals/{slug}/bounces")
+@router.get("/appeals/{slug}/bounces", responses=_ORGANISERS)
 def appeal_bounces(
     session: SessionDep,
     who: Organiser,
@@ -164,13 +164,13 @@ def appeal_bounces(
     return inbox.bounces(session, appeal=appeal, who=who, limit=limit, offset=offset)
 
 
-@router.get("/bounces/{bounce_id}")
-def bounce_report(session: SessionDep, who: Organiser, bounce_id: int) -> BounceDetail:
+@router.get("/bounces/{bounce_id}", responses=_ORGANISERS)
+def bounce_report(session: SessionDep, who: Organiser, bounce_id: RowId) -> BounceDetail:
     """One bounce with the report that came back (the returned letter left out)."""
     return inbox.bounce_detail(session, bounce_id=bounce_id, who=who)
 
 
-@router.post("/appeals/{slug}/bounces/retry", status_code=202)
+@router.post("/appeals/{slug}/bounces/retry", status_code=202, responses=_ORGANISERS)
 def retry_bounces(
     session: SessionDep,
     who: Organiser,

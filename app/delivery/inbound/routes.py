@@ -12,14 +12,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep
-from app.core.errors import TryLater
+from app.core.errors import TryLater, error_responses
 from app.delivery.inbound import service, webhooks
 from app.models import utcnow
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+# 503 also when the database is away or busy (admission.py): the relay sends it again.
+router = APIRouter(
+    prefix="/api/v1/webhooks", tags=["webhooks"], responses=error_responses(401, 404, 422, 503)
+)
 
 
 class Recorded(BaseModel):
@@ -39,12 +43,21 @@ def _record(
     return Recorded(outcomes=outcomes)
 
 
+# The body is read on the event loop; checking signatures (SNS fetches its signing
+# certificate) and recording run on a worker thread, never blocking other requests.
+
+
 @router.post("/ses")
 async def ses(request: Request, session: SessionDep, settings: SettingsDep) -> Recorded:
     """Amazon SNS: a subscription confirmation (confirmed) or an SES bounce or complaint."""
     fetch: webhooks.Fetch = request.app.state.sns_fetch
-    reports = webhooks.ses(await request.body(), settings=settings, fetch=fetch)
-    return _record(session, settings, reports, "ses")
+    body = await request.body()
+
+    def work() -> Recorded:
+        reports = webhooks.ses(body, settings=settings, fetch=fetch)
+        return _record(session, settings, reports, "ses")
+
+    return await run_in_threadpool(work)
 
 
 @router.post("/postmark")
@@ -56,23 +69,34 @@ async def postmark(
 ) -> Recorded:
     """Postmark's bounce and spam-complaint webhooks (basic auth in the webhook's URL)."""
     webhooks.check_postmark(authorization, settings)
-    return _record(session, settings, webhooks.postmark(await request.body()), "postmark")
+    body = await request.body()
+    return await run_in_threadpool(
+        lambda: _record(session, settings, webhooks.postmark(body), "postmark")
+    )
 
 
 @router.post("/mailgun")
 async def mailgun(request: Request, session: SessionDep, settings: SettingsDep) -> Recorded:
     """Mailgun's `failed` and `complained` events (signed with the webhook signing key)."""
-    reports = webhooks.mailgun(await request.body(), settings=settings)
-    return _record(session, settings, reports, "mailgun")
+    body = await request.body()
+
+    def work() -> Recorded:
+        return _record(session, settings, webhooks.mailgun(body, settings=settings), "mailgun")
+
+    return await run_in_threadpool(work)
 
 
 @router.post("/sendgrid")
 async def sendgrid(request: Request, session: SessionDep, settings: SettingsDep) -> Recorded:
     """SendGrid's Signed Event Webhook: bounces, blocks, deferrals, drops, spam reports."""
-    reports = webhooks.sendgrid(
-        await request.body(),
-        signature=request.headers.get(webhooks.SENDGRID_SIGNATURE),
-        timestamp=request.headers.get(webhooks.SENDGRID_TIMESTAMP),
-        settings=settings,
-    )
-    return _record(session, settings, reports, "sendgrid")
+    body = await request.body()
+    signature = request.headers.get(webhooks.SENDGRID_SIGNATURE)
+    timestamp = request.headers.get(webhooks.SENDGRID_TIMESTAMP)
+
+    def work() -> Recorded:
+        reports = webhooks.sendgrid(
+            body, signature=signature, timestamp=timestamp, settings=settings
+        )
+        return _record(session, settings, reports, "sendgrid")
+
+    return await run_in_threadpool(work)

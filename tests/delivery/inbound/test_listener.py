@@ -127,8 +127,10 @@ def test_lmtp_answers_each_recipient(
     assert [r.text for r in session.scalars(select(Reply))] == ["Noted."]
     dropped = {d.reason: d.n for d in session.scalars(select(InboundDropped))}
     assert dropped == {"forged": 1, "too_large": 1}
-    with TestClient(create_app(mail, deliver_in_process=False)) as client:
-        metrics = client.get("/metrics").text
+    scraper = mail.model_copy(update={"metrics_token": "prometheus-scrapes-with-this"})
+    with TestClient(create_app(scraper, deliver_in_process=False)) as client:
+        auth = {"Authorization": "Bearer prometheus-scrapes-with-this"}
+        metrics = client.get("/metrics", headers=auth).text
     assert 'outcry_inbound_dropped{reason="forged"} 1.0' in metrics
     assert 'outcry_inbound_dropped{reason="unknown"} 0.0' in metrics
     assert 'outcry_bounces{kind="hard"} 1.0' in metrics
