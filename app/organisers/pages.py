@@ -28,6 +28,7 @@ from app.core.errors import (
 from app.core.params import RowId
 from app.core.text import countries
 from app.delivery import faxes, ratelimit
+from app.delivery import service as deliveries
 from app.documents import service as documents
 from app.letters import moderation, privacy, samples
 from app.models import Appeal, utcnow
@@ -366,8 +367,9 @@ def reject(
 def retry(
     request: Request, session: SessionDep, who: Organiser, delivery: OrganiserDelivery
 ) -> Response:
-    """The retry button under a failure: the delivery goes back in the queue."""
-    organisers.retry_delivery(session, delivery=delivery, now=utcnow(), by=who.label)
+    """The retry button under a failure: the delivery goes back in the queue; 409
+    `not_failed` if it neither failed nor bounced (the same service as the API's retry)."""
+    deliveries.retry(session, delivery, now=utcnow(), by=who.label)
     assert delivery.letter is not None  # OrganiserDelivery: a letter's delivery
     return redirect_back(request, f"/dashboard/{delivery.letter.appeal.slug}", "retried")
 

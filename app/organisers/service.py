@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit
 from app.core import security
 from app.core.errors import Conflict, InvalidInput, InvalidLogin, NotFound, Unauthorized
-from app.delivery import service as delivery_service
 from app.letters.service import normalise_email
 from app.models import (
     ApiToken,
@@ -214,12 +213,3 @@ def find_delivery(session: Session, delivery_id: int) -> Delivery:
     if delivery is None or delivery.letter is None:
         raise NotFound("No such delivery.")
     return delivery
-
-
-def retry_delivery(session: Session, *, delivery: Delivery, now: datetime, by: str) -> None:
-    """An organiser's retry of a failed or bounced delivery: re-queued with fresh attempts
-    and enqueued after commit (app.delivery.service.retry, which logs it). Conflict unless
-    it failed or bounced."""
-    if delivery.status not in delivery_service.RETRYABLE:
-        raise Conflict("Only a failed or bounced delivery can be retried.")
-    delivery_service.retry(session, delivery, now=now, by=by)

@@ -143,6 +143,9 @@ def test_an_unknown_delivery_is_404(client: TestClient, session: Session) -> Non
     assert client.post("/api/v1/deliveries/nope/retry", headers=admin).status_code == 422
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/v1/deliveries/{id}/retry", "/dashboard/deliveries/{id}/retry"]
+)
 def test_retrying_a_delivery_that_has_not_failed_is_409(
     client: TestClient,
     session: Session,
@@ -150,11 +153,13 @@ def test_retrying_a_delivery_that_has_not_failed_is_409(
     mail: Settings,
     handler: Handler,
     sink: SmtpSink,
+    path: str,
 ) -> None:
+    # The API and the dashboard's button are one service function: one answer.
     delivery_id = delivery_of(session, appeal, mail, handler, fail=False)
     admin = bearer(session)
 
-    response = client.post(f"/api/v1/deliveries/{delivery_id}/retry", headers=admin)
+    response = client.post(path.format(id=delivery_id), headers=admin)
 
     assert response.status_code == 409
     assert response.json()["error"] == "not_failed"
