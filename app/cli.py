@@ -290,14 +290,14 @@ def purge(
     and messages are erased; counts by status, country, organisation and day stay."""
     from app.appeals import service as appeals
     from app.audit import service as audit
-    from app.documents import service as documents
+    from app.core import params
     from app.letters import privacy
     from app.models import utcnow
 
     settings = _settings()
     sessions = session_factory(engine_for(settings.database_url))
     try:
-        cutoff = documents.parse_bound(before, field="before")
+        cutoff = params.parse_bound(before, field="before")
         with session_scope(sessions) as session:
             found = appeals.get_appeal(session, appeal)
             if appeals.phase(found, utcnow()) != "closed":

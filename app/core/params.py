@@ -12,6 +12,8 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import BeforeValidator
 
+from app.core.errors import InvalidInput
+
 # Row ids are INTEGER columns (32 bits in PostgreSQL); an id past that names no row.
 ID_MAX = 2**31 - 1
 # A page or offset past this finds nothing in any appeal Outcry will hold, and keeps
@@ -64,3 +66,13 @@ def time_bound(value: date | datetime | None, *, end: bool) -> datetime | None:
         if too_late:
             return None if end else datetime.max.replace(tzinfo=UTC)
         return datetime.min.replace(tzinfo=UTC) if end else None
+
+
+def parse_bound(value: str | None, *, field: str, end: bool = False) -> datetime | None:
+    """A time bound typed outside a query's own validation (a form, the command line):
+    parse_time then time_bound, InvalidInput naming `field` (422) for what is not one."""
+    try:
+        moment = parse_time(value)
+    except ValueError as exc:
+        raise InvalidInput({field: str(exc)}) from exc
+    return time_bound(moment, end=end)

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.appeals import service as appeals
 from app.appeals.routes import SettingsDep
+from app.core import params
 from app.core.db import SessionDep
 from app.core.errors import (
     CsrfRejected,
@@ -29,7 +30,6 @@ from app.core.params import RowId
 from app.core.text import countries
 from app.delivery import faxes, ratelimit
 from app.delivery import service as deliveries
-from app.documents import service as documents
 from app.letters import moderation, privacy, samples
 from app.models import Appeal, utcnow
 from app.organisers import exports, inbox, scope, stats
@@ -312,7 +312,7 @@ def purge_page(
     request: Request, session: SessionDep, who: Admin, appeal: OrganiserAppeal, before: str = ""
 ) -> Response:
     """Asks before anonymising a closed appeal's letters: how many, and what stays."""
-    cutoff = documents.parse_bound(before, field="before")
+    cutoff = params.parse_bound(before, field="before")
     return private_page(
         request,
         "dashboard/purge.html",
@@ -331,7 +331,7 @@ async def purge(
     """Anonymise a closed appeal's finished letters (before the form's `before` day, if
     given); every count stays."""
     before = str((await request.form()).get("before", ""))
-    cutoff = documents.parse_bound(before, field="before")
+    cutoff = params.parse_bound(before, field="before")
     done = privacy.purge_appeal(session, appeal=appeal, now=utcnow(), before=cutoff, by=who.label)
     return redirect_back(request, f"/dashboard/{appeal.slug}", f"purged-{done.erased}")
 

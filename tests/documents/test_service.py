@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import engine_for, session_factory
-from app.core.errors import InvalidInput
 from app.documents import archive, build, service
 from app.models import Appeal
 from app.organisers.scope import Principal
@@ -71,22 +70,6 @@ def test_fax_numbers_for_gateways() -> None:
     assert build.fax_display("+77279000000") == "+7 727 900 0000"
     with pytest.raises(ValueError, match="fax number"):
         build.fax_digits("not a number")
-
-
-def test_parse_bound() -> None:
-    assert service.parse_bound(None, field="since") is None
-    assert service.parse_bound("2026-05-01", field="since") == datetime(2026, 5, 1, tzinfo=UTC)
-    # A date as the end takes in that whole day.
-    end = service.parse_bound("2026-05-01", field="until", end=True)
-    assert end == datetime(2026, 5, 2, tzinfo=UTC)
-    moment = service.parse_bound("2026-05-01T12:30:00+02:00", field="since")
-    assert moment == datetime(2026, 5, 1, 10, 30, tzinfo=UTC)
-    assert service.parse_bound("2026-05-01T12:30", field="since") == datetime(
-        2026, 5, 1, 12, 30, tzinfo=UTC
-    )
-    with pytest.raises(InvalidInput) as error:
-        service.parse_bound("1 May", field="until")
-    assert "until" in error.value.fields
 
 
 def test_iter_zip_streams_one_file_at_a_time() -> None:
