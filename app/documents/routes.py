@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from app.appeals.routes import CurrentAppeal
 from app.core.db import SessionDep, SessionsDep
 from app.core.errors import error_responses
+from app.core.params import TimeFilter
 from app.documents import service
 from app.documents.service import Document, Download
 from app.models import utcnow
@@ -78,12 +79,13 @@ OrganisationFilter = Annotated[
     str | None,
     Query(description="An organisation's slug; a union token may only name its own."),
 ]
+# Parsed as the CSV's filters are (app.core.params.TimeFilter): 422 naming the field.
 Since = Annotated[
-    str | None,
+    TimeFilter,
     Query(description="Letters signed on or after: 2026-05-01 or 2026-05-01T12:00Z."),
 ]
 Until = Annotated[
-    str | None,
+    TimeFilter,
     Query(description="Letters signed up to: a date (that whole day) or a time (before it)."),
 ]
 

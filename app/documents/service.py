@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.appeals import service as appeals
 from app.core import params
 from app.core.db import session_scope
-from app.core.errors import Forbidden, InvalidInput, LetterErased
+from app.core.errors import InvalidInput, LetterErased
 from app.core.text import country_name
 from app.documents import archive, build
 from app.documents.pdf import (
@@ -33,7 +33,8 @@ from app.documents.pdf import (
     render_signature_sheet,
 )
 from app.letters import service as letters
-from app.models import Appeal, Letter, Organisation
+from app.models import Appeal, Letter
+from app.organisers import scope
 from app.organisers.scope import Principal
 
 PDF = "application/pdf"
@@ -143,45 +144,27 @@ def signature_sheet_pdf(appeal: Appeal, *, language: str | None, pages: int) -> 
     return Document(safe_filename(f"{appeal.slug}-signature-sheet.pdf"), content)
 
 
-def parse_bound(value: str | None, *, field: str, end: bool = False) -> datetime | None:
-    """A `since`/`until` filter: a date (an `until` date includes that whole day) or an
-    ISO 8601 date and time (UTC if it has no zone). InvalidInput naming `field`."""
-    try:
-        moment = params.parse_time(value)
-    except ValueError as exc:
-        raise InvalidInput({field: str(exc)}) from exc
-    return params.time_bound(moment, end=end)
-
-
 def select_letters(
     session: Session,
     *,
     appeal: Appeal,
     who: Principal,
     organisation: str | None,
-    since: str | None,
-    until: str | None,
+    since: date | datetime | None,
+    until: date | datetime | None,
 ) -> Selection:
     """Which letters `who` may have: a union only its own organisation's (Forbidden if
-    `organisation` names another), an admin all or one organisation's."""
-    chosen: Organisation | None = None
-    if organisation:
-        chosen = session.scalar(select(Organisation).where(Organisation.slug == organisation))
-    if who.organisation_id is not None:
-        if organisation and (chosen is None or chosen.id != who.organisation_id):
-            # The same answer whether that union exists or not: no probing for names.
-            raise Forbidden("A union token sees only its own organisation's letters.")
-        chosen = chosen or session.get(Organisation, who.organisation_id)
-        organisation_id: int | None = who.organisation_id
-    else:
-        if organisation and chosen is None:
-            raise InvalidInput({"organisation": f"no organisation {organisation!r}"})
-        organisation_id = chosen.id if chosen else None
+    `organisation` names another), an admin all or one organisation's (InvalidInput if
+    none has that slug); signed since `since` and before `until` (an `until` date takes
+    in that whole day)."""
+    chosen = scope.named_organisation(session, who, organisation)
+    if organisation and chosen is None:
+        raise InvalidInput({"organisation": f"no organisation {organisation!r}"})
     return Selection(
         appeal_id=appeal.id,
-        organisation_id=organisation_id,
-        since=parse_bound(since, field="since"),
-        until=parse_bound(until, field="until", end=True),
+        organisation_id=chosen.id if chosen else None,
+        since=params.time_bound(since, end=False),
+        until=params.time_bound(until, end=True),
         organisation_slug=chosen.slug if chosen else None,
     )
 
@@ -194,11 +177,7 @@ def _where(selection: Selection) -> list[Any]:
     ]
     if selection.organisation_id is not None:
         conditions.append(Letter.organisation_id == selection.organisation_id)
-    if selection.since is not None:
-        conditions.append(Letter.confirmed_at >= selection.since)
-    if selection.until is not None:
-        conditions.append(Letter.confirmed_at < selection.until)
-    return conditions
+    return conditions + letters.signed_between(selection.since, selection.until)
 
 
 def _by_count(rows: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
@@ -211,9 +190,7 @@ def handover(
     """The bundle's first page: the appeal, its targets, and counts of the selected letters."""
     where = _where(selection)
     count, first, last = session.execute(
-        select(func.count(), func.min(Letter.confirmed_at), func.max(Letter.confirmed_at)).where(
-            *where
-        )
+        select(func.count(), func.min(letters.SIGNED_AT), func.max(letters.SIGNED_AT)).where(*where)
     ).one()
     countries = session.execute(
         select(Letter.signer_country, func.count()).where(*where).group_by(Letter.signer_country)
@@ -251,7 +228,7 @@ def iter_letters(
         query = (
             select(Letter)
             .where(*_where(selection))
-            .order_by(Letter.confirmed_at, Letter.id)
+            .order_by(letters.SIGNED_AT, Letter.id)
             .execution_options(yield_per=BATCH)
         )
         for letter in session.scalars(query):

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from babel.dates import format_date
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -50,6 +50,22 @@ log = logging.getLogger(__name__)
 REPLACEABLE = (LetterStatus.pending_confirmation, LetterStatus.rejected)
 # One in these never went out either, but stays counted: it is set aside, not deleted.
 SET_ASIDE = (LetterStatus.expired, LetterStatus.withdrawn)
+# When a letter was signed, for every `since`/`until` filter and every list or bundle in
+# the order of signing (the CSV, the organisers' list, the PDF bundle and ZIP): when the
+# supporter sent the form. The model keeps no signed_at of its own, and the confirmation
+# may come days later, or never.
+SIGNED_AT = Letter.created_at
+
+
+def signed_between(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """WHERE conditions for letters signed at or after `since` and before `until` (either
+    may be None: no bound on that side)."""
+    conditions: list[ColumnElement[bool]] = []
+    if since is not None:
+        conditions.append(SIGNED_AT >= since)
+    if until is not None:
+        conditions.append(SIGNED_AT < until)
+    return conditions
 
 
 def needs_moderation(appeal: Appeal, message: str, hold_reason: str = "") -> bool:

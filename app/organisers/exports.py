@@ -9,73 +9,59 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import session_scope
-from app.core.errors import Forbidden
+from app.letters import service as letters
 from app.models import Appeal, Delivery, DeliveryStatus, Letter, LetterStatus, Organisation
+from app.organisers import scope
 from app.organisers.schemas import LetterFilters, LetterPage, LetterQuery, LetterSummary
 from app.organisers.scope import Principal, letters_filter
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-CSV_COLUMNS = (
-    "id",
-    "status",
-    "signed_at",
-    "confirmed_at",
-    "sent_at",
-    "name",
-    "email",
-    "country",
-    "city",
-    "union",
-    "organisation",
-    "language",
-    "message",
-    "hold_reason",  # why the flood guard held it, if it did
-    "bounced",  # a target's server returned the letter (see the dashboard's bounces)
-)
+# Every column of the list and the CSV, once: its name (the CSV's header, the row's key)
+# and where it is read from.
+COLUMNS: dict[str, Any] = {
+    "id": Letter.public_id,
+    "status": Letter.status,
+    "signed_at": letters.SIGNED_AT,
+    "confirmed_at": Letter.confirmed_at,
+    "sent_at": Letter.sent_at,
+    "name": Letter.signer_name,
+    "email": Letter.signer_email,
+    "country": Letter.signer_country,
+    "city": Letter.signer_city,
+    "union": Letter.signer_organisation,  # what the supporter typed
+    "organisation": Organisation.slug,  # the organisation it is attributed to
+    "language": Letter.language,
+    "message": Letter.message,
+    "hold_reason": Letter.hold_reason,  # why the flood guard held it, if it did
+    # A target's server returned the letter (see the dashboard's bounces).
+    "bounced": exists().where(
+        Delivery.letter_id == Letter.id, Delivery.status == DeliveryStatus.bounced
+    ),
+}
+CSV_COLUMNS = tuple(COLUMNS)
 CSV_CHUNK_ROWS = 500
 
 
-def _columns() -> tuple[Any, ...]:
-    return (
-        Letter.public_id,
-        Letter.status,
-        Letter.created_at,
-        Letter.confirmed_at,
-        Letter.sent_at,
-        Letter.signer_name,
-        Letter.signer_email,
-        Letter.signer_country,
-        Letter.signer_city,
-        Letter.signer_organisation,
-        Organisation.slug,
-        Letter.language,
-        Letter.message,
-        Letter.hold_reason,
-        exists().where(Delivery.letter_id == Letter.id, Delivery.status == DeliveryStatus.bounced),
-    )
-
-
-def _query(appeal_id: int, who: Principal, filters: LetterFilters) -> Select[Any]:
-    """The letters `who` may see of an appeal, filtered; Forbidden if a union asks for
-    another organisation's letters."""
-    if filters.organisation and not who.is_admin:
-        # A union's letters are all its own: naming another organisation is out of scope.
-        raise Forbidden("A union token sees only its own organisation's letters.")
+def _query(session: Session, appeal_id: int, who: Principal, filters: LetterFilters) -> Select[Any]:
+    """The letters `who` may see of an appeal, filtered; Forbidden if a union names
+    another organisation (scope.named_organisation, as for the PDF bundles)."""
+    scope.named_organisation(session, who, filters.organisation)
     query = (
-        select(*_columns())
+        select(*(column.label(name) for name, column in COLUMNS.items()))
         .outerjoin(Organisation, Organisation.id == Letter.organisation_id)
         .where(
             Letter.appeal_id == appeal_id,
             Letter.status != LetterStatus.sample,
             letters_filter(who),
+            *letters.signed_between(filters.since_at, filters.until_at),
         )
     )
     if filters.status is not None:
@@ -84,52 +70,26 @@ def _query(appeal_id: int, who: Principal, filters: LetterFilters) -> Select[Any
         query = query.where(Organisation.slug == filters.organisation)
     if filters.country:
         query = query.where(Letter.signer_country == filters.country)
-    if filters.since_at is not None:
-        query = query.where(Letter.created_at >= filters.since_at)
-    if filters.until_at is not None:
-        query = query.where(Letter.created_at < filters.until_at)
     return query
 
 
-def _summary(row: Any, *, with_email: bool) -> LetterSummary:
-    return LetterSummary(
-        id=row[0],
-        status=row[1],
-        created_at=row[2],
-        confirmed_at=row[3],
-        sent_at=row[4],
-        name=row[5],
-        email=row[6] if with_email else None,
-        country=row[7],
-        city=row[8],
-        union=row[9],
-        organisation=row[10],
-        language=row[11],
-        message=row[12],
-        hold_reason=row[13],
-        bounced=bool(row[14]) if len(row) > 14 else False,
-    )
+def _summary(row: Mapping[Any, Any], *, with_email: bool) -> LetterSummary:
+    # The list calls "signed_at" by its older name, created_at.
+    values = {**row, "created_at": row["signed_at"], "bounced": bool(row["bounced"])}
+    if not with_email:
+        values["email"] = None
+    return LetterSummary.model_validate(values)
 
 
 def summary_of(letter: Letter, *, who: Principal) -> LetterSummary:
     """One loaded letter as `who` may see it."""
-    row = (
-        letter.public_id,
-        letter.status,
-        letter.created_at,
-        letter.confirmed_at,
-        letter.sent_at,
-        letter.signer_name,
-        letter.signer_email,
-        letter.signer_country,
-        letter.signer_city,
-        letter.signer_organisation,
-        letter.organisation.slug if letter.organisation else None,
-        letter.language,
-        letter.message,
-        letter.hold_reason,
-        False,  # (the moderation queue's letters have not been sent)
-    )
+    row = {
+        name: getattr(letter, column.key)
+        for name, column in COLUMNS.items()
+        if getattr(column, "class_", None) is Letter
+    }
+    row["organisation"] = letter.organisation.slug if letter.organisation else None
+    row["bounced"] = False  # (the moderation queue's letters have not been sent)
     return _summary(row, with_email=who.is_admin)
 
 
@@ -137,13 +97,13 @@ def list_letters(
     session: Session, *, appeal: Appeal, who: Principal, query: LetterQuery
 ) -> LetterPage:
     """One page of the appeal's letters that `who` may see, newest first."""
-    base = _query(appeal.id, who, query)
+    base = _query(session, appeal.id, who, query)
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     rows = session.execute(
-        base.order_by(Letter.created_at.desc(), Letter.id.desc())
+        base.order_by(letters.SIGNED_AT.desc(), Letter.id.desc())
         .limit(query.per_page)
         .offset((query.page - 1) * query.per_page)
-    )
+    ).mappings()
     return LetterPage(
         items=[_summary(row, with_email=who.is_admin) for row in rows],
         total=total,
@@ -161,27 +121,33 @@ def safe_cell(value: object) -> str:
 
 
 def csv_export(
-    sessions: sessionmaker[Session], *, appeal_id: int, who: Principal, filters: LetterFilters
+    session: Session,
+    sessions: sessionmaker[Session],
+    *,
+    appeal_id: int,
+    who: Principal,
+    filters: LetterFilters,
 ) -> Iterator[bytes]:
-    """The CSV export, oldest letter first, in chunks. Checks scope at once (Forbidden
-    before the response starts); reads in its own session, because a streamed response
-    outlives the request's. A union's export has no e-mail column."""
-    query = _query(appeal_id, who, filters)
-    columns = [i for i, name in enumerate(CSV_COLUMNS) if who.is_admin or name != "email"]
-    return _chunks(sessions, query.order_by(Letter.created_at, Letter.id), columns)
+    """The CSV export, oldest letter first, in chunks. Checks scope at once, in the
+    request's `session` (Forbidden before the response starts); reads the rows in a
+    session of its own, because a streamed response outlives the request's. A union's
+    export has no e-mail column."""
+    query = _query(session, appeal_id, who, filters)
+    names = [name for name in CSV_COLUMNS if who.is_admin or name != "email"]
+    return _chunks(sessions, query.order_by(letters.SIGNED_AT, Letter.id), names)
 
 
 def _chunks(
-    sessions: sessionmaker[Session], query: Select[Any], columns: list[int]
+    sessions: sessionmaker[Session], query: Select[Any], names: list[str]
 ) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write(BOM)
-    writer.writerow([CSV_COLUMNS[i] for i in columns])
+    writer.writerow(names)
     with session_scope(sessions) as session:
-        rows = session.execute(query.execution_options(yield_per=1000))
+        rows = session.execute(query.execution_options(yield_per=1000)).mappings()
         for n, row in enumerate(rows, start=1):
-            writer.writerow([safe_cell(row[i]) for i in columns])
+            writer.writerow([safe_cell(row[name]) for name in names])
             if n % CSV_CHUNK_ROWS == 0:
                 yield buffer.getvalue().encode()
                 buffer.seek(0)

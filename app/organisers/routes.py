@@ -70,13 +70,14 @@ def list_letters(
     responses={200: {"content": {"text/csv": {}}}, **_ORGANISERS},
 )
 def letters_csv(
+    session: SessionDep,
     sessions: SessionsDep,
     who: Organiser,
     appeal: OrganiserAppeal,
     filters: Annotated[LetterFilters, Query()],
 ) -> StreamingResponse:
     """The same letters as CSV (UTF-8 with BOM), oldest first, streamed."""
-    chunks = exports.csv_export(sessions, appeal_id=appeal.id, who=who, filters=filters)
+    chunks = exports.csv_export(session, sessions, appeal_id=appeal.id, who=who, filters=filters)
     return StreamingResponse(
         chunks,
         media_type="text/csv; charset=utf-8",

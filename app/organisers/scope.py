@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import Session
 
 from app.core.errors import Forbidden
-from app.models import Appeal, Bounce, Delivery, Letter, Reply
+from app.models import Appeal, Bounce, Delivery, Letter, Organisation, Reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,23 @@ def letters_filter(who: Principal) -> ColumnElement[bool]:
     if who.is_admin:
         return true()
     return Letter.organisation_id == who.organisation_id
+
+
+def named_organisation(session: Session, who: Principal, slug: str | None) -> Organisation | None:
+    """The organisation a letters filter (`?organisation=`) stands for, the same for the
+    list, the CSV and the bundles: a union's own, whether it names itself or nobody, and
+    Forbidden if it names any other; for an admin, the one named (None when it names none,
+    or a slug no organisation has)."""
+    if who.is_admin:
+        if not slug:
+            return None
+        return session.scalar(select(Organisation).where(Organisation.slug == slug))
+    own = session.get(Organisation, who.organisation_id)
+    # The same answer whether the one named exists or not: no probing for names. (And a
+    # union whose organisation is gone sees nothing, rather than everything.)
+    if own is None or (slug and own.slug != slug):
+        raise Forbidden("A union token sees only its own organisation's letters.")
+    return own
 
 
 def deliveries_filter(who: Principal) -> ColumnElement[bool]:

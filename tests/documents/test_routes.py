@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -431,17 +433,66 @@ def test_union_token_sees_only_its_own_letters(client: TestClient, unions: dict[
     ]
 
 
-@pytest.mark.parametrize("fetch", [bundle, archive])
-def test_union_token_may_not_name_another_union(
-    client: TestClient, unions: dict[str, str], fetch: Callable[..., Response]
+# Every surface that lists an appeal's letters for organisers and unions: one rule for
+# `organisation` (app.organisers.scope.named_organisation) and one for `since`/`until`
+# (app.letters.service.signed_between) behind them all.
+SURFACES = ("letters", "letters.csv", "letters.pdf", "letters.zip")
+
+
+def fetch_names(
+    client: TestClient, token: str, surface: str, **params: str
+) -> tuple[Response, set[str]]:
+    """The response and the signers' names in it, however the surface writes them."""
+    url = f"/api/v1/appeals/{SLUG}/{surface}"
+    response = client.get(url, params=params, headers=bearer(token))
+    if response.status_code != 200:
+        return response, names_in(response.text)
+    if surface == "letters":
+        return response, {item["name"] for item in response.json()["items"]}
+    if surface == "letters.csv":
+        return response, {row["name"] for row in csv.DictReader(io.StringIO(response.text))}
+    if surface == "letters.pdf":
+        return response, names_in("\n".join(page_texts(pdf(response))))
+    return response, {name for text in signers_in_zip(response) for name in names_in(text)}
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_a_union_may_name_its_own_organisation_and_no_other(
+    client: TestClient, unions: dict[str, str], surface: str
 ) -> None:
     for other in ("kz-union", "no-such-union"):
-        response = fetch(client, unions["unite"], organisation=other)
+        response, names = fetch_names(client, unions["unite"], surface, organisation=other)
         assert response.status_code == 403
         assert response.json()["error"] == "forbidden"
-        assert not names_in(response.text)
-    # Naming its own is fine.
-    assert fetch(client, unions["unite"], organisation="unite").status_code == 200
+        assert not names
+    for params in ({"organisation": "unite"}, {}):
+        response, names = fetch_names(client, unions["unite"], surface, **params)
+        assert response.status_code == 200, response.text
+        assert names == {"Maria Okonkwo", "John Smith"}
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_since_and_until_mean_when_a_letter_was_signed_everywhere(
+    client: TestClient, session: Session, unions: dict[str, str], surface: str
+) -> None:
+    # Maria signed on May 1 and confirmed only on May 3: she signed before May 2.
+    session.execute(
+        update(Letter)
+        .where(Letter.signer_name == "Maria Okonkwo")
+        .values(confirmed_at=MAY_1 + timedelta(days=2))
+    )
+    session.commit()
+    admin = unions["admin"]
+
+    _, names = fetch_names(client, admin, surface, since="2026-05-02", until="2026-05-03")
+    assert names == {"John Smith", "Әлия Құрманғазы"}
+    _, names = fetch_names(client, admin, surface, until="2026-05-01")
+    assert names == {"Maria Okonkwo"}
+    for field in ("since", "until"):
+        for value in ("yesterday", "10000-01-01", "2026-13-01"):
+            response, _ = fetch_names(client, admin, surface, **{field: value})
+            assert response.status_code == 422, response.text
+            assert field in response.json()["fields"]
 
 
 def test_admin_filters_by_organisation(client: TestClient, unions: dict[str, str]) -> None:

@@ -59,19 +59,18 @@ ADMIN_FORM = codes(rmt=403, gmb=403, unite=403, admin=422, unite_session=403, ad
 # An admin's own pages in the dashboard: for an admin who logged in.
 ADMIN_SESSION = codes(rmt=403, gmb=403, unite=403, admin=403, unite_session=403, admin_session=200)
 
+NAMED_GMB = codes(rmt=403, gmb=200, unite=403, admin=200, unite_session=403, admin_session=200)
+
 ROUTES = [
     Route("GET", "/api/v1/appeals/free-them/stats", READ),
     Route("GET", "/api/v1/appeals/free-them/letters", READ),
-    Route("GET", "/api/v1/appeals/free-them/letters?organisation=gmb", ADMIN_ONLY_READ),
+    # A union may name itself in any letters filter, never another union.
+    Route("GET", "/api/v1/appeals/free-them/letters?organisation=gmb", NAMED_GMB),
     Route("GET", "/api/v1/appeals/free-them/letters.csv", READ),
+    Route("GET", "/api/v1/appeals/free-them/letters.csv?organisation=gmb", NAMED_GMB),
     Route("GET", "/api/v1/appeals/free-them/moderation", READ),
     Route("GET", "/api/v1/appeals/free-them/letters.pdf", READ),
-    # A union may name itself in the bundle's filter, never another union.
-    Route(
-        "GET",
-        "/api/v1/appeals/free-them/letters.pdf?organisation=gmb",
-        codes(rmt=403, gmb=200, unite=403, admin=200, unite_session=403, admin_session=200),
-    ),
+    Route("GET", "/api/v1/appeals/free-them/letters.pdf?organisation=gmb", NAMED_GMB),
     Route("GET", "/api/v1/appeals/free-them/letters.zip", READ),
     Route("GET", "/api/v1/appeals/free-them/replies", READ),
     Route("GET", "/api/v1/appeals/free-them/replies?kind=auto", READ),
