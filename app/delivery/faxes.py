@@ -54,7 +54,7 @@ def backlog(directory: Path, *, now: datetime) -> Backlog | None:
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
-                # Skip the write-then-rename temporaries (".tmp-…") and anything else.
+                # Skip write_atomic's temporaries (app.core.files) and anything else.
                 if entry.name.startswith(".") or not entry.name.endswith(".pdf"):
                     continue
                 try:

@@ -4,9 +4,7 @@ faxes to a gateway by mail, or as PDFs to the outbox's fax folder."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from typing import Protocol
 import aiosmtplib
 
 from app.core.config import Settings, SmtpConfig
+from app.core.files import write_atomic
 from app.delivery import faxes
 
 Refusal = tuple[int, str]  # an SMTP reply: code and text
@@ -81,11 +80,7 @@ class OutboxTransport:
     def _write(self, message: EmailMessage) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{_safe_name(str(message['Message-ID']))}.eml"
-        # Write then rename, so a reader never sees half a message.
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(message.as_bytes(policy=SMTP))
-        os.replace(tmp, path)
+        write_atomic(path, message.as_bytes(policy=SMTP))
         return path
 
     async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
@@ -261,18 +256,6 @@ def is_fax_number(recipient: str) -> bool:
     return _FAX_NUMBER.fullmatch(recipient) is not None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    # Write then rename, so a reader never sees half a file and a resend replaces it.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class FaxFolderTransport:
     """Stands in for a fax line: writes the message's PDF to `<dir>/<number>-<message-id>.pdf`.
 
@@ -297,7 +280,7 @@ class FaxFolderTransport:
         paths = []
         for number in recipients:
             path = self.directory / f"{number.removeprefix('+')}-{stem}.pdf"
-            _write_atomic(path, pdfs[0])
+            write_atomic(path, pdfs[0])
             paths.append(path)
         return paths
 
