@@ -38,6 +38,20 @@ RELEASED = (LetterStatus.queued, LetterStatus.sent, LetterStatus.failed)
 SIGNED = (*RELEASED, LetterStatus.held)
 
 
+def offered_language(appeal: Appeal, requested: str | None) -> str:
+    """The language a letter or PDF of `appeal` is written in: `requested`, or the
+    appeal's default when none is asked for; InvalidInput naming `language` (422) for
+    one the appeal does not offer."""
+    if not requested:
+        return appeal.default_language
+    if requested not in appeal.languages:
+        raise InvalidInput(
+            {"language": f"must be one of {', '.join(appeal.languages)}"},
+            codes={"language": "language_offered"},
+        )
+    return requested
+
+
 def letter_source(appeal: Appeal | AppealIn, language: str) -> templating.LetterSource:
     """Where the appeal's letter in `language` comes from."""
     if appeal.template:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Annotated
 
 from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
@@ -95,6 +97,18 @@ def country_name(code: str, lang: str) -> str:
         if name:
             return str(name)
     return code
+
+
+def localised_date(day: date | datetime, language: str) -> str:
+    """A long date in `language` ("23 November 2026", "23 ноября 2026 г."), as letters
+    and PDFs print it."""
+    if isinstance(day, datetime):
+        day = day.date()
+    try:
+        return format_date(day, format="long", locale=language)
+    except (ValueError, LookupError):
+        # A language Babel cannot format still gets a date everyone can read.
+        return day.isoformat()
 
 
 def country(code: str) -> str:

@@ -7,26 +7,14 @@ Nothing here reads the supporter's e-mail address: no PDF ever carries it.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 import phonenumbers
-from babel.dates import format_date
 
 from app.appeals import service as appeals
-from app.core.text import country_name
+from app.core.text import country_name, localised_date
 from app.documents.data import Addressee, FaxCover, LetterDoc, Signer
 from app.models import Appeal, Letter, Target
-
-
-def localised_date(day: date | datetime, language: str) -> str:
-    """A long date in `language` ("23 November 2026", "23 ноября 2026 г.")."""
-    if isinstance(day, datetime):
-        day = day.date()
-    try:
-        return format_date(day, format="long", locale=language)
-    except (ValueError, LookupError):
-        # A language Babel cannot format still gets a date everyone can read.
-        return day.isoformat()
 
 
 def fax_display(number: str) -> str:

@@ -20,7 +20,7 @@ from app.appeals import service as appeals
 from app.core import params
 from app.core.db import session_scope
 from app.core.errors import InvalidInput, LetterErased
-from app.core.text import country_name
+from app.core.text import country_name, localised_date
 from app.documents import archive, build
 from app.documents.pdf import (
     Handover,
@@ -83,14 +83,6 @@ def safe_filename(name: str) -> str:
     return cleaned[-150:] or "document"
 
 
-def _language(appeal: Appeal, requested: str | None) -> str:
-    if not requested:
-        return appeal.default_language
-    if requested not in appeal.languages:
-        raise InvalidInput({"language": f"must be one of {', '.join(appeal.languages)}"})
-    return requested
-
-
 def letter_pdf(session: Session, *, public_id: str, key: str) -> Document:
     """The supporter's signed letter as a PDF; LetterNotFound for a wrong id or key."""
     letter = letters.get_letter(session, public_id=public_id, key=key)
@@ -102,7 +94,7 @@ def letter_pdf(session: Session, *, public_id: str, key: str) -> Document:
 
 def blank_letter_pdf(appeal: Appeal, *, language: str | None, today: date) -> Document:
     """The appeal's letter to print and sign by hand; InvalidInput naming `language`."""
-    language = _language(appeal, language)
+    language = appeals.offered_language(appeal, language)
     # Empty signer fields, not "[your name]": the page has labelled lines for them,
     # and a template's closing "{{ signer.name }}" should leave nothing to cross out.
     rendered = letters.preview(
@@ -131,7 +123,7 @@ def signature_sheet_pdf(appeal: Appeal, *, language: str | None, pages: int) -> 
     """Numbered rows to sign at a meeting, `pages` pages of them (1 to SHEET_PAGES_MAX)."""
     if not 1 <= pages <= SHEET_PAGES_MAX:
         raise InvalidInput({"pages": f"must be between 1 and {SHEET_PAGES_MAX}"})
-    language = _language(appeal, language)
+    language = appeals.offered_language(appeal, language)
     shown = appeals.in_language(appeal, language)
     sheet = SignatureSheet(
         title=shown.title,
@@ -208,9 +200,9 @@ def handover(
         letter_count=count,
         by_country=_by_count([(country_name(code, language), n) for code, n in countries]),
         by_organisation=_by_count([(name or "—", n) for name, n in unions]),
-        first_date=build.localised_date(first, language) if first else "",
-        last_date=build.localised_date(last, language) if last else "",
-        date=build.localised_date(today, language),
+        first_date=localised_date(first, language) if first else "",
+        last_date=localised_date(last, language) if last else "",
+        date=localised_date(today, language),
         language=language,
         page_size=appeal.page_size,
     )
@@ -259,7 +251,7 @@ def bundle_pdf(
 ) -> Download:
     """One PDF: the hand-over page, then every selected letter from a new page. The
     letters are read and rendered while the chunks are consumed."""
-    language = _language(appeal, language)
+    language = appeals.offered_language(appeal, language)
     cover = handover(session, appeal=appeal, selection=selection, language=language, today=today)
     chunks = iter_bundle(cover, iter_letter_docs(sessions, selection))
     return Download(_name(appeal, selection, "pdf"), chunks, PDF)

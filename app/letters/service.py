@@ -6,7 +6,6 @@ import logging
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
-from babel.dates import format_date
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
 from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +24,7 @@ from app.core.errors import (
     LetterNotFound,
     LetterUnavailable,
 )
-from app.core.text import country_name
+from app.core.text import country_name, localised_date
 from app.delivery import service as delivery
 from app.letters import guard, privacy
 from app.letters.schemas import (
@@ -89,10 +88,6 @@ def normalise_email(address: str, *, check_deliverability: bool) -> str:
     return valid.normalized.lower()
 
 
-def localised_date(day: date, language: str) -> str:
-    return format_date(day, format="long", locale=language)
-
-
 def letter_vars(
     appeal: Appeal,
     *,
@@ -154,17 +149,6 @@ def preview(
     return render(appeal, language, variables)
 
 
-def _language(appeal: Appeal, requested: str | None) -> str:
-    if requested is None:
-        return appeal.default_language
-    if requested not in appeal.languages:
-        raise InvalidInput(
-            {"language": f"must be one of {', '.join(appeal.languages)}"},
-            codes={"language": "language_offered"},
-        )
-    return requested
-
-
 def sign_letter(
     session: Session,
     *,
@@ -182,7 +166,7 @@ def sign_letter(
     if not appeals.accepting(appeal, now):
         raise AppealClosed()
     email = normalise_email(form.email, check_deliverability=settings.check_email_deliverability)
-    language = _language(appeal, form.language)
+    language = appeals.offered_language(appeal, form.language)
     # Only an organisation taking part in the appeal is credited: a link with another
     # slug still signs the letter, just unattributed.
     organisation = next((o for o in appeal.organisations if o.slug == form.org), None)
