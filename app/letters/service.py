@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from babel.dates import format_date
@@ -138,6 +139,53 @@ def preview(
     return render(appeal, language, variables)
 
 
+def new_letter(
+    appeal: Appeal,
+    *,
+    language: str,
+    signer_name: str,
+    signer_organisation: str,
+    signer_country: str,
+    signer_city: str,
+    message: str,
+    now: datetime,
+    **row: Any,
+) -> Letter:
+    """A letter signed with these details, not yet added to a session: its subject and body
+    rendered from the appeal's letter in `language` (LetterUnavailable if it fails), a new
+    public id and key unless `row` gives them; `row` sets its other columns. The one place
+    a letter's text is written, for signatures, test sends and previews alike."""
+    rendered = render(
+        appeal,
+        language,
+        letter_vars(
+            appeal,
+            name=signer_name,
+            organisation=signer_organisation,
+            country=signer_country,
+            city=signer_city,
+            message=message,
+            language=language,
+            today=now.date(),
+        ),
+    )
+    row.setdefault("public_id", security.new_token(12))
+    row.setdefault("key", security.new_token(24))
+    return Letter(
+        appeal=appeal,
+        language=language,
+        signer_name=signer_name,
+        signer_organisation=signer_organisation,
+        signer_country=signer_country,
+        signer_city=signer_city,
+        message=message,
+        subject=rendered.subject,
+        body=rendered.body,
+        created_at=now,
+        **row,
+    )
+
+
 def _language(appeal: Appeal, requested: str | None) -> str:
     if requested is None:
         return appeal.default_language
@@ -174,50 +222,33 @@ def sign_letter(
     _make_way(session, appeal=appeal, digest=digest)
     hold_reason = guard.flood_reason(settings, appeal=appeal, email=email, client=client)
 
-    rendered = render(
+    letter = new_letter(
         appeal,
-        language,
-        letter_vars(
-            appeal,
-            name=form.name,
-            organisation=form.organisation,
-            country=form.country,
-            city=form.city,
-            message=form.message,
-            language=language,
-            today=now.date(),
-        ),
-    )
-    confirm = appeal.require_confirmation
-    status = LetterStatus.queued
-    if confirm:
-        status = LetterStatus.pending_confirmation
-        guard.check_confirmation_quota(settings, email=email)
-    elif needs_moderation(appeal, form.message, hold_reason):
-        status = LetterStatus.held
-    letter = Letter(
-        public_id=security.new_token(12),
-        key=security.new_token(24),
-        appeal=appeal,
-        organisation=organisation,
+        language=language,
         signer_name=form.name,
+        signer_organisation=form.organisation,
+        signer_country=form.country,
+        signer_city=form.city,
+        message=form.message,
+        now=now,
+        organisation=organisation,
         signer_email=email,
         email_hash=digest,
         hold_reason=hold_reason,
-        signer_country=form.country,
-        signer_city=form.city,
-        signer_organisation=form.organisation,
-        message=form.message,
-        language=language,
         share_email=form.share_email,
         copy_to_me=form.copy_to_me,
         notify_replies=form.notify_replies,
-        status=status,
-        subject=rendered.subject,
-        body=rendered.body,
-        created_at=now,
-        confirmed_at=None if confirm else now,
     )
+    # Counted only once the letter is written: one that cannot be rendered costs the
+    # address none of its confirmation e-mails.
+    confirm = appeal.require_confirmation
+    if confirm:
+        guard.check_confirmation_quota(settings, email=email)
+        letter.status = LetterStatus.pending_confirmation
+    else:
+        held = needs_moderation(appeal, form.message, hold_reason)
+        letter.status = LetterStatus.held if held else LetterStatus.queued
+        letter.confirmed_at = now
     session.add(letter)
     try:
         session.flush()
@@ -227,7 +258,7 @@ def sign_letter(
         raise DuplicateSignature() from exc
     if confirm:
         delivery.plan_confirmation(session, letter=letter, mail_from=settings.mail_from, now=now)
-    elif status is LetterStatus.queued:
+    elif letter.status is LetterStatus.queued:
         delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
     return letter
 
