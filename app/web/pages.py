@@ -13,14 +13,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app.appeals import service as appeals
-from app.appeals.routes import SettingsDep
 from app.core import security
 from app.core.db import SessionDep
+from app.core.deps import SettingsDep, client_host
 from app.core.errors import InvalidInput, OutcryError
 from app.core.text import countries
 from app.letters import privacy
 from app.letters import service as letters
-from app.letters.routes import SigningLimit, client_host
+from app.letters.deps import SigningLimit
 from app.letters.schemas import LetterRead, SignatureIn
 from app.models import Appeal, Letter, LetterStatus, utcnow
 from app.web import explain, formtrap, i18n

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.appeals import service as appeals
+from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import engine_for, session_factory
 from app.core.errors import AppealNotClosed, DuplicateSignature, LetterBusy, NotWithdrawable
@@ -29,7 +30,6 @@ from app.models import (
     utcnow,
 )
 from app.organisers import stats
-from app.organisers.scope import Principal
 from tests.appeals.factories import make_appeal
 from tests.conftest import drain
 from tests.letters.factories import confirm, sign
