@@ -8,12 +8,11 @@ from email.message import EmailMessage
 from app.appeals import service as appeals
 from app.core import security
 from app.core.config import Settings
-from app.delivery import messages, returns
+from app.delivery import mailtexts, messages, returns
 from app.delivery.messages import Attachment, Outgoing
 from app.documents import build, pdf
 from app.letters import service as letters
 from app.models import Appeal, Channel, Delivery, Invitation, Letter, Target
-from app.web import i18n
 
 
 def invitation_url(settings: Settings, invitation: Invitation) -> str:
@@ -71,7 +70,7 @@ def _targets(appeal: Appeal, addresses: list[str], language: str) -> list[Addres
 
 def _supporter_text(template: str, language: str, **context: object) -> tuple[str, str]:
     """(subject, body) from an e-mail template's two blocks, in the supporter's language."""
-    tmpl = i18n.make_environment(language).get_template(template)
+    tmpl = mailtexts.make_environment(language).get_template(template)
     ctx = tmpl.new_context(context)
     subject = "".join(tmpl.blocks["subject"](ctx))
     body = "".join(tmpl.blocks["body"](tmpl.new_context(context)))

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app.appeals import service as appeals
-from app.core import security
+from app.core import i18n, security
 from app.core.db import SessionDep
 from app.core.deps import SettingsDep, client_host
 from app.core.errors import InvalidInput, OutcryError
@@ -23,7 +23,7 @@ from app.letters import service as letters
 from app.letters.deps import SigningLimit
 from app.letters.schemas import LetterRead, SignatureIn
 from app.models import Appeal, Letter, LetterStatus, utcnow
-from app.web import explain, formtrap, i18n
+from app.web import environment, explain, formtrap
 from app.web.explain import N_
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def render(
     request: Request, template: str, lang: str, http_status: int = 200, **context: Any
 ) -> HTMLResponse:
     """Render a page template with the context every page gets."""
-    env = i18n.make_environment(lang)
+    env = environment.make_environment(lang)
     settings = request.app.state.settings
     html = env.get_template(template).render(
         lang=lang,

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core import auth
+from app.core import auth, i18n
 from app.core.config import Settings
 from app.core.db import dispose_engine, engine_for, session_factory, session_scope
 from app.core.errors import InvalidInput, InvalidLogin, NotFound, Unauthorized
@@ -19,7 +19,6 @@ from app.main import create_app
 from app.models import ApiToken, LoginSession, Organiser, utcnow
 from app.organisers import accounts
 from app.organisers import service as organisers
-from app.web import i18n
 from tests.organisers.factories import PASSWORD, log_in, make_world
 from tests.support.processes import outcry_env, run_outcry
 
