@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 from email.message import EmailMessage
+from urllib.parse import urlencode
 
 from app.appeals import service as appeals
 from app.core import security
@@ -11,7 +12,6 @@ from app.core.config import Settings
 from app.delivery import mailtexts, messages, returns
 from app.delivery.messages import Attachment, Outgoing
 from app.documents import build, pdf
-from app.letters import service as letters
 from app.models import Appeal, Channel, Delivery, Invitation, Letter, Target
 
 
@@ -52,6 +52,15 @@ def invitation(delivery: Delivery, invitation: Invitation, *, settings: Settings
 def letter_url(settings: Settings, letter: Letter) -> str:
     """The supporter's private link to their letter."""
     return f"{settings.base_url}/letters/{letter.public_id}?key={letter.key}"
+
+
+def sign_again_url(settings: Settings, letter: Letter) -> str:
+    """Where a supporter whose letter was declined or expired signs again: the appeal's
+    page in the letter's language, through the same organisation's link (so the new
+    letter still counts for their union)."""
+    query = {"org": letter.organisation.slug} if letter.organisation else {}
+    query["lang"] = letter.language
+    return f"{settings.base_url}/a/{letter.appeal.slug}?{urlencode(query)}"
 
 
 def confirm_token(settings: Settings, letter: Letter) -> str:
@@ -255,7 +264,7 @@ def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Se
             SUPPORTER_TEMPLATES[delivery.channel],
             letter.language,
             appeal_title=shown.title,
-            appeal_url=letters.sign_again_url(settings, letter),
+            appeal_url=sign_again_url(settings, letter),
             signer_name=letter.signer_name,
             confirm_url=confirm_url(settings, letter),
             letter_url=letter_url(settings, letter),

@@ -18,6 +18,7 @@ from app.core.db import SessionDep
 from app.core.deps import SettingsDep, client_host
 from app.core.errors import InvalidInput, OutcryError
 from app.core.text import countries
+from app.delivery import compose
 from app.letters import privacy
 from app.letters import service as letters
 from app.letters.deps import SigningLimit
@@ -333,7 +334,7 @@ def letter_page(
         },
         deliveries=[d.model_dump() for d in view.deliveries],
         pdf_url=view.pdf_url,
-        sign_again_url=letters.sign_again_url(settings, letter),
+        sign_again_url=compose.sign_again_url(settings, letter),
         reached=_reached(view),
         actions=_letter_actions(letter),
         done=request.query_params.get("done"),

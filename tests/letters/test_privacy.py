@@ -141,7 +141,11 @@ def test_the_sweeper_forgets_on_its_own_schedule(session: Session, settings: Set
     future = utcnow() + timedelta(days=60)
     sessions = session_factory(engine_for(settings.database_url))
     deliverer = Deliverer(
-        sessions, transports.make_transport(settings), settings, clock=lambda: future
+        sessions,
+        transports.make_transport(settings),
+        settings,
+        clock=lambda: future,
+        upkeep=privacy.upkeep,
     )
     deliverer.sweep()  # expires the unconfirmed letter, then the privacy passes
     deliverer.sweep()  # the next sweep within the interval leaves them be
