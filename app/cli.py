@@ -534,7 +534,7 @@ def _celery_argv(*args: str) -> None:
     settings = _settings()
     if not settings.broker_url:
         raise _fail("OUTCRY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)")
-    from workers.celery_app import celery_app
+    from app.delivery.celery_app import celery_app
 
     celery_app.start(argv=list(args))
 

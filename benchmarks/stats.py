@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from app.appeals import service as appeals
 from app.appeals.schemas import AppealIn
 from app.core import paths
+from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import engine_for, session_factory, session_scope
 from app.core.migrate import upgrade
@@ -39,7 +40,6 @@ from app.main import create_app
 from app.models import Appeal, utcnow
 from app.organisers import service as organisers
 from app.organisers import stats
-from app.organisers.scope import Principal
 
 ADMIN = os.environ.get("OUTCRY_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 NAME = "outcry_bench_stats"

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from email.headerregistry import Address
+from urllib.parse import urlencode
 
 from app.appeals import service as appeals
 from app.core import security
 from app.core.config import Settings
-from app.delivery import messages, returns
+from app.delivery import mailtexts, messages, returns
 from app.delivery.messages import Attachment, Outgoing
 from app.documents import build, pdf
-from app.letters import service as letters
 from app.models import Appeal, Channel, Delivery, Invitation, Letter, Target
-from app.web import i18n
 
 
 def invitation_url(settings: Settings, invitation: Invitation) -> str:
@@ -55,6 +54,15 @@ def letter_url(settings: Settings, letter: Letter) -> str:
     return f"{settings.base_url}/letters/{letter.public_id}?key={letter.key}"
 
 
+def sign_again_url(settings: Settings, letter: Letter) -> str:
+    """Where a supporter whose letter was declined or expired signs again: the appeal's
+    page in the letter's language, through the same organisation's link (so the new
+    letter still counts for their union)."""
+    query = {"org": letter.organisation.slug} if letter.organisation else {}
+    query["lang"] = letter.language
+    return f"{settings.base_url}/a/{letter.appeal.slug}?{urlencode(query)}"
+
+
 def confirm_token(settings: Settings, letter: Letter) -> str:
     return security.sign(settings.resolved_secret_key(), "confirm", letter.public_id)
 
@@ -71,7 +79,7 @@ def _targets(appeal: Appeal, addresses: list[str], language: str) -> list[Addres
 
 def _supporter_text(template: str, language: str, **context: object) -> tuple[str, str]:
     """(subject, body) from an e-mail template's two blocks, in the supporter's language."""
-    tmpl = i18n.make_environment(language).get_template(template)
+    tmpl = mailtexts.make_environment(language).get_template(template)
     ctx = tmpl.new_context(context)
     subject = "".join(tmpl.blocks["subject"](ctx))
     body = "".join(tmpl.blocks["body"](tmpl.new_context(context)))
@@ -239,7 +247,7 @@ def _to_supporter(
         SUPPORTER_TEMPLATES[delivery.channel],
         letter.language,
         appeal_title=shown.title,
-        appeal_url=letters.sign_again_url(settings, letter),
+        appeal_url=sign_again_url(settings, letter),
         signer_name=letter.signer_name,
         confirm_url=confirm_url(settings, letter),
         letter_url=letter_url(settings, letter),

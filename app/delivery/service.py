@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.audit import service as audit
 from app.core import security
-from app.core.errors import DeliveryNotFailed
+from app.core.errors import DeliveryNotFailed, NotFound
 from app.delivery.messages import message_id
 from app.models import (
     Bounce,
@@ -480,6 +480,15 @@ def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime
 
 
 # --- organisers ----------------------------------------------------------------------------
+
+
+def find_delivery(session: Session, delivery_id: int) -> Delivery:
+    """The delivery of a letter with this id, or NotFound (an invitation's e-mail is no
+    organiser's to see or retry: the admin invites again)."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.letter is None:
+        raise NotFound("No such delivery.")
+    return delivery
 
 
 def retry(session: Session, delivery: Delivery, *, now: datetime, by: str) -> None:

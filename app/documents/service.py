@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.appeals import service as appeals
 from app.core import params
+from app.core.auth import Principal
 from app.core.db import session_scope
 from app.core.errors import Forbidden, InvalidInput, LetterErased
 from app.core.text import country_name
@@ -34,7 +35,6 @@ from app.documents.pdf import (
 )
 from app.letters import service as letters
 from app.models import Appeal, Letter, Organisation
-from app.organisers.scope import Principal
 
 PDF = "application/pdf"
 ZIP = "application/zip"

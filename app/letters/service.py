@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from babel.dates import format_date
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
@@ -394,15 +393,6 @@ def to_read(session: Session, letter: Letter, *, settings: Settings) -> LetterRe
         ],
         pdf_url=f"{settings.base_url}/api/v1/letters/{letter.public_id}.pdf?key={letter.key}",
     )
-
-
-def sign_again_url(settings: Settings, letter: Letter) -> str:
-    """Where a supporter whose letter was declined or expired signs again: the appeal's
-    page in the letter's language, through the same organisation's link (so the new
-    letter still counts for their union)."""
-    query = {"org": letter.organisation.slug} if letter.organisation else {}
-    query["lang"] = letter.language
-    return f"{settings.base_url}/a/{letter.appeal.slug}?{urlencode(query)}"
 
 
 def status_url(settings: Settings, letter: Letter) -> str:

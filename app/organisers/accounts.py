@@ -8,10 +8,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.audit import service as audit
 from app.core import security
+from app.core.auth import token_label
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.letters.service import normalise_email
 from app.models import ApiToken, LoginSession, Organisation, Organiser
-from app.organisers.service import new_password_hash, password_problem, token_label
+from app.organisers.service import new_password_hash, password_problem
 
 
 def list_organisers(session: Session) -> list[Organiser]:

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.auth import Principal, letters_filter
 from app.core.db import session_scope
 from app.core.errors import Forbidden
 from app.models import Appeal, Delivery, DeliveryStatus, Letter, LetterStatus, Organisation
 from app.organisers.schemas import LetterFilters, LetterPage, LetterQuery, LetterSummary
-from app.organisers.scope import Principal, letters_filter
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -9,6 +9,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.auth import Principal, bounces_filter, check_bounce, deliveries_filter
+from app.core.auth import replies_filter as replies_scope
 from app.core.errors import NotFound
 from app.delivery import service as delivery
 from app.models import Appeal, Bounce, Delivery, DeliveryStatus, Letter, Reply, ReplyKind
@@ -20,8 +22,6 @@ from app.organisers.schemas import (
     ReplyPage,
     ReplyRead,
 )
-from app.organisers.scope import Principal, bounces_filter, check_bounce, deliveries_filter
-from app.organisers.scope import replies_filter as replies_scope
 
 COMPLAINT = "complaint"  # the status of a relay's complaint report (app/delivery/inbound)
 

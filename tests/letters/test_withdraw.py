@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from app.core import i18n
 from app.core.config import Settings
 from app.models import Appeal, Letter, LetterStatus
-from app.web import i18n
 from tests.appeals.factories import make_appeal
 from tests.conftest import drain
 from tests.letters.factories import signature

@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 import app.main  # noqa: F401  (every module that defines an error is imported by the app)
+from app.core import i18n
 from app.core.errors import InvalidInput, OutcryError
 from app.models import Appeal
-from app.web import explain, i18n
+from app.web import explain
 from tests.appeals.factories import make_appeal
 from tests.letters.factories import form_data, signature
 from tests.organisers.factories import make_world

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.auth import Principal
 from app.core.config import Settings
 from app.delivery import returns
 from app.delivery import service as delivery_service
@@ -27,7 +28,6 @@ from app.models import (
     utcnow,
 )
 from app.organisers import inbox, stats
-from app.organisers.scope import Principal
 from tests.appeals.factories import appeal_data, make_appeal
 from tests.conftest import SECRET, drain, make_settings
 from tests.letters.factories import sign

@@ -23,13 +23,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.core.auth import Principal
 from app.core.config import Settings
 from app.delivery import returns
 from app.delivery.inbound import webhooks
 from app.main import create_app
 from app.models import Bounce, Channel, Delivery, DeliveryStatus, InboundDropped
 from app.organisers import inbox
-from app.organisers.scope import Principal
 from tests.appeals.factories import make_appeal
 from tests.conftest import SECRET, drain, make_settings
 from tests.letters.factories import sign

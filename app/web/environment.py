@@ -1,79 +1,30 @@
-"""Languages of the HTML pages: the Jinja2 environments, over the catalogs of app/core/i18n.py."""
+"""The HTML pages' Jinja2 environment: app/core/i18n.py's, with the pages' own filters."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from babel.dates import format_datetime
-from babel.numbers import format_decimal
 from markupsafe import Markup
 
-from app.core.i18n import (
-    LOCALE_DIR,
-    SUPPORTED,
-    base_language,
-    language_name,
-    negotiate,
-    parse_accept_language,
-    translations,
-)
-from app.organisers import chart
-
-__all__ = [
-    "LOCALE_DIR",
-    "SUPPORTED",
-    "TEMPLATES_DIR",
-    "WEB_DIR",
-    "base_language",
-    "language_name",
-    "make_environment",
-    "negotiate",
-    "parse_accept_language",
-    "translations",
-]
+from app.core import i18n
+from app.web import chart
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 
 
 def make_environment(lang: str) -> jinja2.Environment:
-    """The page environment for `lang` (or its base language: an e-mail about a letter in
-    ru_KZ is in Russian): autoescaped .html, gettext installed (newstyle)."""
-    base = base_language(lang)
-    return _make_environment(base if base in SUPPORTED else SUPPORTED[0])
+    """The pages' environment for `lang` (app/core/i18n.py), with their own filters."""
+    return i18n.make_environment(TEMPLATES_DIR, lang, extend=_page_extras)
 
 
-@functools.cache
-def _make_environment(lang: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
-        undefined=jinja2.StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.install_gettext_translations(  # type: ignore[attr-defined]
-        translations(lang), newstyle=True
-    )
-
-    def number(value: int) -> str:
-        return format_decimal(value, locale=lang)
-
-    def when(value: datetime) -> str:
-        # Stored times are UTC; "long" names the zone so nobody has to guess.
-        return format_datetime(value, "long", tzinfo=UTC, locale=lang)
-
-    env.filters["number"] = number
-    env.filters["datetime"] = when
+def _page_extras(env: jinja2.Environment, lang: str) -> None:
     env.filters["daily_chart"] = _daily_chart
     env.globals["text_lang"] = functools.partial(text_lang, page_language=lang)
-    return env
 
 
 def text_lang(view: Any, field: str, *, page_language: str) -> Markup:
