@@ -15,6 +15,7 @@ make, so the index each one uses is on record.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import statistics
@@ -294,7 +295,7 @@ def main() -> None:
             Principal(via="token", organisation_id=union_id),
         ):
             statements = capture(
-                engine, lambda who=who: stats.appeal_stats(session, appeal=appeal_row, who=who)
+                engine, functools.partial(stats.appeal_stats, session, appeal=appeal_row, who=who)
             )
             plans(engine, statements)
         print("\nQuery plan of the latest failures on the appeal's dashboard page (admin):")
