@@ -19,7 +19,7 @@ from app.core.errors import install_handlers
 from app.core.limits import BodySizeLimit, RefuseNul
 from app.delivery import transports
 from app.delivery.deliverer import Deliverer
-from app.delivery.dispatch import CeleryDispatcher, Dispatcher, WakeUp
+from app.delivery.dispatch import Batching, CeleryDispatcher, Dispatcher, WakeUp
 from app.delivery.embedded import EmbeddedLoop
 from app.delivery.inbound import webhooks
 from app.delivery.inbound.routes import router as webhooks_router
@@ -51,9 +51,12 @@ def create_app(
     embedded = settings.embedded if deliver_in_process is None else deliver_in_process
 
     dispatcher: Dispatcher
+    batching: Batching | None = None
     loop: EmbeddedLoop | None = None
     if settings.broker_url:
-        dispatcher = CeleryDispatcher(settings.broker_url, batch=settings.send_batch)
+        # A request only leaves its ids with Batching; its thread talks to Redis.
+        batching = Batching(CeleryDispatcher(settings.broker_url, batch=settings.send_batch))
+        dispatcher = batching
     else:
         wake = WakeUp()
         dispatcher = wake
@@ -75,6 +78,9 @@ def create_app(
         finally:
             if loop is not None:
                 loop.stop()
+            if batching is not None:
+                # Hands over the ids still queued; bounded, since Redis is asked briefly.
+                await anyio.to_thread.run_sync(batching.close)
 
     app = FastAPI(
         title="Outcry",

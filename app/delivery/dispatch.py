@@ -2,6 +2,11 @@
 
 Only ids travel; the database stays the source of truth. An enqueue that fails
 (Redis down) loses nothing: the sweeper finds every due delivery again.
+
+A web process wraps its Celery dispatcher in Batching: a request drops its ids in a list
+and returns, and one thread of the process sends what has gathered, many requests' ids a
+task. Handing each signature to Celery itself cost the request a round trip to Redis and
+about 3 ms of CPU, a quarter of all the request spent (issue 10).
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ SWEEP_QUEUE = "sweep"
 
 class Dispatcher(Protocol):
     def enqueue(self, ids: Sequence[int]) -> None: ...
+
+
+class BrokerDispatcher(Dispatcher, Protocol):
+    def ping(self) -> bool: ...
 
 
 class WakeUp:
@@ -79,3 +88,76 @@ class CeleryDispatcher:
             return True
         except Exception:
             return False
+
+
+class Batching:
+    """Takes ids at once and hands them to `inner` from one background thread of its own,
+    all that gathered while the previous hand-over ran in one call (which `inner` splits
+    into tasks of its batch size).
+
+    Nothing waits for a quiet moment: while one hand-over is on its way to Redis, the next
+    requests' ids pile up, so a crowd gets large tasks and a lone signature goes at once.
+
+    Ids held here are not precious. Their deliveries were committed before they came, with
+    no lease (lease_until NULL), and the sweeper hands out any such delivery older than its
+    grace (delivery.service.due): a process that dies holding ids, or a hand-over that
+    fails, delays those letters by a sweep and loses none. So a failure is logged and its
+    ids dropped, never retried here, and the thread goes on with the next ones.
+    """
+
+    def __init__(self, inner: BrokerDispatcher, *, close_seconds: float = 30.0):
+        self.inner = inner
+        self.close_seconds = close_seconds
+        self._changed = threading.Condition()
+        self._waiting: list[int] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def enqueue(self, ids: Sequence[int]) -> None:
+        """Queue `ids` for the sending thread (started here the first time); after close(),
+        hand them over on the caller's thread instead, so none is ever left behind."""
+        if not ids:
+            return
+        with self._changed:
+            if not self._closed:
+                self._waiting.extend(ids)
+                # is_alive(): in a child forked after the thread started, it does not run.
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="outcry-dispatch", daemon=True
+                    )
+                    self._thread.start()
+                self._changed.notify()
+                return
+        self.inner.enqueue(ids)
+
+    def close(self) -> None:
+        """Hand over everything queued and stop the thread; later ids go over inline."""
+        with self._changed:
+            self._closed = True
+            thread = self._thread
+            self._changed.notify()
+        if thread is not None:
+            # Bounded: the inner dispatcher gives up on a Redis that does not answer.
+            thread.join(self.close_seconds)
+            if thread.is_alive():
+                log.warning("the dispatch thread did not finish; the sweeper will send the rest")
+
+    def ping(self) -> bool:
+        """True if the broker answers."""
+        return self.inner.ping()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._waiting and not self._closed:
+                    self._changed.wait()
+                ids, self._waiting = self._waiting, []
+                if not ids:  # closed, and nothing left
+                    return
+            try:
+                self.inner.enqueue(ids)
+            except Exception:
+                # CeleryDispatcher already turns a Redis failure into a warning; anything
+                # else must not end the thread either. The sweeper sends these.
+                log.exception("could not enqueue %d deliveries; the sweeper will", len(ids))
