@@ -348,7 +348,7 @@ def _served_settings(host: str, port: int) -> Settings:
 
 def _url_host(host: str) -> str:
     """How a browser on this machine reaches a server listening on `host`."""
-    if host in ("", "0.0.0.0"):
+    if host in ("", "0.0.0.0"):  # noqa: S104  reads the address, binds nothing
         return "127.0.0.1"
     if host == "::":
         return "[::1]"

@@ -17,7 +17,8 @@ from app.models import Delivery
 def organiser_delivery(session: SessionDep, who: Organiser, delivery_id: RowId) -> Delivery:
     """The delivery if `who` may see its letter: 404 if none, 403 if out of scope."""
     delivery = service.find_delivery(session, delivery_id)
-    assert delivery.letter is not None, "find_delivery finds the deliveries of letters"
+    if delivery.letter is None:
+        raise AssertionError("find_delivery finds the deliveries of letters")
     auth.check_letter(who, delivery.letter)
     return delivery
 

@@ -347,7 +347,8 @@ def _history(session: Session, deliveries: list[Delivery]) -> dict[int, list[Att
         .order_by(StatusEvent.id)
     )
     for event in events:
-        assert event.delivery_id is not None
+        if event.delivery_id is None:  # the WHERE clause admits only deliveries' events
+            raise AssertionError(event.id)
         history[event.delivery_id].append(
             AttemptRead(at=event.created_at, outcome=event.to_status, detail=event.detail)
         )

@@ -88,15 +88,15 @@ def change_password(
     fields: dict[str, str] = {}
     codes: dict[str, str] = {}
     if not security.verify_password(current, organiser.password_hash):
-        fields["current_password"] = "is not your current password"
-        codes["current_password"] = "wrong_password"
+        fields["current_password"] = "is not your current password"  # noqa: S105  field name
+        codes["current_password"] = "wrong_password"  # noqa: S105  field name
     problem = password_problem(new)
     if problem:
         fields["new_password"] = problem
-        codes["new_password"] = "password_too_short"
+        codes["new_password"] = "password_too_short"  # noqa: S105  field name
     elif new != repeat:
-        fields["repeat_password"] = "is not the same as the new password"
-        codes["repeat_password"] = "password_mismatch"
+        fields["repeat_password"] = "is not the same as the new password"  # noqa: S105  field name
+        codes["repeat_password"] = "password_mismatch"  # noqa: S105  field name
     if fields:
         raise InvalidInput(fields, codes=codes)
     return set_password(session, organiser, new, keep=keep)

@@ -160,7 +160,8 @@ def bounce_detail(session: Session, *, bounce_id: int, who: Principal) -> Bounce
     if bounce is None:
         raise NotFound("No such bounce.")
     appeal = session.get(Appeal, bounce.appeal_id)
-    assert appeal is not None
+    if appeal is None:  # bounce.appeal_id is a foreign key
+        raise AssertionError(bounce.appeal_id)
     check_bounce(who, bounce, appeal)
     public_id = session.scalar(
         select(Letter.public_id)

@@ -368,7 +368,8 @@ def retry(
 ) -> Response:
     """The retry button under a failure: the delivery goes back in the queue."""
     organisers.retry_delivery(session, delivery=delivery, now=utcnow(), by=who.label)
-    assert delivery.letter is not None  # OrganiserDelivery: a letter's delivery
+    if delivery.letter is None:
+        raise AssertionError("OrganiserDelivery is a letter's delivery")
     return redirect_back(request, f"/dashboard/{delivery.letter.appeal.slug}", "retried")
 
 

@@ -113,7 +113,8 @@ def log_in(session: Session, *, email: str, password: str, now: datetime) -> str
     # verify_password does one argon2 check even when the organiser is unknown.
     if not security.verify_password(password, organiser.password_hash if organiser else None):
         raise InvalidLogin()
-    assert organiser is not None
+    if organiser is None:  # verify_password is never true without a hash
+        raise AssertionError("no organiser")
     return start_session(session, organiser, now=now)
 
 

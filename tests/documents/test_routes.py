@@ -274,7 +274,7 @@ def test_signature_sheet_pages_and_language(client: TestClient, appeal: Appeal) 
 
 @pytest.mark.parametrize("pages", [0, -1, 51, "many"])
 def test_signature_sheet_pages_are_bounded(
-    client: TestClient, appeal: Appeal, pages: object
+    client: TestClient, appeal: Appeal, pages: int | str
 ) -> None:
     response = client.get(f"/api/v1/appeals/{SLUG}/signature-sheet.pdf", params={"pages": pages})
     assert response.status_code == 422

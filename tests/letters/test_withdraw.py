@@ -32,11 +32,8 @@ def sign(client: TestClient, **fields: object) -> str:
     """Sign through the API; the letter's API path with its key."""
     response = client.post("/api/v1/appeals/free-them/letters", json=signature(**fields))
     assert response.status_code == 202, response.text
-    return (
-        urlsplit(response.json()["status_url"]).path
-        + "?"
-        + urlsplit(response.json()["status_url"]).query
-    )
+    status_url: str = response.json()["status_url"]
+    return urlsplit(status_url).path + "?" + urlsplit(status_url).query
 
 
 def test_api_withdraw_and_erase(client: TestClient, settings: Settings, appeal: Appeal) -> None:

@@ -6,6 +6,7 @@ import ast
 import html
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,7 +32,7 @@ def appeal(session: Session) -> Appeal:
     return appeal
 
 
-def post_form(client: TestClient, lang: str, **fields: object) -> tuple[int, dict[str, str]]:
+def post_form(client: TestClient, lang: str, **fields: Any) -> tuple[int, dict[str, str]]:
     """Post the signing form as a browser reading `lang`; the status and the field errors shown."""
     response = client.post(
         f"/a/free-them?lang={lang}",

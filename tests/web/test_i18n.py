@@ -88,7 +88,7 @@ def untranslated(lang: str, *, only_context: str | None = None) -> list[str]:
         ):
             problems.append(f"{where}: {msgid!r} needs {catalog.num_plurals} plural forms")
         placeholders = set(PLACEHOLDER.findall(key))
-        if any(set(PLACEHOLDER.findall(string)) != placeholders for string in strings):
+        if any(set(PLACEHOLDER.findall(str(string))) != placeholders for string in strings):
             problems.append(f"{where}: {msgid!r} must keep exactly {sorted(placeholders)}")
     return problems
 

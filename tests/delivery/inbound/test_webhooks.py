@@ -214,6 +214,7 @@ def test_ses_subscription_and_bounce(
     complaint = _sns("Notification", _ses_bounce(delivery, "Complaint"))
     assert api.post("/api/v1/webhooks/ses", json=complaint).json() == {"outcomes": ["bounce"]}
     assert {b.status for b in session.scalars(select(Bounce))} == {"5.1.1", "complaint"}
+    assert delivery.letter is not None
     page = inbox.bounces(session, appeal=delivery.letter.appeal, who=ADMIN)
     assert page.counts == {"hard": 1, "soft": 0, "complaint": 1}
 
