@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings, get_settings
 from app.core.db import engine_for, session_factory, session_scope
@@ -45,6 +48,18 @@ def _settings() -> Settings:
         for field, why in validation_fields(list(exc.errors())).items():
             typer.echo(f"error: OUTCRY_{field.upper()}: {why}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    """Sessions on the configured database (one engine per process, shared by commands)."""
+    return session_factory(engine_for(settings.database_url))
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    """One transaction of a command: committed when the block ends, rolled back on error."""
+    with session_scope(_sessions(settings)) as session:
+        yield session
 
 
 def _fail(message: str) -> typer.Exit:
@@ -111,9 +126,8 @@ def _import(path: Path) -> tuple[str, bool]:
         for field, why in validation_fields(list(exc.errors())).items():
             typer.echo(f"error: {path}: {field}: {why}", err=True)
         raise typer.Exit(1) from exc
-    sessions = session_factory(engine_for(settings.database_url))
     try:
-        with session_scope(sessions) as session:
+        with _session(settings) as session:
             appeal, created = service.save_appeal(
                 session, data=data, directory=paths.letter_templates_dir(), by=audit.COMMAND_LINE
             )
@@ -140,7 +154,7 @@ def appeal_list() -> None:
     from app.appeals import service
 
     settings = _settings()
-    with session_scope(session_factory(engine_for(settings.database_url))) as session:
+    with _session(settings) as session:
         appeals = service.list_appeals(session, include_drafts=True)
         counted = service.counts(session, [a.id for a in appeals])
         for appeal in appeals:
@@ -166,7 +180,7 @@ def organiser_add(
     settings = _settings()
     password = _new_password(password)
     try:
-        with session_scope(session_factory(engine_for(settings.database_url))) as session:
+        with _session(settings) as session:
             org = service.ensure_organisation(session, slug=organisation) if organisation else None
             organiser = service.add_organiser(
                 session, email=email, password=password, organisation=org
@@ -190,7 +204,7 @@ def token_create(
     from app.organisers import service
 
     settings = _settings()
-    with session_scope(session_factory(engine_for(settings.database_url))) as session:
+    with _session(settings) as session:
         org = service.ensure_organisation(session, slug=organisation) if organisation else None
         _token, raw = service.create_token(
             session, organisation=org, name=name, by=audit.COMMAND_LINE
@@ -208,7 +222,7 @@ def organiser_list() -> None:
     from app.organisers import accounts
 
     settings = _settings()
-    with session_scope(session_factory(engine_for(settings.database_url))) as session:
+    with _session(settings) as session:
         for organiser in accounts.list_organisers(session):
             scope = organiser.organisation.slug if organiser.organisation else "admin"
             typer.echo(f"{organiser.email}\t{scope}\tcreated {_when(organiser.created_at)}")
@@ -222,7 +236,7 @@ def organiser_password(email: str, password: PasswordOpt = None) -> None:
     settings = _settings()
     password = _new_password(password)
     try:
-        with session_scope(session_factory(engine_for(settings.database_url))) as session:
+        with _session(settings) as session:
             organiser = accounts.find_organiser(session, email)
             ended = accounts.set_password(session, organiser, password)
             typer.echo(f"password set for {organiser.email}; {ended} login session(s) ended")
@@ -238,7 +252,7 @@ def organiser_remove(email: str) -> None:
 
     settings = _settings()
     try:
-        with session_scope(session_factory(engine_for(settings.database_url))) as session:
+        with _session(settings) as session:
             organiser = accounts.find_organiser(session, email)
             accounts.remove_organiser(session, organiser, by=audit.COMMAND_LINE, last_admin_ok=True)
             typer.echo(f"removed organiser {organiser.email}")
@@ -253,7 +267,7 @@ def token_list() -> None:
     from app.organisers import accounts
 
     settings = _settings()
-    with session_scope(session_factory(engine_for(settings.database_url))) as session:
+    with _session(settings) as session:
         for token in accounts.list_tokens(session):
             scope = token.organisation.slug if token.organisation else "admin"
             typer.echo(
@@ -270,7 +284,7 @@ def token_revoke(token_id: int) -> None:
 
     settings = _settings()
     try:
-        with session_scope(session_factory(engine_for(settings.database_url))) as session:
+        with _session(settings) as session:
             accounts.revoke_token(session, token_id, by=audit.COMMAND_LINE)
             typer.echo(f"revoked token {token_id}")
     except OutcryError as exc:
@@ -295,10 +309,9 @@ def purge(
     from app.models import utcnow
 
     settings = _settings()
-    sessions = session_factory(engine_for(settings.database_url))
     try:
         cutoff = params.parse_bound(before, field="before")
-        with session_scope(sessions) as session:
+        with _session(settings) as session:
             found = appeals.get_appeal(session, appeal)
             if appeals.phase(found, utcnow()) != "closed":
                 raise _fail(f"{appeal} is not closed: only a closed appeal can be purged")
@@ -314,7 +327,7 @@ def purge(
             return
         if not yes and not typer.confirm("Erase them now? This cannot be undone"):
             raise _fail("nothing erased")
-        with session_scope(sessions) as session:
+        with _session(settings) as session:
             found = appeals.get_appeal(session, appeal)
             done = privacy.purge_appeal(
                 session, appeal=found, now=utcnow(), before=cutoff, by=audit.COMMAND_LINE
@@ -335,7 +348,7 @@ def _served_settings(host: str, port: int) -> Settings:
 
 def _url_host(host: str) -> str:
     """How a browser on this machine reaches a server listening on `host`."""
-    if host in ("", "0.0.0.0"):
+    if host in ("", "0.0.0.0"):  # noqa: S104  reads the address, binds nothing
         return "127.0.0.1"
     if host == "::":
         return "[::1]"
@@ -434,7 +447,7 @@ def _demo_login(settings: Settings) -> None:
     from app.organisers import service as organisers
 
     login = f"{settings.base_url}/login"
-    with session_scope(session_factory(engine_for(settings.database_url))) as session:
+    with _session(settings) as session:
         others = session.scalar(
             select(func.count()).select_from(Organiser).where(Organiser.email != DEMO_ORGANISER)
         )
@@ -502,9 +515,7 @@ def inbound(
         if settings.broker_url
         else WakeUp()  # `outcry serve`'s embedded loop finds the notices at its next sweep
     )
-    receiver = listener.Inbound(
-        session_factory(engine_for(settings.database_url)), settings, dispatcher
-    )
+    receiver = listener.Inbound(_sessions(settings), settings, dispatcher)
     if protocol is InboundProtocol.imap:
         config = settings.imap
         if config is None:
@@ -523,7 +534,7 @@ def _celery_argv(*args: str) -> None:
     settings = _settings()
     if not settings.broker_url:
         raise _fail("OUTCRY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)")
-    from workers.celery_app import celery_app
+    from app.delivery.celery_app import celery_app
 
     celery_app.start(argv=list(args))
 

@@ -25,6 +25,7 @@ from app.delivery.inbound import webhooks
 from app.delivery.inbound.routes import router as webhooks_router
 from app.delivery.routes import router as delivery_router
 from app.documents.routes import router as documents_router
+from app.letters import privacy
 from app.letters.routes import router as letters_router
 from app.ops.routes import registry_for
 from app.ops.routes import router as ops_router
@@ -61,7 +62,9 @@ def create_app(
         wake = WakeUp()
         dispatcher = wake
         if embedded:
-            deliverer = Deliverer(sessions, transports.make_transport(settings), settings)
+            deliverer = Deliverer(
+                sessions, transports.make_transport(settings), settings, upkeep=privacy.upkeep
+            )
             loop = EmbeddedLoop(deliverer, wake, interval=settings.embedded_poll_interval)
 
     @asynccontextmanager

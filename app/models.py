@@ -308,7 +308,6 @@ class Letter(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
     key: Mapped[str] = mapped_column(String(64))  # the supporter's secret for status and PDF
-    confirm_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"))
     organisation_id: Mapped[int | None] = mapped_column(
         ForeignKey("organisation.id", ondelete="SET NULL"), index=True

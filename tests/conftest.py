@@ -30,6 +30,7 @@ from app.delivery import broker, transports
 from app.delivery.deliverer import Deliverer, Outcome
 from app.delivery.ratelimit import clear_limiters
 from app.delivery.service import UNFINISHED
+from app.letters import privacy
 from app.main import create_app
 from app.models import Base, Delivery, utcnow
 from tests.support.smtp import SmtpSink
@@ -166,7 +167,9 @@ def drain(settings: Settings, *, rounds: int = 50, horizon: float = 1.0) -> list
     another loop (Playwright's) is running in the test's thread.
     """
     sessions = session_factory(engine_for(settings.database_url))
-    deliverer = Deliverer(sessions, transports.make_transport(settings), settings)
+    deliverer = Deliverer(
+        sessions, transports.make_transport(settings), settings, upkeep=privacy.upkeep
+    )
 
     def pending() -> bool:
         soon = utcnow() + timedelta(seconds=horizon)

@@ -140,7 +140,7 @@ def test_environment_is_valid_settings() -> None:
     anchor = load()["x-outcry"]
     given = {"OUTCRY_SECRET_KEY": "x"}
     env = {key: interpolate(str(value), given) for key, value in anchor["environment"].items()}
-    values = {k.removeprefix("OUTCRY_").lower(): v for k, v in env.items()}
+    values: dict[str, Any] = {k.removeprefix("OUTCRY_").lower(): v for k, v in env.items()}
 
     settings = Settings(**values)
 

@@ -212,7 +212,7 @@ def test_hostile_addresses_are_refused_naming_email(api: TestClient) -> None:
         _names_field(response, "email", email)
 
 
-CHOICES = {
+CHOICES: dict[str, list[Any]] = {
     "country": ["XX", "gb ", "G", "GBR", "🇬🇧", "'; --", "EU", ""],
     "language": ["xx", "en\r\n", "../en", "ru_RU.UTF-8", "{{ 7*7 }}", "kk" * 50],
     "org": ["nope", "unite\r\n", "../unite", "x" * 65],

@@ -107,6 +107,38 @@ def test_the_privacy_migration_keeps_every_letter_and_hashes_addresses(
         assert tallied == {LetterStatus.sent: 1, LetterStatus.queued: 1}
 
 
+def _letter_indexes_and_triggers(url: str) -> set[tuple[str, str]]:
+    """(name, definition) of every index and trigger on `letter`."""
+    with engine_for(url).connect() as conn:
+        if conn.dialect.name == "sqlite":
+            query = (
+                "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'letter'"
+                " AND type IN ('index', 'trigger') AND sql IS NOT NULL"
+            )
+        else:
+            query = (
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'letter'"
+                " UNION SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger"
+                " WHERE tgrelid = 'letter'::regclass AND NOT tgisinternal"
+            )
+        return {(name, sql) for name, sql in conn.execute(text(query))}
+
+
+def test_dropping_confirm_token_hash_keeps_every_index_and_trigger(db_url: str) -> None:
+    """SQLite rebuilds `letter` to drop the column, both ways; the tally's triggers and
+    the partial indexes must come through as they were."""
+    at_head = _letter_indexes_and_triggers(db_url)
+    assert any(name == "letter_tally_insert" for name, _ in at_head)
+
+    command.downgrade(alembic_config(db_url), BEFORE_CONFIRM_TOKEN_DROP)
+    before = _letter_indexes_and_triggers(db_url)
+    upgrade(db_url)
+
+    assert {(n, sql) for n, sql in before if n != "uq_letter_confirm_token_hash"} == at_head
+    assert _letter_indexes_and_triggers(db_url) == at_head
+
+
+BEFORE_CONFIRM_TOKEN_DROP = "9b3d51e0a7c4"
 BEFORE_PRIVACY = "7e2a4b9c1d03"
 # Ids far above what the sequences hand out next, so new rows after the upgrade fit.
 OLD_ROWS = [

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from app.core.config import get_settings
 from app.core.db import engine_for, session_factory
 from app.delivery import transports
+from app.delivery.celery_app import celery_app
 from app.delivery.deliverer import SWEEP_PAGE, Deliverer
 from app.delivery.dispatch import SEND_TASK, SWEEP_TASK, batches
-from workers.celery_app import celery_app
+from app.letters import privacy
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ def _process() -> _Process:
     if _state is None or _state.pid != os.getpid():
         settings = get_settings()
         sessions = session_factory(engine_for(settings.database_url))
-        deliverer = Deliverer(sessions, transports.make_transport(settings), settings)
+        deliverer = Deliverer(
+            sessions, transports.make_transport(settings), settings, upkeep=privacy.upkeep
+        )
         _state = _Process(os.getpid(), asyncio.new_event_loop(), deliverer)
     return _state
 

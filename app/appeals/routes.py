@@ -4,34 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from app.appeals import service
+from app.appeals.deps import CurrentAppeal
 from app.appeals.schemas import AppealIn, AppealRead
 from app.core import paths
 from app.core.config import Settings
 from app.core.db import SessionDep
+from app.core.deps import Admin, SettingsDep
 from app.core.errors import Conflict, InvalidInput, error_responses
 from app.models import Appeal, utcnow
-from app.organisers.deps import Admin
 
 # Every route here waits its turn for the database (admission.py): 503 when it cannot.
 router = APIRouter(prefix="/api/v1/appeals", tags=["appeals"], responses=error_responses(503))
-
-
-def settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(settings_dep)]
-
-
-def public_appeal(session: SessionDep, slug: str) -> Appeal:
-    return service.get_appeal(session, slug, include_drafts=False)
-
-
-CurrentAppeal = Annotated[Appeal, Depends(public_appeal)]
 
 
 # ?lang=: the language of an appeal's texts in the answer (default: each appeal's own).

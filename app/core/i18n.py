@@ -1,5 +1,8 @@
 """The one translation system: gettext catalogs for pages, e-mails, errors and PDF labels.
 
+Pages (app/web) and e-mails (app/delivery) render through make_environment() over
+their own template folders; PDFs and errors look up texts with translations().
+
 The catalogs live as .po files only (app/web/locale/<lang>/LC_MESSAGES/messages.po);
 they are compiled to .mo in memory on first use, so no binary files are committed and
 an edited .po takes effect on the next start. Pages and e-mails are offered in
@@ -12,13 +15,17 @@ from __future__ import annotations
 import functools
 import gettext
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
+import jinja2
 from babel import Locale, UnknownLocaleError
+from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 # The languages of pages, e-mails and error messages, each with a complete catalog.
 SUPPORTED = ("en", "ru", "kk")
@@ -106,3 +113,45 @@ def language_name(code: str, in_language: str) -> str:
     except (UnknownLocaleError, ValueError, TypeError):
         return code
     return name or code
+
+
+def make_environment(
+    templates: Path, lang: str, *, extend: Callable[[jinja2.Environment, str], None] | None = None
+) -> jinja2.Environment:
+    """The Jinja2 environment over the templates in `templates`, in `lang` (or its base
+    language: an e-mail about a letter in ru_KZ is in Russian; the first of SUPPORTED for
+    a language the pages do not speak): autoescaped .html, gettext installed (newstyle),
+    numbers and dates written the language's way. One per folder, language and `extend`
+    (which adds a renderer's own filters): building one costs."""
+    base = base_language(lang)
+    return _make_environment(templates, base if base in SUPPORTED else SUPPORTED[0], extend)
+
+
+@functools.cache
+def _make_environment(
+    templates: Path, lang: str, extend: Callable[[jinja2.Environment, str], None] | None
+) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        translations(lang), newstyle=True
+    )
+
+    def number(value: int) -> str:
+        return format_decimal(value, locale=lang)
+
+    def when(value: datetime) -> str:
+        # Stored times are UTC; "long" names the zone so nobody has to guess.
+        return format_datetime(value, "long", tzinfo=UTC, locale=lang)
+
+    env.filters["number"] = number
+    env.filters["datetime"] = when
+    if extend is not None:
+        extend(env, lang)
+    return env

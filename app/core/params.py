@@ -6,7 +6,7 @@ date whose next day is past year 9999) would otherwise fail deep in a query as a
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Path, Query
@@ -62,7 +62,7 @@ def time_bound(value: date | datetime | None, *, end: bool) -> datetime | None:
         return value.astimezone(UTC)
     except OverflowError:
         # Only a time within a day of either end of the calendar gets here.
-        too_late = value.year == datetime.max.year
+        too_late = value.year == MAXYEAR
         if too_late:
             return None if end else datetime.max.replace(tzinfo=UTC)
         return datetime.min.replace(tzinfo=UTC) if end else None

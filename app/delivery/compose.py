@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.headerregistry import Address
-from email.message import EmailMessage
+from urllib.parse import urlencode
 
 from app.appeals import service as appeals
 from app.core import security
 from app.core.config import Settings
-from app.delivery import messages, returns
+from app.delivery import mailtexts, messages, returns
 from app.delivery.messages import Attachment, Outgoing
 from app.documents import build, pdf
-from app.letters import service as letters
 from app.models import Appeal, Channel, Delivery, Invitation, Letter, Target
-from app.web import i18n
 
 
 def invitation_url(settings: Settings, invitation: Invitation) -> str:
@@ -55,6 +54,15 @@ def letter_url(settings: Settings, letter: Letter) -> str:
     return f"{settings.base_url}/letters/{letter.public_id}?key={letter.key}"
 
 
+def sign_again_url(settings: Settings, letter: Letter) -> str:
+    """Where a supporter whose letter was declined or expired signs again: the appeal's
+    page in the letter's language, through the same organisation's link (so the new
+    letter still counts for their union)."""
+    query = {"org": letter.organisation.slug} if letter.organisation else {}
+    query["lang"] = letter.language
+    return f"{settings.base_url}/a/{letter.appeal.slug}?{urlencode(query)}"
+
+
 def confirm_token(settings: Settings, letter: Letter) -> str:
     return security.sign(settings.resolved_secret_key(), "confirm", letter.public_id)
 
@@ -71,7 +79,7 @@ def _targets(appeal: Appeal, addresses: list[str], language: str) -> list[Addres
 
 def _supporter_text(template: str, language: str, **context: object) -> tuple[str, str]:
     """(subject, body) from an e-mail template's two blocks, in the supporter's language."""
-    tmpl = i18n.make_environment(language).get_template(template)
+    tmpl = mailtexts.make_environment(language).get_template(template)
     ctx = tmpl.new_context(context)
     subject = "".join(tmpl.blocks["subject"](ctx))
     body = "".join(tmpl.blocks["body"](tmpl.new_context(context)))
@@ -107,21 +115,71 @@ def fax_attachment(
     return Attachment(filename=f"fax-{digits}-{letter.public_id}.pdf", content=content)
 
 
-def _fax(
-    delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings
-) -> tuple[list[Address], tuple[str, ...], Attachment]:
-    """(To, envelope recipients, PDF) of a fax: the gateway's address for the number, or
-    the number itself, which the transports hand to the fax folder."""
+def _fax(delivery: Delivery, letter: Letter, appeal: Appeal, settings: Settings) -> Outgoing:
+    """A fax: the PDF mailed to the gateway's address for the number, or for the fax folder
+    addressed to the number itself, which the transports hand to the folder."""
     # The number the delivery was planned for, even if the target's has changed since:
     # the cover sheet must name the number the fax actually goes to.
     number = delivery.recipients[0]
     target = _fax_target(appeal, delivery)
     attachment = fax_attachment(letter, appeal, target, number=number, settings=settings)
     digits = build.fax_digits(number)
-    if not settings.fax_gateway:
-        return [], (f"+{digits}",), attachment
-    gateway = settings.fax_gateway.replace("{number}", digits)
-    return [messages.plain(gateway)], (gateway,), attachment
+    to: list[Address] = []
+    recipients = (f"+{digits}",)
+    if settings.fax_gateway:
+        gateway = settings.fax_gateway.replace("{number}", digits)
+        to, recipients = [messages.plain(gateway)], (gateway,)
+    sender = _return_address(settings, returns.BOUNCES, delivery) or settings.mail_from_address
+    # From the campaign, with no Reply-To: the supporter's address never reaches a gateway
+    # or a fax machine. The body stays empty because many gateways fax the body too, as a
+    # page before the attachment.
+    message = messages.build(
+        subject=letter.subject,
+        body="",
+        from_name=appeals.in_language(appeal, letter.language).sender_name,
+        from_address=sender,
+        to=to,
+        message_id=delivery.message_id,
+        date=delivery.created_at,
+        language=letter.language,
+        attachments=(attachment,),
+    )
+    return Outgoing(message, sender, recipients, delivery.message_id, (attachment,))
+
+
+def _to_targets(delivery: Delivery, letter: Letter, appeal: Appeal, settings: Settings) -> Outgoing:
+    """The letter to its targets, Cc the campaign's copies, from the signer via the campaign;
+    the PDF attached when the appeal asks."""
+    sender_name = appeals.in_language(appeal, letter.language).sender_name
+    sender = _return_address(settings, returns.BOUNCES, delivery) or settings.mail_from_address
+    attachments = (letter_attachment(letter, appeal),) if appeal.attach_pdf else ()
+    # Answers go to the supporter if they chose to share their address (unless it is
+    # forgotten by now: a late retry); otherwise to the campaign's reply address for
+    # this letter (never the supporter's address).
+    reply_to: Address | None = None
+    if letter.share_email and letter.signer_email:
+        reply_to = messages.mailbox(letter.signer_name, letter.signer_email)
+    elif reply_address := _return_address(settings, returns.REPLIES, delivery):
+        reply_to = messages.mailbox(sender_name, reply_address)
+    message = messages.build(
+        subject=letter.subject,
+        body=letter.body,
+        from_name=messages.from_display(letter.signer_name, sender_name),
+        from_address=sender,
+        to=_targets(appeal, delivery.recipients, letter.language),
+        cc=[messages.plain(a) for a in delivery.cc],
+        reply_to=reply_to,
+        message_id=delivery.message_id,
+        date=delivery.created_at,
+        language=letter.language,
+        attachments=attachments,
+    )
+    if settings.postmark_webhook_auth:
+        # Postmark's webhooks name a message by its own id and carry back only the
+        # metadata it was sent with: the return token finds the letter.
+        message["X-PM-Metadata-outcry"] = returns.token(settings.resolved_secret_key(), delivery.id)
+    recipients = (*delivery.recipients, *delivery.cc)
+    return Outgoing(message, sender, recipients, delivery.message_id, attachments)
 
 
 # The e-mails to the supporter, each a template with a subject and a body block.
@@ -147,16 +205,11 @@ def sample_attachments(
     return tuple(attachments)
 
 
-def _sample(
-    delivery: Delivery,
-    letter: Letter,
-    appeal: Appeal,
-    common: dict[str, object],
-    *,
-    attachments: tuple[Attachment, ...],
-) -> EmailMessage:
+def _sample(delivery: Delivery, letter: Letter, appeal: Appeal, settings: Settings) -> Outgoing:
     """An organiser's test send: the target's e-mail as it will go out, addressed only to
     the organiser, with the real To, Cc and fax numbers named in a note above the letter."""
+    sender = settings.mail_from_address
+    attachments = sample_attachments(letter, appeal, settings=settings)
     to = _targets(appeal, [t.email for t in appeal.targets if t.email], letter.language)
     sender_name = appeals.in_language(appeal, letter.language).sender_name
     from_name = messages.from_display(letter.signer_name, sender_name)
@@ -165,19 +218,56 @@ def _sample(
         letter.language,
         subject=letter.subject,
         organiser=", ".join(delivery.recipients),
-        from_line=str(messages.mailbox(from_name, str(common["from_address"]))),
+        from_line=str(messages.mailbox(from_name, sender)),
         to_line=", ".join(str(a) for a in to),
         cc_line=", ".join(appeal.copies),
         faxes=[f"{t.name} {t.fax}" for t in appeal.targets if t.fax],
     )
-    return messages.build(
+    message = messages.build(
         subject=subject,
         body=f"{note}\n{letter.body}",
         from_name=from_name,
+        from_address=sender,
         to=[messages.plain(a) for a in delivery.recipients],
+        message_id=delivery.message_id,
+        date=delivery.created_at,
+        language=letter.language,
         attachments=attachments,
-        **common,  # type: ignore[arg-type]
     )
+    return Outgoing(message, sender, tuple(delivery.recipients), delivery.message_id, attachments)
+
+
+def _to_supporter(
+    delivery: Delivery, letter: Letter, appeal: Appeal, settings: Settings
+) -> Outgoing:
+    """One of the e-mails to the supporter (SUPPORTER_TEMPLATES), in their language."""
+    sender = settings.mail_from_address
+    shown = appeals.in_language(appeal, letter.language)
+    subject, body = _supporter_text(
+        SUPPORTER_TEMPLATES[delivery.channel],
+        letter.language,
+        appeal_title=shown.title,
+        appeal_url=sign_again_url(settings, letter),
+        signer_name=letter.signer_name,
+        confirm_url=confirm_url(settings, letter),
+        letter_url=letter_url(settings, letter),
+        subject=letter.subject,
+        body=letter.body,
+        expires_days=settings.confirmation_days,
+        forget_days=settings.forget_after_days,
+        reason=letter.rejection_reason,
+    )
+    message = messages.build(
+        subject=subject or shown.title,
+        body=body,
+        from_name=shown.sender_name,
+        from_address=sender,
+        to=[messages.mailbox(letter.signer_name, a) for a in delivery.recipients],
+        message_id=delivery.message_id,
+        date=delivery.created_at,
+        language=letter.language,
+    )
+    return Outgoing(message, sender, tuple(delivery.recipients), delivery.message_id)
 
 
 def _return_address(settings: Settings, kind: returns.Kind, delivery: Delivery) -> str | None:
@@ -188,98 +278,22 @@ def _return_address(settings: Settings, kind: returns.Kind, delivery: Delivery) 
     return returns.address(kind, secret, delivery.id, settings.bounce_domain)
 
 
+Composer = Callable[[Delivery, Letter, Appeal, Settings], Outgoing]
+
+# Each channel's message. A letter to a target (or its fax through a gateway) goes out with
+# its own bounce address as envelope sender when OUTCRY_BOUNCE_DOMAIN is set; the others
+# from OUTCRY_MAIL_FROM. From is the campaign's address either way.
+COMPOSERS: dict[Channel, Composer] = {
+    Channel.email: _to_targets,
+    Channel.fax: _fax,
+    Channel.sample: _sample,
+    **dict.fromkeys(SUPPORTER_TEMPLATES, _to_supporter),
+}
+
+
 def outgoing(delivery: Delivery, letter: Letter, appeal: Appeal, *, settings: Settings) -> Outgoing:
-    """The message and envelope for `delivery`. A letter to a target (or its fax through a
-    gateway) goes out with its own bounce address as envelope sender when
-    OUTCRY_BOUNCE_DOMAIN is set; From stays the campaign's address either way."""
-    sender = settings.mail_from_address
-    # The appeal's texts (its title, the campaign's name) in the letter's language.
-    shown = appeals.in_language(appeal, letter.language)
-    if delivery.channel in (Channel.email, Channel.fax):
-        sender = _return_address(settings, returns.BOUNCES, delivery) or sender
-    common = {
-        "from_address": sender,
-        "message_id": delivery.message_id,
-        "date": delivery.created_at,
-        "language": letter.language,
-    }
-    attachments: tuple[Attachment, ...] = ()
-    if delivery.channel is Channel.fax:
-        to, recipients, fax = _fax(delivery, letter, appeal, settings=settings)
-        attachments = (fax,)
-        # From the campaign, with no Reply-To: the supporter's address never reaches a
-        # gateway or a fax machine. The body stays empty because many gateways fax the
-        # body too, as a page before the attachment.
-        message = messages.build(
-            subject=letter.subject,
-            body="",
-            from_name=shown.sender_name,
-            to=to,
-            attachments=attachments,
-            **common,  # type: ignore[arg-type]
-        )
-    elif delivery.channel is Channel.email:
-        if appeal.attach_pdf:
-            attachments = (letter_attachment(letter, appeal),)
-        to = _targets(appeal, delivery.recipients, letter.language)
-        cc = [messages.plain(a) for a in delivery.cc]
-        # Answers go to the supporter if they chose to share their address (unless it is
-        # forgotten by now: a late retry); otherwise to the campaign's reply address for
-        # this letter (never the supporter's address).
-        reply_to: Address | None = None
-        if letter.share_email and letter.signer_email:
-            reply_to = messages.mailbox(letter.signer_name, letter.signer_email)
-        elif reply_address := _return_address(settings, returns.REPLIES, delivery):
-            reply_to = messages.mailbox(shown.sender_name, reply_address)
-        message = messages.build(
-            subject=letter.subject,
-            body=letter.body,
-            from_name=messages.from_display(letter.signer_name, shown.sender_name),
-            to=to,
-            cc=cc,
-            reply_to=reply_to,
-            attachments=attachments,
-            **common,  # type: ignore[arg-type]
-        )
-        recipients = (*delivery.recipients, *delivery.cc)
-        if settings.postmark_webhook_auth:
-            # Postmark's webhooks name a message by its own id and carry back only the
-            # metadata it was sent with: the return token finds the letter.
-            token = returns.token(settings.resolved_secret_key(), delivery.id)
-            message["X-PM-Metadata-outcry"] = token
-    elif delivery.channel is Channel.sample:
-        attachments = sample_attachments(letter, appeal, settings=settings)
-        message = _sample(delivery, letter, appeal, common, attachments=attachments)
-        recipients = tuple(delivery.recipients)
-    elif delivery.channel in SUPPORTER_TEMPLATES:
-        subject, body = _supporter_text(
-            SUPPORTER_TEMPLATES[delivery.channel],
-            letter.language,
-            appeal_title=shown.title,
-            appeal_url=letters.sign_again_url(settings, letter),
-            signer_name=letter.signer_name,
-            confirm_url=confirm_url(settings, letter),
-            letter_url=letter_url(settings, letter),
-            subject=letter.subject,
-            body=letter.body,
-            expires_days=settings.confirmation_days,
-            forget_days=settings.forget_after_days,
-            reason=letter.rejection_reason,
-        )
-        message = messages.build(
-            subject=subject or shown.title,
-            body=body,
-            from_name=shown.sender_name,
-            to=[messages.mailbox(letter.signer_name, a) for a in delivery.recipients],
-            **common,  # type: ignore[arg-type]
-        )
-        recipients = tuple(delivery.recipients)
-    else:
+    """The message and envelope for `delivery`, by its channel's composer (COMPOSERS)."""
+    composer = COMPOSERS.get(delivery.channel)
+    if composer is None:
         raise ValueError(f"no composer for channel {delivery.channel}")
-    return Outgoing(
-        message=message,
-        sender=sender,
-        recipients=recipients,
-        message_id=delivery.message_id,
-        attachments=attachments,
-    )
+    return composer(delivery, letter, appeal, settings)

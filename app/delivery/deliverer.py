@@ -29,7 +29,6 @@ from app.delivery.messages import Outgoing
 from app.delivery.ratelimit import RateLimiter, limiter_for, recipient_key
 from app.delivery.service import Attempt
 from app.delivery.transports import SendError, Transport
-from app.letters import privacy
 from app.models import Delivery, DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -126,12 +125,16 @@ class Deliverer:
         *,
         limiter: RateLimiter | None = None,
         clock: Callable[[], datetime] = utcnow,
+        upkeep: Callable[..., object] | None = None,
     ):
         self.sessions = sessions
         self.transport = transport
         self.settings = settings
         self.limiter = limiter if limiter is not None else rate_limiter(settings)
         self.clock = clock
+        # The letters' privacy passes (app.letters.privacy.upkeep), run by the sweep: handed
+        # in by whoever builds the Deliverer, since letters build on delivery, not back.
+        self.upkeep = upkeep
         self._upkeep_due = 0.0
 
     async def deliver(self, delivery_id: int) -> Outcome:
@@ -362,18 +365,11 @@ class Deliverer:
         # Its own transaction, after the hand-out, so erasing never holds up sending; and
         # not on every poll of the embedded loop (each second), once a sweep interval.
         due = time.monotonic()
-        if due < self._upkeep_due:
+        if self.upkeep is None or due < self._upkeep_due:
             return
         self._upkeep_due = due + self.settings.sweep_interval
         try:
             with session_scope(self.sessions) as session:
-                done = privacy.upkeep(session, now=self.clock(), settings=self.settings)
+                self.upkeep(session, now=self.clock(), settings=self.settings)
         except SQLAlchemyError:
             log.exception("forgetting supporters' details failed; the next sweep tries again")
-            return
-        if done.forgotten or done.deleted:
-            log.info(
-                "forgot %d supporters' addresses; deleted %d never-confirmed letters",
-                done.forgotten,
-                done.deleted,
-            )

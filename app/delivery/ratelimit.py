@@ -7,12 +7,11 @@ token bucket / GCRA with a burst of N would let up to 2N-1 through in one window
 burst, then one more every period/N), which is what gets a sender greylisted.
 
 A delivery over the limit is never failed: ``try_acquire*`` says how long to wait and
-takes nothing, ``acquire*`` sleeps that long and tries again.
+takes nothing, and ``next_turn`` says when to come back (the deliverer waits that long).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import time
@@ -21,77 +20,17 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
 
 import idna
 import redis
 
 from app.delivery import broker
 
-__all__ = [
-    "MemoryRateLimiter",
-    "RateLimiter",
-    "RedisRateLimiter",
-    "clear_limiters",
-    "client_wait",
-    "domain_key",
-    "limiter_for",
-    "recipient_key",
-]
-
 DEFAULT_PERIOD = 60.0
 
 # A refused request always waits at least this long, so a caller's retry loop can
 # never spin on a wait of 0.0 produced by float rounding.
 _MIN_WAIT = 1e-6
-
-
-class RateLimiter(Protocol):
-    """What delivery code uses; both implementations below provide it."""
-
-    def try_acquire(self, key: str, *, limit: int, period: float = DEFAULT_PERIOD) -> float:
-        """Take one slot for `key`: 0.0 if taken, else seconds until one frees (none taken)."""
-        ...
-
-    def try_acquire_many(
-        self, keys: Iterable[str], *, limit: int, period: float = DEFAULT_PERIOD
-    ) -> float:
-        """Take one slot in every key or none: 0.0 if all taken, else seconds to wait."""
-        ...
-
-    def try_acquire_each(
-        self, requests: Sequence[tuple[Iterable[str], int]], *, period: float = DEFAULT_PERIOD
-    ) -> list[float]:
-        """try_acquire_many() for each (keys, limit) in turn, in one round trip."""
-        ...
-
-    def next_turn(
-        self, keys: Iterable[str], *, wait: float, limit: int, period: float = DEFAULT_PERIOD
-    ) -> float:
-        """Seconds until a caller refused with `wait` should come back, spaced from others."""
-        ...
-
-    async def acquire(
-        self,
-        key: str,
-        *,
-        limit: int,
-        period: float = DEFAULT_PERIOD,
-        max_wait: float | None = None,
-    ) -> bool:
-        """Sleep until a slot for `key` is taken; False (nothing taken) if past max_wait."""
-        ...
-
-    async def acquire_many(
-        self,
-        keys: Iterable[str],
-        *,
-        limit: int,
-        period: float = DEFAULT_PERIOD,
-        max_wait: float | None = None,
-    ) -> bool:
-        """Sleep until a slot in every key is taken; False (nothing taken) if past max_wait."""
-        ...
 
 
 def domain_key(appeal_slug: str, recipient: str) -> str:
@@ -153,8 +92,8 @@ def _checked(keys: Iterable[str], limit: int, period: float) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-class _AsyncAcquire(ABC):
-    """The waiting half of a limiter, built on its try_acquire_many."""
+class RateLimiter(ABC):
+    """What delivery and the client limits use; in Redis or in this process (below)."""
 
     @abstractmethod
     def try_acquire_many(
@@ -162,8 +101,12 @@ class _AsyncAcquire(ABC):
     ) -> float:
         """Take one slot in every key or none: 0.0 if all taken, else seconds to wait."""
 
-    async def _try_acquire_many_async(self, keys: list[str], *, limit: int, period: float) -> float:
-        return self.try_acquire_many(keys, limit=limit, period=period)
+    @abstractmethod
+    def next_turn(
+        self, keys: Iterable[str], *, wait: float, limit: int, period: float = DEFAULT_PERIOD
+    ) -> float:
+        """Seconds until a caller refused with `wait` should come back: `wait` at the least,
+        and period/limit after the caller sent back before it on any of these keys."""
 
     def try_acquire(self, key: str, *, limit: int, period: float = DEFAULT_PERIOD) -> float:
         """Take one slot for `key`: 0.0 if taken, else seconds until one frees (none taken)."""
@@ -175,40 +118,6 @@ class _AsyncAcquire(ABC):
         """try_acquire_many() for each (keys, limit) in turn: 0.0 where taken, else the wait."""
         return [self.try_acquire_many(keys, limit=limit, period=period) for keys, limit in requests]
 
-    async def acquire(
-        self,
-        key: str,
-        *,
-        limit: int,
-        period: float = DEFAULT_PERIOD,
-        max_wait: float | None = None,
-    ) -> bool:
-        """Sleep until a slot for `key` is taken; False (nothing taken) if past max_wait."""
-        return await self.acquire_many([key], limit=limit, period=period, max_wait=max_wait)
-
-    async def acquire_many(
-        self,
-        keys: Iterable[str],
-        *,
-        limit: int,
-        period: float = DEFAULT_PERIOD,
-        max_wait: float | None = None,
-    ) -> bool:
-        """Sleep until a slot in every key is taken; False (nothing taken) if past max_wait."""
-        keys = _checked(keys, limit, period)
-        loop = asyncio.get_running_loop()
-        deadline = None if max_wait is None else loop.time() + max_wait
-        while True:
-            wait = await self._try_acquire_many_async(keys, limit=limit, period=period)
-            if wait == 0.0:
-                return True
-            # Give up now rather than sleep for a slot we could not take in time anyway.
-            if deadline is not None and loop.time() + wait > deadline:
-                return False
-            # Others (coroutines, processes) may take the freed slot first; then we get a
-            # new wait and go round again. No fairness is promised, only the limit.
-            await asyncio.sleep(wait)
-
 
 @dataclass
 class _Window:
@@ -216,7 +125,7 @@ class _Window:
     expires_at: float = 0.0
 
 
-class MemoryRateLimiter(_AsyncAcquire):
+class MemoryRateLimiter(RateLimiter):
     """Sliding-window log in this process, for the embedded mode (one process, no Redis).
 
     Thread-safe; the lock is held for microseconds, so it is also called directly
@@ -237,8 +146,6 @@ class MemoryRateLimiter(_AsyncAcquire):
     def next_turn(
         self, keys: Iterable[str], *, wait: float, limit: int, period: float = DEFAULT_PERIOD
     ) -> float:
-        """Seconds until a caller refused with `wait` should come back: `wait` at the least,
-        and period/limit after the caller sent back before it on any of these keys."""
         keys = _checked(keys, limit, period)
         with self._lock:
             now = self._clock()
@@ -362,7 +269,7 @@ return turn - now
 """
 
 
-class RedisRateLimiter(_AsyncAcquire):
+class RedisRateLimiter(RateLimiter):
     """Sliding-window log in Redis, shared by every worker process on every machine.
 
     Redis errors (server down, timeout) propagate: the caller treats them like any
@@ -380,8 +287,6 @@ class RedisRateLimiter(_AsyncAcquire):
     def next_turn(
         self, keys: Iterable[str], *, wait: float, limit: int, period: float = DEFAULT_PERIOD
     ) -> float:
-        """Seconds until a caller refused with `wait` should come back: `wait` at the least,
-        and period/limit after the caller sent back before it on any of these keys."""
         keys = _checked(keys, limit, period)
         if not keys:
             return max(wait, 0.0)
@@ -418,11 +323,6 @@ class RedisRateLimiter(_AsyncAcquire):
                 )
         replies = iter(pipe.execute())
         return [int(next(replies)) / 1_000_000 if keys else 0.0 for keys, _ in checked]
-
-    async def _try_acquire_many_async(self, keys: list[str], *, limit: int, period: float) -> float:
-        # The client is synchronous; in a thread, a slow or unreachable Redis stalls
-        # this one delivery, not every send sharing the event loop.
-        return await asyncio.to_thread(self.try_acquire_many, keys, limit=limit, period=period)
 
 
 _shared: dict[str | None, RateLimiter] = {}

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.core.db import SessionDep
+from app.core.deps import Organiser
 from app.core.errors import error_responses
 from app.delivery import service
+from app.delivery.deps import OrganiserDelivery
 from app.delivery.schemas import DeliveryRetried
 from app.models import utcnow
-from app.organisers.deps import Organiser, OrganiserDelivery
 
 # Every route here waits its turn for the database (admission.py): 503 when it cannot.
 router = APIRouter(prefix="/api/v1/deliveries", tags=["delivery"], responses=error_responses(503))

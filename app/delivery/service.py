@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.audit import service as audit
 from app.core import security
-from app.core.errors import DeliveryNotFailed
+from app.core.errors import DeliveryNotFailed, NotFound
 from app.delivery.messages import message_id
 from app.models import (
     Bounce,
@@ -121,7 +121,8 @@ def plan_confirmation(
     session: Session, *, letter: Letter, mail_from: str, now: datetime
 ) -> Delivery:
     """Write the confirmation e-mail to the supporter and enqueue it after commit."""
-    assert letter.signer_email is not None, "a letter just signed has its address"
+    if letter.signer_email is None:
+        raise AssertionError("a letter just signed has its address")
     delivery = _new(letter, Channel.confirmation, [letter.signer_email], [], now)
     delivery.letter = letter
     _add(session, [delivery], kind="confirm", mail_from=mail_from)
@@ -290,7 +291,8 @@ def defer(session: Session, until: dict[int, datetime]) -> None:
     if not until:
         return
     table = Delivery.__table__
-    assert isinstance(table, Table)
+    if not isinstance(table, Table):
+        raise AssertionError(type(table))
     session.execute(
         update(table)
         # No IN (…) here: an executemany cannot expand one.
@@ -482,6 +484,15 @@ def settle_letters(session: Session, letter_ids: Iterable[int], *, now: datetime
 # --- organisers ----------------------------------------------------------------------------
 
 
+def find_delivery(session: Session, delivery_id: int) -> Delivery:
+    """The delivery of a letter with this id, or NotFound (an invitation's e-mail is no
+    organiser's to see or retry: the admin invites again)."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.letter is None:
+        raise NotFound("No such delivery.")
+    return delivery
+
+
 def retry(session: Session, delivery: Delivery, *, now: datetime, by: str) -> None:
     """Re-queue a failed or bounced delivery with a fresh set of attempts and enqueue it
     after commit, logging it as done `by` this organiser; DeliveryNotFailed if it is
@@ -490,7 +501,8 @@ def retry(session: Session, delivery: Delivery, *, now: datetime, by: str) -> No
     targets as they are now (the organiser has fixed the address that bounced) other than
     those who took it."""
     letter = delivery.letter
-    assert letter is not None, "organisers retry the deliveries of letters"
+    if letter is None:
+        raise AssertionError("organisers retry the deliveries of letters")
     values: dict[str, object] = {
         "next_attempt_at": now,
         "lease_until": None,
@@ -543,7 +555,8 @@ def _after_bounce(session: Session, delivery: Delivery) -> dict[str, object]:
             )
         )
     )
-    assert delivery.letter is not None, "bounces are of letters to targets"
+    if delivery.letter is None:
+        raise AssertionError("bounces are of letters to targets")
     targets = [t.email for t in delivery.letter.appeal.targets if t.email]
     if delivery.channel is not Channel.email:
         targets = []  # a fax goes to the number it was planned for

@@ -4,6 +4,7 @@ faxes to a gateway by mail, or as PDFs to the outbox's fax folder."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Sequence
@@ -148,10 +149,9 @@ class SmtpTransport:
     def _drop(conn: _Connection) -> None:
         client, conn.client = conn.client, None
         if client is not None:
-            try:
+            # Closing a broken connection may fail; it is gone either way.
+            with contextlib.suppress(Exception):
                 client.close()
-            except Exception:  # closing a broken connection may fail; it is gone either way
-                pass
 
     async def _ready(self, conn: _Connection) -> aiosmtplib.SMTP:
         """The connection's client, connected (and checked, if it sat idle)."""

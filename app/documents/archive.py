@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 class _Pipe:
@@ -53,5 +53,5 @@ def iter_zip(files: Iterable[tuple[str, datetime, bytes]]) -> Iterator[bytes]:
 
 def _zip_time(moment: datetime) -> tuple[int, int, int, int, int, int]:
     # ZIP dates start in 1980 and have no zone; letters are dated in UTC everywhere.
-    moment = max(moment.replace(tzinfo=None), datetime(1980, 1, 1))
+    moment = max(moment.replace(tzinfo=UTC), datetime(1980, 1, 1, tzinfo=UTC))
     return (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)

@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
-from app.appeals.routes import CurrentAppeal
+from app.appeals.deps import CurrentAppeal, OrganiserAppeal
 from app.core.db import SessionDep, SessionsDep
+from app.core.deps import Organiser
 from app.core.errors import error_responses
 from app.core.params import TimeFilter
 from app.documents import service
 from app.documents.service import Document, Download
 from app.models import utcnow
-from app.organisers.deps import Organiser, OrganiserAppeal
 
 # Every route here waits its turn for the database (admission.py): 503 when it cannot.
 router = APIRouter(prefix="/api/v1", tags=["documents"], responses=error_responses(503))

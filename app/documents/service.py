@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.appeals import service as appeals
-from app.core import params
+from app.core import auth, params
+from app.core.auth import Principal
 from app.core.db import session_scope
 from app.core.errors import InvalidInput, LetterErased
 from app.core.text import country_name, localised_date
@@ -34,8 +35,6 @@ from app.documents.pdf import (
 )
 from app.letters import service as letters
 from app.models import Appeal, Letter
-from app.organisers import scope
-from app.organisers.scope import Principal
 
 PDF = "application/pdf"
 ZIP = "application/zip"
@@ -149,7 +148,7 @@ def select_letters(
     `organisation` names another), an admin all or one organisation's (InvalidInput if
     none has that slug); signed since `since` and before `until` (an `until` date takes
     in that whole day)."""
-    chosen = scope.named_organisation(session, who, organisation)
+    chosen = auth.named_organisation(session, who, organisation)
     if organisation and chosen is None:
         raise InvalidInput({"organisation": f"no organisation {organisation!r}"})
     return Selection(

@@ -13,6 +13,7 @@ exactly as it was. Every function flushes; the caller commits.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,8 @@ from app.models import (
     StatusEvent,
     transition,
 )
+
+log = logging.getLogger(__name__)
 
 # The supporter's own mail: its recipient is their address, its server replies may be too.
 SUPPORTER_CHANNELS = (Channel.copy, Channel.confirmation, Channel.rejection)
@@ -261,10 +264,17 @@ class Upkeep:
 def upkeep(session: Session, *, now: datetime, settings: Settings) -> Upkeep:
     """One bounded round of both passes, for the sweeper (Celery beat or the embedded
     loop); safe to run any number of times."""
-    return Upkeep(
+    done = Upkeep(
         forgotten=forget_addresses(session, now=now, days=settings.forget_after_days),
         deleted=delete_unconfirmed(session, now=now, days=settings.delete_unconfirmed_after_days),
     )
+    if done.forgotten or done.deleted:
+        log.info(
+            "forgot %d supporters' addresses; deleted %d never-confirmed letters",
+            done.forgotten,
+            done.deleted,
+        )
+    return done
 
 
 # --- purging a closed appeal ----------------------------------------------------------------

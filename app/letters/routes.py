@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import math
-from typing import Annotated
+from fastapi import APIRouter, Request
 
-from fastapi import APIRouter, Depends, Request
-
-from app.appeals.routes import CurrentAppeal, SettingsDep
+from app.appeals.deps import CurrentAppeal
 from app.core.db import SessionDep
-from app.core.errors import RateLimited, error_responses
-from app.delivery import ratelimit
+from app.core.deps import SettingsDep, client_host
+from app.core.errors import error_responses
 from app.letters import privacy, service
+from app.letters.deps import SigningLimit
 from app.letters.schemas import ConfirmIn, LetterCreated, LetterRead, SignatureIn
 from app.models import utcnow
 
 # Every route here waits its turn for the database (admission.py): 503 when it cannot.
 router = APIRouter(prefix="/api/v1", tags=["letters"], responses=error_responses(503))
-
-
-def client_host(request: Request) -> str | None:
-    """The signer's address (behind a trusted proxy, the one it reports)."""
-    return request.client.host if request.client else None
-
-
-def signing_limit(request: Request, settings: SettingsDep) -> None:
-    """429 once a client address has signed sign_limit_per_hour letters this hour."""
-    if settings.sign_limit_per_hour <= 0:
-        return
-    host = client_host(request) or "unknown"
-    wait = ratelimit.client_wait(
-        settings.broker_url, f"sign:{host}", limit=settings.sign_limit_per_hour, period=3600
-    )
-    if wait > 0:
-        raise RateLimited(math.ceil(wait))
-
-
-SigningLimit = Annotated[None, Depends(signing_limit)]
 
 
 @router.post(

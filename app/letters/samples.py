@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from app.appeals import service as appeals
 from app.appeals import templating
-from app.core import security
 from app.core.config import Settings
 from app.core.errors import Conflict
 from app.delivery import compose
@@ -36,42 +35,12 @@ def send_samples(
     targets or copies; enqueued after commit. Raises AlreadyOpen once it has opened."""
     if appeals.phase(appeal, now) not in ("draft", "scheduled"):
         raise AlreadyOpen()
-    signer = EXAMPLE.signer
     planned = []
     for language in appeal.languages:
-        rendered = letters.render(
-            appeal,
-            language,
-            letters.letter_vars(
-                appeal,
-                name=signer.name,
-                organisation=signer.organisation,
-                country=signer.country,
-                city=signer.city,
-                message=EXAMPLE.message,
-                language=language,
-                today=now.date(),
-            ),
-        )
-        public_id = security.new_token(12)
-        letter = Letter(
-            public_id=public_id,
-            key=security.new_token(24),
-            appeal=appeal,
-            signer_name=signer.name,
-            # Not an address anyone has: the one-letter-per-address rule must never
-            # stop the organiser, who may sign for real later, and nothing is sent here.
-            signer_email=f"sample-{public_id}@outcry.invalid",
-            signer_country=signer.country,
-            signer_city=signer.city,
-            signer_organisation=signer.organisation,
-            message=EXAMPLE.message,
-            language=language,
-            status=LetterStatus.sample,
-            subject=rendered.subject,
-            body=rendered.body,
-            created_at=now,
-        )
+        letter = _example_letter(appeal, language, now)
+        # Not an address anyone has: the one-letter-per-address rule must never stop the
+        # organiser, who may sign for real later, and nothing is sent here.
+        letter.signer_email = f"sample-{letter.public_id}@outcry.invalid"
         session.add(letter)
         session.flush()
         planned.append(
@@ -110,45 +79,17 @@ def preview(appeal: Appeal, *, settings: Settings, now: datetime) -> list[Previe
     (app.delivery.compose), so what is shown cannot drift from what is sent. `appeal`
     may be unsaved (appeals.unsaved_appeal); nothing is written. Raises
     LetterTemplateError for a letter that does not render."""
-    signer = EXAMPLE.signer
     shown = []
     for language in appeal.languages:
-        rendered = letters.render(
-            appeal,
-            language,
-            letters.letter_vars(
-                appeal,
-                name=signer.name,
-                organisation=signer.organisation,
-                country=signer.country,
-                city=signer.city,
-                message=EXAMPLE.message,
-                language=language,
-                today=now.date(),
-            ),
-        )
-        letter = Letter(
-            public_id="preview",
-            key="",
-            appeal=appeal,
-            signer_name=signer.name,
-            signer_country=signer.country,
-            signer_city=signer.city,
-            signer_organisation=signer.organisation,
-            message=EXAMPLE.message,
-            language=language,
-            share_email=False,
-            status=LetterStatus.sample,
-            subject=rendered.subject,
-            body=rendered.body,
-            created_at=now,
+        letter = _example_letter(
+            appeal, language, now, public_id="preview", key="", share_email=False
         )
         faxes = tuple(
             f"{appeals.target_text(t, language).name}: {t.fax}" for t in appeal.targets if t.fax
         )
         emails = [t.email for t in appeal.targets if t.email]
         if not emails:  # faxed only: the fax's PDF carries this subject and body
-            shown.append(Preview(language, rendered.subject, "", "", "", rendered.body, faxes))
+            shown.append(Preview(language, letter.subject, "", "", "", letter.body, faxes))
             continue
         outgoing = compose.outgoing(
             Delivery(
@@ -175,11 +116,28 @@ def preview(appeal: Appeal, *, settings: Settings, now: datetime) -> list[Previe
                 from_=header["From"],
                 to=header["To"],
                 cc=header["Cc"],
-                body=text.get_content() if text is not None else rendered.body,
+                body=text.get_content() if text is not None else letter.body,
                 faxes=faxes,
             )
         )
     return shown
+
+
+def _example_letter(appeal: Appeal, language: str, now: datetime, **row: object) -> Letter:
+    """A letter in `language` signed by the example signer, not added to any session."""
+    signer = EXAMPLE.signer
+    return letters.new_letter(
+        appeal,
+        language=language,
+        signer_name=signer.name,
+        signer_organisation=signer.organisation,
+        signer_country=signer.country,
+        signer_city=signer.city,
+        message=EXAMPLE.message,
+        now=now,
+        status=LetterStatus.sample,
+        **row,
+    )
 
 
 def _shown(raw: object) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from urllib.parse import urlencode
+from typing import Any
 
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
 from sqlalchemy import ColumnElement, delete, select, update
@@ -149,6 +149,53 @@ def preview(
     return render(appeal, language, variables)
 
 
+def new_letter(
+    appeal: Appeal,
+    *,
+    language: str,
+    signer_name: str,
+    signer_organisation: str,
+    signer_country: str,
+    signer_city: str,
+    message: str,
+    now: datetime,
+    **row: Any,
+) -> Letter:
+    """A letter signed with these details, not yet added to a session: its subject and body
+    rendered from the appeal's letter in `language` (LetterUnavailable if it fails), a new
+    public id and key unless `row` gives them; `row` sets its other columns. The one place
+    a letter's text is written, for signatures, test sends and previews alike."""
+    rendered = render(
+        appeal,
+        language,
+        letter_vars(
+            appeal,
+            name=signer_name,
+            organisation=signer_organisation,
+            country=signer_country,
+            city=signer_city,
+            message=message,
+            language=language,
+            today=now.date(),
+        ),
+    )
+    row.setdefault("public_id", security.new_token(12))
+    row.setdefault("key", security.new_token(24))
+    return Letter(
+        appeal=appeal,
+        language=language,
+        signer_name=signer_name,
+        signer_organisation=signer_organisation,
+        signer_country=signer_country,
+        signer_city=signer_city,
+        message=message,
+        subject=rendered.subject,
+        body=rendered.body,
+        created_at=now,
+        **row,
+    )
+
+
 def sign_letter(
     session: Session,
     *,
@@ -174,50 +221,33 @@ def sign_letter(
     _make_way(session, appeal=appeal, digest=digest)
     hold_reason = guard.flood_reason(settings, appeal=appeal, email=email, client=client)
 
-    rendered = render(
+    letter = new_letter(
         appeal,
-        language,
-        letter_vars(
-            appeal,
-            name=form.name,
-            organisation=form.organisation,
-            country=form.country,
-            city=form.city,
-            message=form.message,
-            language=language,
-            today=now.date(),
-        ),
-    )
-    confirm = appeal.require_confirmation
-    status = LetterStatus.queued
-    if confirm:
-        status = LetterStatus.pending_confirmation
-        guard.check_confirmation_quota(settings, email=email)
-    elif needs_moderation(appeal, form.message, hold_reason):
-        status = LetterStatus.held
-    letter = Letter(
-        public_id=security.new_token(12),
-        key=security.new_token(24),
-        appeal=appeal,
-        organisation=organisation,
+        language=language,
         signer_name=form.name,
+        signer_organisation=form.organisation,
+        signer_country=form.country,
+        signer_city=form.city,
+        message=form.message,
+        now=now,
+        organisation=organisation,
         signer_email=email,
         email_hash=digest,
         hold_reason=hold_reason,
-        signer_country=form.country,
-        signer_city=form.city,
-        signer_organisation=form.organisation,
-        message=form.message,
-        language=language,
         share_email=form.share_email,
         copy_to_me=form.copy_to_me,
         notify_replies=form.notify_replies,
-        status=status,
-        subject=rendered.subject,
-        body=rendered.body,
-        created_at=now,
-        confirmed_at=None if confirm else now,
     )
+    # Counted only once the letter is written: one that cannot be rendered costs the
+    # address none of its confirmation e-mails.
+    confirm = appeal.require_confirmation
+    if confirm:
+        guard.check_confirmation_quota(settings, email=email)
+        letter.status = LetterStatus.pending_confirmation
+    else:
+        held = needs_moderation(appeal, form.message, hold_reason)
+        letter.status = LetterStatus.held if held else LetterStatus.queued
+        letter.confirmed_at = now
     session.add(letter)
     try:
         session.flush()
@@ -227,7 +257,7 @@ def sign_letter(
         raise DuplicateSignature() from exc
     if confirm:
         delivery.plan_confirmation(session, letter=letter, mail_from=settings.mail_from, now=now)
-    elif status is LetterStatus.queued:
+    elif letter.status is LetterStatus.queued:
         delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
     return letter
 
@@ -317,7 +347,8 @@ def _history(session: Session, deliveries: list[Delivery]) -> dict[int, list[Att
         .order_by(StatusEvent.id)
     )
     for event in events:
-        assert event.delivery_id is not None
+        if event.delivery_id is None:  # the WHERE clause admits only deliveries' events
+            raise AssertionError(event.id)
         history[event.delivery_id].append(
             AttemptRead(at=event.created_at, outcome=event.to_status, detail=event.detail)
         )
@@ -363,15 +394,6 @@ def to_read(session: Session, letter: Letter, *, settings: Settings) -> LetterRe
         ],
         pdf_url=f"{settings.base_url}/api/v1/letters/{letter.public_id}.pdf?key={letter.key}",
     )
-
-
-def sign_again_url(settings: Settings, letter: Letter) -> str:
-    """Where a supporter whose letter was declined or expired signs again: the appeal's
-    page in the letter's language, through the same organisation's link (so the new
-    letter still counts for their union)."""
-    query = {"org": letter.organisation.slug} if letter.organisation else {}
-    query["lang"] = letter.language
-    return f"{settings.base_url}/a/{letter.appeal.slug}?{urlencode(query)}"
 
 
 def status_url(settings: Settings, letter: Letter) -> str:

@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.appeals.routes import SettingsDep
-from app.core import security
+from app.core import auth, security
 from app.core.db import SessionDep
+from app.core.deps import SettingsDep
 from app.core.errors import Unauthorized, error_responses
 from app.delivery.inbound.service import DROP_REASONS
 from app.models import (
@@ -30,8 +30,6 @@ from app.models import (
     ReplyKind,
     utcnow,
 )
-from app.organisers import scope
-from app.organisers import service as organisers
 
 router = APIRouter(tags=["ops"])
 
@@ -142,8 +140,8 @@ def metrics_reader(request: Request, session: SessionDep, settings: SettingsDep)
         raise Unauthorized()
     if settings.metrics_token and security.same(raw.strip(), settings.metrics_token):
         return
-    token = organisers.authenticate(session, raw.strip(), now=utcnow())
-    scope.check_admin(organisers.token_principal(token))
+    token = auth.authenticate(session, raw.strip(), now=utcnow())
+    auth.check_admin(auth.token_principal(token))
 
 
 @router.get(

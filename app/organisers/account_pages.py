@@ -11,15 +11,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from app.core.auth import Principal
 from app.core.db import SessionDep
+from app.core.deps import LoggedIn, LoggedInAdmin, session_token
 from app.core.errors import InvalidInput
 from app.core.params import RowId
 from app.core.security import PASSWORD_MIN
 from app.organisers import accounts
 from app.organisers import service as organisers
-from app.organisers.deps import LoggedIn, LoggedInAdmin, session_token
 from app.organisers.pages import private_page, redirect_back
-from app.organisers.scope import Principal
 from app.web import explain
 from app.web import pages as web
 

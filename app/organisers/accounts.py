@@ -8,10 +8,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.audit import service as audit
 from app.core import security
+from app.core.auth import token_label
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.letters.service import normalise_email
 from app.models import ApiToken, LoginSession, Organisation, Organiser
-from app.organisers.service import new_password_hash, password_problem, token_label
+from app.organisers.service import new_password_hash, password_problem
 
 
 def list_organisers(session: Session) -> list[Organiser]:
@@ -87,15 +88,15 @@ def change_password(
     fields: dict[str, str] = {}
     codes: dict[str, str] = {}
     if not security.verify_password(current, organiser.password_hash):
-        fields["current_password"] = "is not your current password"
-        codes["current_password"] = "wrong_password"
+        fields["current_password"] = "is not your current password"  # noqa: S105  field name
+        codes["current_password"] = "wrong_password"  # noqa: S105  field name
     problem = password_problem(new)
     if problem:
         fields["new_password"] = problem
-        codes["new_password"] = "password_too_short"
+        codes["new_password"] = "password_too_short"  # noqa: S105  field name
     elif new != repeat:
-        fields["repeat_password"] = "is not the same as the new password"
-        codes["repeat_password"] = "password_mismatch"
+        fields["repeat_password"] = "is not the same as the new password"  # noqa: S105  field name
+        codes["repeat_password"] = "password_mismatch"  # noqa: S105  field name
     if fields:
         raise InvalidInput(fields, codes=codes)
     return set_password(session, organiser, new, keep=keep)

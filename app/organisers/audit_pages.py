@@ -11,9 +11,10 @@ import json
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from app.appeals.deps import OrganiserAppeal
 from app.audit import service as audit
 from app.core.db import SessionDep
-from app.organisers.deps import Organiser, OrganiserAppeal
+from app.core.deps import Organiser
 from app.organisers.pages import private_page
 
 router = APIRouter(include_in_schema=False)

@@ -1,201 +1,27 @@
-"""Who is asking: bearer tokens for the API, the login cookie for the dashboard, CSRF.
-
-Every organiser route takes `Organiser` (a token or a logged-in organiser) or `Admin`.
-A request with an Authorization header is judged by its token alone; otherwise the
-login cookie counts, and then every unsafe request must carry the session's CSRF token
-(a hidden `csrf_token` field, or an X-CSRF-Token header), since browsers send cookies
-on their own.
-"""
+"""Request dependencies of the organisers' routes and pages: a letter they may see, and
+the reason given for rejecting one. Who is asking lives in app/core/deps.py."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 from pydantic import ValidationError
 
-from app.appeals import service as appeals
-from app.core import security
-from app.core.config import Settings
+from app.core import auth
 from app.core.db import SessionDep
-from app.core.errors import (
-    CsrfRejected,
-    Forbidden,
-    InvalidInput,
-    Unauthorized,
-    validation_fields,
-)
-from app.core.params import RowId
-from app.models import ApiToken, Appeal, Delivery, Letter, utcnow
-from app.organisers import scope, service
+from app.core.deps import Organiser
+from app.core.errors import InvalidInput, validation_fields
+from app.models import Letter
+from app.organisers import service
 from app.organisers.schemas import RejectIn
-from app.organisers.scope import Principal
-
-_bearer = HTTPBearer(auto_error=False, description="An Outcry API token")
-
-SESSION_COOKIE = "outcry_session"
-LOGIN_COOKIE = "outcry_login"  # the CSRF token of the login form, before any session
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "x-csrf-token"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def api_token(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> ApiToken:
-    return service.authenticate(
-        session, credentials.credentials if credentials else None, now=utcnow()
-    )
-
-
-def admin_token(token: Annotated[ApiToken, Depends(api_token)]) -> ApiToken:
-    if token.organisation_id is not None:
-        raise Forbidden("This needs an admin token.")
-    return token
-
-
-OrganiserToken = Annotated[ApiToken, Depends(api_token)]
-AdminToken = Annotated[ApiToken, Depends(admin_token)]
-
-
-def session_token(request: Request) -> str | None:
-    """The raw login token from the signed cookie, or None."""
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return None
-    return security.unsign(_settings(request).resolved_secret_key(), "session", cookie)
-
-
-def _cookie_options(settings: Settings) -> dict[str, object]:
-    # Lax keeps the cookie off cross-site POSTs; Secure whenever the site is https.
-    return {
-        "httponly": True,
-        "samesite": "lax",
-        "secure": settings.base_url.startswith("https://"),
-        "path": "/",
-    }
-
-
-def set_session_cookie(response: Response, settings: Settings, raw: str) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        security.sign(settings.resolved_secret_key(), "session", raw),
-        max_age=int(service.SESSION_LIFETIME.total_seconds()),
-        **_cookie_options(settings),  # type: ignore[arg-type]
-    )
-
-
-def clear_session_cookie(response: Response, settings: Settings) -> None:
-    response.delete_cookie(SESSION_COOKIE, **_cookie_options(settings))  # type: ignore[arg-type]
-
-
-def login_csrf(request: Request) -> str | None:
-    """The login form's CSRF token from its signed cookie, or None."""
-    cookie = request.cookies.get(LOGIN_COOKIE)
-    if not cookie:
-        return None
-    return security.unsign(_settings(request).resolved_secret_key(), "login", cookie)
-
-
-def set_login_cookie(response: Response, settings: Settings, token: str) -> None:
-    response.set_cookie(
-        LOGIN_COOKIE,
-        security.sign(settings.resolved_secret_key(), "login", token),
-        max_age=3600,
-        **_cookie_options(settings),  # type: ignore[arg-type]
-    )
-
-
-def principal(
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The token's or the logged-in organiser's identity; Unauthorized without either."""
-    now = utcnow()
-    if "authorization" in request.headers:
-        raw = credentials.credentials if credentials else None
-        return service.token_principal(service.authenticate(session, raw, now=now))
-    raw_session = session_token(request)
-    if raw_session:
-        who = service.session_principal(
-            session, raw_session, secret=_settings(request).resolved_secret_key(), now=now
-        )
-        if who is not None:
-            return who
-    raise Unauthorized("Log in, or send a valid token.")
-
-
-async def checked_principal(
-    request: Request, who: Annotated[Principal, Depends(principal)]
-) -> Principal:
-    """`principal`, refusing an unsafe request on the login cookie without its CSRF token."""
-    if who.via == "session" and request.method not in SAFE_METHODS:
-        supplied = request.headers.get(CSRF_HEADER)
-        if supplied is None:
-            content_type = request.headers.get("content-type", "")
-            if content_type.startswith(("application/x-www-form-urlencoded", "multipart/")):
-                value = (await request.form()).get(CSRF_FIELD)
-                supplied = value if isinstance(value, str) else None
-        if not supplied or not who.csrf_token or not security.same(supplied, who.csrf_token):
-            await request.close()  # an uploaded file's spool goes now, not at collection
-            raise CsrfRejected()
-    return who
-
-
-def admin(who: Annotated[Principal, Depends(checked_principal)]) -> Principal:
-    scope.check_admin(who)
-    return who
-
-
-Organiser = Annotated[Principal, Depends(checked_principal)]
-Admin = Annotated[Principal, Depends(admin)]
-
-
-def logged_in(who: Organiser) -> Principal:
-    """The organiser behind a login cookie; a token has no account (403)."""
-    if who.via != "session" or who.organiser_id is None:
-        raise Forbidden("This page is for organisers who log in; a token has no account.")
-    return who
-
-
-def logged_in_admin(who: Annotated[Principal, Depends(logged_in)]) -> Principal:
-    scope.check_admin(who)
-    return who
-
-
-# An account's own pages: for someone who logged in; the second, an admin who did.
-LoggedIn = Annotated[Principal, Depends(logged_in)]
-LoggedInAdmin = Annotated[Principal, Depends(logged_in_admin)]
-
-
-def organiser_appeal(session: SessionDep, who: Organiser, slug: str) -> Appeal:
-    """The appeal (drafts too) if `who` may see it: 404 if none, 403 if out of scope."""
-    appeal = appeals.get_appeal(session, slug)
-    scope.check_appeal(who, appeal)
-    return appeal
 
 
 def organiser_letter(session: SessionDep, who: Organiser, letter_id: str) -> Letter:
     """The letter with this public id if `who` may see it: 404 if none, 403 if out of scope."""
     letter = service.find_letter(session, letter_id)
-    scope.check_letter(who, letter)
+    auth.check_letter(who, letter)
     return letter
-
-
-def organiser_delivery(session: SessionDep, who: Organiser, delivery_id: RowId) -> Delivery:
-    """The delivery if `who` may see its letter: 404 if none, 403 if out of scope."""
-    delivery = service.find_delivery(session, delivery_id)
-    assert delivery.letter is not None, "find_delivery finds the deliveries of letters"
-    scope.check_letter(who, delivery.letter)
-    return delivery
 
 
 async def reject_reason(request: Request) -> str:
@@ -215,6 +41,4 @@ async def reject_reason(request: Request) -> str:
 
 
 RejectReason = Annotated[str, Depends(reject_reason)]
-OrganiserAppeal = Annotated[Appeal, Depends(organiser_appeal)]
 OrganiserLetter = Annotated[Letter, Depends(organiser_letter)]
-OrganiserDelivery = Annotated[Delivery, Depends(organiser_delivery)]

@@ -17,17 +17,17 @@ from starlette.datastructures import UploadFile
 
 from app.appeals import files, form, templating, texts
 from app.appeals import service as appeals
-from app.appeals.routes import SettingsDep
+from app.appeals.deps import OrganiserAppeal
 from app.appeals.schemas import AppealIn
 from app.core import paths
+from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import SessionDep
+from app.core.deps import Admin, SettingsDep
 from app.core.errors import InvalidInput, error_text, field_name
 from app.letters import samples
 from app.models import Appeal, AppealStatus, utcnow
-from app.organisers.deps import Admin, OrganiserAppeal
 from app.organisers.pages import private_page, redirect_back
-from app.organisers.scope import Principal
 from app.web import explain
 from app.web import pages as web
 

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core import auth
+from app.core.auth import Principal, letters_filter
 from app.core.db import session_scope
 from app.letters import service as letters
 from app.models import Appeal, Delivery, DeliveryStatus, Letter, LetterStatus, Organisation
-from app.organisers import scope
 from app.organisers.schemas import LetterFilters, LetterPage, LetterQuery, LetterSummary
-from app.organisers.scope import Principal, letters_filter
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -52,8 +52,8 @@ CSV_CHUNK_ROWS = 500
 
 def _query(session: Session, appeal_id: int, who: Principal, filters: LetterFilters) -> Select[Any]:
     """The letters `who` may see of an appeal, filtered; Forbidden if a union names
-    another organisation (scope.named_organisation, as for the PDF bundles)."""
-    scope.named_organisation(session, who, filters.organisation)
+    another organisation (auth.named_organisation, as for the PDF bundles)."""
+    auth.named_organisation(session, who, filters.organisation)
     query = (
         select(*(column.label(name) for name, column in COLUMNS.items()))
         .outerjoin(Organisation, Organisation.id == Letter.organisation_id)

@@ -9,6 +9,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.auth import Principal, bounces_filter, check_bounce, deliveries_filter
+from app.core.auth import replies_filter as replies_scope
 from app.core.errors import NotFound
 from app.delivery import service as delivery
 from app.models import Appeal, Bounce, Delivery, DeliveryStatus, Letter, Reply, ReplyKind
@@ -20,8 +22,6 @@ from app.organisers.schemas import (
     ReplyPage,
     ReplyRead,
 )
-from app.organisers.scope import Principal, bounces_filter, check_bounce, deliveries_filter
-from app.organisers.scope import replies_filter as replies_scope
 
 COMPLAINT = "complaint"  # the status of a relay's complaint report (app/delivery/inbound)
 
@@ -160,7 +160,8 @@ def bounce_detail(session: Session, *, bounce_id: int, who: Principal) -> Bounce
     if bounce is None:
         raise NotFound("No such bounce.")
     appeal = session.get(Appeal, bounce.appeal_id)
-    assert appeal is not None
+    if appeal is None:  # bounce.appeal_id is a foreign key
+        raise AssertionError(bounce.appeal_id)
     check_bounce(who, bounce, appeal)
     public_id = session.scalar(
         select(Letter.public_id)

@@ -15,25 +15,25 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.appeals.routes import SettingsDep
+from app.core.auth import Principal
 from app.core.db import SessionDep
+from app.core.deps import (
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    LoggedInAdmin,
+    SettingsDep,
+    login_csrf,
+    session_token,
+    set_login_cookie,
+    set_session_cookie,
+)
 from app.core.errors import CsrfRejected, InvalidInput
 from app.core.params import RowId
 from app.core.security import PASSWORD_MIN
 from app.models import utcnow
 from app.organisers import accounts, invitations
 from app.organisers import service as organisers
-from app.organisers.deps import (
-    CSRF_FIELD,
-    LOGIN_COOKIE,
-    LoggedInAdmin,
-    login_csrf,
-    session_token,
-    set_login_cookie,
-    set_session_cookie,
-)
 from app.organisers.pages import private_page, redirect_back
-from app.organisers.scope import Principal
 from app.web import explain
 from app.web import pages as web
 

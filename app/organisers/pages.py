@@ -15,9 +15,22 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.appeals import service as appeals
-from app.appeals.routes import SettingsDep
-from app.core import params
+from app.appeals.deps import OrganiserAppeal
+from app.core import auth, params
+from app.core.auth import Principal, letters_filter
 from app.core.db import SessionDep
+from app.core.deps import (
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    Admin,
+    Organiser,
+    SettingsDep,
+    clear_session_cookie,
+    login_csrf,
+    session_token,
+    set_login_cookie,
+    set_session_cookie,
+)
 from app.core.errors import (
     CsrfRejected,
     InvalidInput,
@@ -30,26 +43,12 @@ from app.core.params import RowId
 from app.core.text import countries
 from app.delivery import faxes, ratelimit
 from app.delivery import service as deliveries
+from app.delivery.deps import OrganiserDelivery
 from app.letters import moderation, privacy, samples
 from app.models import Appeal, utcnow
-from app.organisers import exports, inbox, scope, stats
+from app.organisers import exports, inbox, stats
 from app.organisers import service as organisers
-from app.organisers.deps import (
-    CSRF_FIELD,
-    LOGIN_COOKIE,
-    Admin,
-    Organiser,
-    OrganiserAppeal,
-    OrganiserDelivery,
-    OrganiserLetter,
-    RejectReason,
-    clear_session_cookie,
-    login_csrf,
-    session_token,
-    set_login_cookie,
-    set_session_cookie,
-)
-from app.organisers.scope import Principal, letters_filter
+from app.organisers.deps import OrganiserLetter, RejectReason
 from app.web import pages as web
 
 router = APIRouter(include_in_schema=False)
@@ -255,7 +254,7 @@ def dashboard_appeal(
         share_links=_share_links(request, appeal, who),
         samples=stats.recent_samples(session, appeal=appeal) if who.is_admin else [],
         language_names={code: web.native_name(code) for code in appeal.languages},
-        can_test_send=scope.may_test_send(who) and phase in ("draft", "scheduled"),
+        can_test_send=auth.may_test_send(who) and phase in ("draft", "scheduled"),
         as_of=now,
     )
 
@@ -370,7 +369,8 @@ def retry(
     """The retry button under a failure: the delivery goes back in the queue; 409
     `not_failed` if it neither failed nor bounced (the same service as the API's retry)."""
     deliveries.retry(session, delivery, now=utcnow(), by=who.label)
-    assert delivery.letter is not None  # OrganiserDelivery: a letter's delivery
+    if delivery.letter is None:
+        raise AssertionError("OrganiserDelivery is a letter's delivery")
     return redirect_back(request, f"/dashboard/{delivery.letter.appeal.slug}", "retried")
 
 
@@ -383,7 +383,7 @@ def test_send(
     appeal: OrganiserAppeal,
 ) -> Response:
     """A sample of the appeal's letter in each language, to the organiser's own address."""
-    to = scope.own_address(who)
+    to = auth.own_address(who)
     samples.send_samples(session, appeal=appeal, to=to, settings=settings, now=utcnow())
     return redirect_back(request, f"/dashboard/{appeal.slug}", "test-sent")
 

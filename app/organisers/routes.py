@@ -11,14 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from app.appeals.routes import SettingsDep
+from app.appeals.deps import OrganiserAppeal
+from app.core.auth import letters_filter
 from app.core.db import SessionDep, SessionsDep
+from app.core.deps import Organiser, SettingsDep
 from app.core.errors import error_responses
 from app.core.params import Offset, RowId
 from app.letters import moderation
 from app.models import ReplyKind, utcnow
 from app.organisers import exports, inbox, stats
-from app.organisers.deps import Organiser, OrganiserAppeal, OrganiserLetter, RejectReason
+from app.organisers.deps import OrganiserLetter, RejectReason
 from app.organisers.schemas import (
     BounceDetail,
     BouncePage,
@@ -32,7 +34,6 @@ from app.organisers.schemas import (
     RetriedBounces,
     Stats,
 )
-from app.organisers.scope import letters_filter
 
 # Every route here waits its turn for the database (admission.py): 503 when it cannot.
 router = APIRouter(prefix="/api/v1", tags=["organisers"], responses=error_responses(503))

@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.core import security
-from app.core.errors import Conflict, InvalidInput, InvalidLogin, NotFound, Unauthorized
+from app.core.auth import SESSION_LIFETIME, token_label
+from app.core.errors import Conflict, InvalidInput, InvalidLogin, NotFound
 from app.letters.service import normalise_email
 from app.models import (
     ApiToken,
-    Delivery,
     Letter,
     LoginSession,
     Organisation,
     Organiser,
 )
-from app.organisers.scope import Principal
 
 PASSWORD_MIN = security.PASSWORD_MIN
-# Organisers live in the dashboard for the weeks a campaign runs; a week between
-# logins is a fair balance against a cookie left on a shared computer.
-SESSION_LIFETIME = timedelta(days=7)
 
 
 def add_organiser(
@@ -101,32 +97,6 @@ def create_token(
     return token, raw
 
 
-def token_label(token: ApiToken) -> str:
-    """How the audit log names a token: its id and name, never the token."""
-    return f"token {token.id}" + (f" ({token.name})" if token.name else "")
-
-
-def authenticate(session: Session, raw: str | None, *, now: datetime) -> ApiToken:
-    """The token for a bearer string, or Unauthorized."""
-    if not raw:
-        raise Unauthorized()
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == security.hash_token(raw)))
-    if token is None:
-        raise Unauthorized("The token is not valid.")
-    token.last_used_at = now
-    return token
-
-
-def token_principal(token: ApiToken) -> Principal:
-    """Who a bearer token speaks for."""
-    return Principal(
-        via="token",
-        organisation_id=token.organisation_id,
-        organisation_name=token.organisation.name if token.organisation else None,
-        label=token_label(token),
-    )
-
-
 def log_in(session: Session, *, email: str, password: str, now: datetime) -> str:
     """Check an organiser's password and start a login session; returns its raw token
     (for the cookie). Raises InvalidLogin, the same for an unknown address and a wrong
@@ -141,7 +111,8 @@ def log_in(session: Session, *, email: str, password: str, now: datetime) -> str
     # verify_password does one argon2 check even when the organiser is unknown.
     if not security.verify_password(password, organiser.password_hash if organiser else None):
         raise InvalidLogin()
-    assert organiser is not None
+    if organiser is None:  # verify_password is never true without a hash
+        raise AssertionError("no organiser")
     return start_session(session, organiser, now=now)
 
 
@@ -166,32 +137,6 @@ def start_session(session: Session, organiser: Organiser, *, now: datetime) -> s
     return raw
 
 
-def session_principal(
-    session: Session, raw: str, *, secret: str, now: datetime
-) -> Principal | None:
-    """The logged-in organiser behind a session token, or None if it ended or expired."""
-    login = session.scalar(
-        select(LoginSession).where(LoginSession.token_hash == security.hash_token(raw))
-    )
-    if login is None or login.expires_at <= now:
-        return None
-    organiser = login.organiser
-    return Principal(
-        via="session",
-        organisation_id=organiser.organisation_id,
-        organisation_name=organiser.organisation.name if organiser.organisation else None,
-        organiser_id=organiser.id,
-        email=organiser.email,
-        csrf_token=csrf_token(secret, raw),
-        label=organiser.email,
-    )
-
-
-def csrf_token(secret: str, raw_session: str) -> str:
-    """The CSRF token of one login session: derived, so nothing more is stored."""
-    return security.derive(secret, "csrf", raw_session)
-
-
 def log_out(session: Session, raw: str) -> None:
     """End the login session behind `raw` (the cookie stops working everywhere). Flushes."""
     session.execute(delete(LoginSession).where(LoginSession.token_hash == security.hash_token(raw)))
@@ -204,12 +149,3 @@ def find_letter(session: Session, public_id: str) -> Letter:
     if letter is None:
         raise NotFound("No such letter.")
     return letter
-
-
-def find_delivery(session: Session, delivery_id: int) -> Delivery:
-    """The delivery of a letter with this id, or NotFound (an invitation's e-mail is no
-    organiser's to see or retry: the admin invites again)."""
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.letter is None:
-        raise NotFound("No such delivery.")
-    return delivery

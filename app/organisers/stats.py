@@ -11,6 +11,7 @@ from sqlalchemy import Date, cast, func, literal_column, select
 from sqlalchemy.orm import Session, contains_eager
 
 from app.appeals import service as appeals
+from app.core.auth import Principal, deliveries_filter, letters_filter
 from app.delivery import service as delivery
 from app.models import (
     PROBLEMS,
@@ -24,7 +25,6 @@ from app.models import (
     Organisation,
 )
 from app.organisers.schemas import DayCount, Stats
-from app.organisers.scope import Principal, deliveries_filter, letters_filter
 
 # Letter statuses organisers see; a test send (sample) is not a letter anyone signed.
 LETTER_STATUSES = tuple(s for s in LetterStatus if s is not LetterStatus.sample)

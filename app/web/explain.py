@@ -13,9 +13,9 @@ from typing import Any
 from babel.numbers import format_decimal
 
 from app.appeals.templating import LetterTemplateError
+from app.core import i18n
 from app.core.errors import InvalidInput, OutcryError, error_text, field_name
 from app.core.security import PASSWORD_MIN
-from app.web import i18n
 
 
 def N_(message: str) -> str:

@@ -17,7 +17,7 @@ from app.core import security
 from app.core.config import Settings
 
 HONEYPOT = "website"
-TOKEN_FIELD = "form_token"
+TOKEN_FIELD = "form_token"  # noqa: S105  the form field's name, not a token
 # A form open longer than this is shown again with a fresh token, not taken for a bot's:
 # a supporter may leave a tab open overnight.
 MAX_AGE = timedelta(days=2)

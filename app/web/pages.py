@@ -13,17 +13,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app.appeals import service as appeals
-from app.appeals.routes import SettingsDep
-from app.core import security
+from app.core import i18n, security
 from app.core.db import SessionDep
+from app.core.deps import SettingsDep, client_host
 from app.core.errors import InvalidInput, OutcryError
 from app.core.text import countries
+from app.delivery import compose
 from app.letters import privacy
 from app.letters import service as letters
-from app.letters.routes import SigningLimit, client_host
+from app.letters.deps import SigningLimit
 from app.letters.schemas import LetterRead, SignatureIn
 from app.models import Appeal, Letter, LetterStatus, utcnow
-from app.web import explain, formtrap, i18n
+from app.web import environment, explain, formtrap
 from app.web.explain import N_
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def render(
     request: Request, template: str, lang: str, http_status: int = 200, **context: Any
 ) -> HTMLResponse:
     """Render a page template with the context every page gets."""
-    env = i18n.make_environment(lang)
+    env = environment.make_environment(lang)
     settings = request.app.state.settings
     html = env.get_template(template).render(
         lang=lang,
@@ -333,7 +334,7 @@ def letter_page(
         },
         deliveries=[d.model_dump() for d in view.deliveries],
         pdf_url=view.pdf_url,
-        sign_again_url=letters.sign_again_url(settings, letter),
+        sign_again_url=compose.sign_again_url(settings, letter),
         reached=_reached(view),
         actions=_letter_actions(letter),
         done=request.query_params.get("done"),

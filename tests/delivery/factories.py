@@ -81,7 +81,7 @@ def outbox(
             for letter_id, _ in rows
         ],
     ).all()
-    public_ids = dict(rows)
+    public_ids: dict[int | None, str] = dict(rows)
     table = Delivery.__table__
     session.execute(
         update(table)  # type: ignore[arg-type]

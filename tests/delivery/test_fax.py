@@ -215,7 +215,7 @@ def test_a_resent_fax_rewrites_its_file(session: Session, db_url: str, tmp_path:
     transport = transports.make_transport(settings)
 
     async def twice() -> list[str]:
-        kw = {"sender": outgoing.sender, "recipients": outgoing.recipients}
+        kw: dict[str, Any] = {"sender": outgoing.sender, "recipients": outgoing.recipients}
         return [await transport.send(outgoing.message, **kw) for _ in range(2)]
 
     first, second = asyncio.run(twice())

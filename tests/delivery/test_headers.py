@@ -90,7 +90,7 @@ def assert_mailboxes(raw: bytes, header: str, expected: list[tuple[str, str]]) -
 
     # Python's modern parser.
     modern = message_from_bytes(raw, policy=policy.default)
-    assert len(modern.get_all(header)) == 1
+    assert len(modern.get_all(header, [])) == 1
     parsed = modern[header]
     assert not parsed.defects, parsed.defects
     addresses = [(a.display_name, a.addr_spec) for a in parsed.addresses]
@@ -99,7 +99,7 @@ def assert_mailboxes(raw: bytes, header: str, expected: list[tuple[str, str]]) -
 
     # Python's compat32 parser, as older tools read it, with RFC 2047 decoding after.
     compat = message_from_bytes(raw, policy=policy.compat32)
-    pairs = getaddresses(compat.get_all(header))
+    pairs = getaddresses(compat.get_all(header, []))
     assert [(str(make_header(decode_header(n))), a) for n, a in pairs] == expected
 
 

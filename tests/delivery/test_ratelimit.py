@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import os
 import time
@@ -54,10 +53,6 @@ def limiter(request: pytest.FixtureRequest) -> RateLimiter:
         return MemoryRateLimiter()
     client: redis.Redis = request.getfixturevalue("redis_client")
     return RedisRateLimiter(client)
-
-
-def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 # --- the limit holds --------------------------------------------------------------------
@@ -269,57 +264,6 @@ def test_two_processes_never_exceed_the_limit_together(redis_client: redis.Redis
     # and both processes got slots.
     assert len(grants) > limit
     assert all(per_process)
-
-
-# --- waiting from asyncio -----------------------------------------------------------------
-
-
-def test_acquire_waits_then_takes_the_slot(limiter: RateLimiter) -> None:
-    started = time.monotonic()
-    assert limiter.try_acquire("k", limit=1, period=0.3) == 0.0
-
-    taken = _run(asyncio.wait_for(limiter.acquire("k", limit=1, period=0.3), HANG))
-    elapsed = time.monotonic() - started
-
-    assert taken is True
-    assert elapsed >= 0.25  # the slot freed one period after the first grant, not sooner
-    assert limiter.try_acquire("k", limit=1, period=0.3) > 0.0
-
-
-def test_acquire_gives_up_at_once_when_max_wait_is_too_short(limiter: RateLimiter) -> None:
-    assert limiter.try_acquire("k", limit=1, period=3600) == 0.0
-
-    # The slot frees in an hour, past max_wait: giving up at once returns within HANG,
-    # sleeping out max_wait first would not.
-    wait = limiter.acquire("k", limit=1, period=3600, max_wait=2 * HANG)
-    taken = _run(asyncio.wait_for(wait, HANG))
-
-    assert taken is False
-    assert limiter.try_acquire("other", limit=1, period=3600) == 0.0
-
-
-def test_acquire_within_max_wait_succeeds(limiter: RateLimiter) -> None:
-    assert limiter.try_acquire("k", limit=1, period=0.2) == 0.0
-
-    assert _run(limiter.acquire("k", limit=1, period=0.2, max_wait=HANG)) is True
-
-
-def test_concurrent_sends_are_spread_over_windows(limiter: RateLimiter) -> None:
-    async def send_all() -> list[float]:
-        start = time.monotonic()
-
-        async def send() -> float:
-            assert await limiter.acquire_many(["to", "cc"], limit=2, period=0.3)
-            return time.monotonic() - start
-
-        return sorted(await asyncio.gather(*(send() for _ in range(5))))
-
-    times = _run(asyncio.wait_for(send_all(), HANG))
-
-    # Two per window: the third send not before one period from the start, the fifth not
-    # before two.
-    assert times[2] >= 0.25
-    assert times[4] >= 0.55
 
 
 # --- keys ----------------------------------------------------------------------------------

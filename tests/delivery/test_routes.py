@@ -92,6 +92,7 @@ def test_admin_retries_a_failed_delivery_and_it_goes_out(
     delivery = session.get(Delivery, delivery_id)
     assert delivery is not None
     assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert delivery.letter is not None
     assert delivery.letter.status == "sent"
     assert len(sink.messages) == 1
 

@@ -181,7 +181,8 @@ def test_refusals_are_transient_or_permanent_by_their_code(
             assert type(raised.value) is error
             assert reply in raised.value.reply
             # The connection survives a refusal and carries the next message.
-            handler.on_rcpt = handler.on_data = lambda _r: None
+            handler.on_rcpt = lambda _r: None
+            handler.on_data = lambda _r: None
             await send(t, 2)
 
         run(transport, refused_then_accepted)

@@ -276,7 +276,7 @@ def test_signature_sheet_pages_and_language(client: TestClient, appeal: Appeal) 
 
 @pytest.mark.parametrize("pages", [0, -1, 51, "many"])
 def test_signature_sheet_pages_are_bounded(
-    client: TestClient, appeal: Appeal, pages: object
+    client: TestClient, appeal: Appeal, pages: int | str
 ) -> None:
     response = client.get(f"/api/v1/appeals/{SLUG}/signature-sheet.pdf", params={"pages": pages})
     assert response.status_code == 422
@@ -434,7 +434,7 @@ def test_union_token_sees_only_its_own_letters(client: TestClient, unions: dict[
 
 
 # Every surface that lists an appeal's letters for organisers and unions: one rule for
-# `organisation` (app.organisers.scope.named_organisation) and one for `since`/`until`
+# `organisation` (app.core.auth.named_organisation) and one for `since`/`until`
 # (app.letters.service.signed_between) behind them all.
 SURFACES = ("letters", "letters.csv", "letters.pdf", "letters.zip")
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
+from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import engine_for, session_factory
 from app.documents import archive, build, service
 from app.models import Appeal
-from app.organisers.scope import Principal
 from tests.documents.factories import MAY_1, add_letters, make_trilingual_appeal, sign_at
 from tests.documents.helpers import page_texts, reader
 

@@ -14,10 +14,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.db import engine_for, session_factory, session_scope
 from app.delivery.dispatch import CeleryDispatcher
@@ -33,7 +35,7 @@ pytestmark = pytest.mark.e2e
 LETTERS = 2000
 
 
-def counts(url: str, column: object) -> dict[str, int]:
+def counts(url: str, column: InstrumentedAttribute[Any]) -> dict[str, int]:
     with session_scope(session_factory(engine_for(url))) as session:
         rows = session.execute(select(column, func.count()).group_by(column)).all()
     return {str(status): n for status, n in rows}

@@ -28,14 +28,13 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from app.appeals import service as appeals
 from app.appeals.schemas import AppealIn
-from app.core import paths
+from app.core import i18n, paths
 from app.core.db import dispose_engine, engine_for, session_factory, session_scope
 from app.delivery.compose import confirm_token
 from app.letters import moderation, samples
 from app.models import utcnow
 from app.organisers import accounts, invitations
 from app.organisers import service as organisers
-from app.web import i18n
 from tests.appeals.factories import make_appeal
 from tests.conftest import SECRET, drain, make_settings
 from tests.letters.factories import sign

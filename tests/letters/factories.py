@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -31,7 +32,7 @@ def signature(**overrides: Any) -> dict[str, Any]:
 def form_data(client: TestClient, slug: str = "free-them", **overrides: Any) -> dict[str, Any]:
     """The signing form as a person sends it: the fields, and the token of the form as it
     was shown to them an hour ago (long enough for the bots' timing trap)."""
-    settings = client.app.state.settings
+    settings = cast(FastAPI, client.app).state.settings
     token = formtrap.issue(settings, slug=slug, now=utcnow() - timedelta(hours=1))
     return {**signature(**overrides), formtrap.TOKEN_FIELD: token}
 

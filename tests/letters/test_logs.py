@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.core.db import engine_for, session_factory
 from app.delivery import transports
 from app.delivery.deliverer import Deliverer
+from app.letters import privacy
 from app.main import create_app
 from app.models import utcnow
 from tests.appeals.factories import make_appeal
@@ -82,7 +83,11 @@ def test_no_log_line_names_a_supporter(
         future = utcnow() + timedelta(days=settings.forget_after_days + 10)
         sessions = session_factory(engine_for(settings.database_url))
         Deliverer(
-            sessions, transports.make_transport(settings), settings, clock=lambda: future
+            sessions,
+            transports.make_transport(settings),
+            settings,
+            clock=lambda: future,
+            upkeep=privacy.upkeep,
         ).sweep()
 
     # The refusal was logged (by its status code), and so was the SQL.

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.appeals import service as appeals
+from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import engine_for, session_factory
 from app.core.errors import AppealNotClosed, DuplicateSignature, LetterBusy, NotWithdrawable
@@ -29,7 +30,6 @@ from app.models import (
     utcnow,
 )
 from app.organisers import stats
-from app.organisers.scope import Principal
 from tests.appeals.factories import make_appeal
 from tests.conftest import drain
 from tests.letters.factories import confirm, sign
@@ -141,7 +141,11 @@ def test_the_sweeper_forgets_on_its_own_schedule(session: Session, settings: Set
     future = utcnow() + timedelta(days=60)
     sessions = session_factory(engine_for(settings.database_url))
     deliverer = Deliverer(
-        sessions, transports.make_transport(settings), settings, clock=lambda: future
+        sessions,
+        transports.make_transport(settings),
+        settings,
+        clock=lambda: future,
+        upkeep=privacy.upkeep,
     )
     deliverer.sweep()  # expires the unconfirmed letter, then the privacy passes
     deliverer.sweep()  # the next sweep within the interval leaves them be

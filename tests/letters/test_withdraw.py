@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from app.core import i18n
 from app.core.config import Settings
 from app.models import Appeal, Letter, LetterStatus
-from app.web import i18n
 from tests.appeals.factories import make_appeal
 from tests.conftest import drain
 from tests.letters.factories import signature
@@ -32,11 +32,8 @@ def sign(client: TestClient, **fields: object) -> str:
     """Sign through the API; the letter's API path with its key."""
     response = client.post("/api/v1/appeals/free-them/letters", json=signature(**fields))
     assert response.status_code == 202, response.text
-    return (
-        urlsplit(response.json()["status_url"]).path
-        + "?"
-        + urlsplit(response.json()["status_url"]).query
-    )
+    status_url: str = response.json()["status_url"]
+    return urlsplit(status_url).path + "?" + urlsplit(status_url).query
 
 
 def test_api_withdraw_and_erase(client: TestClient, settings: Settings, appeal: Appeal) -> None:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core import auth, i18n
 from app.core.config import Settings
 from app.core.db import dispose_engine, engine_for, session_factory, session_scope
 from app.core.errors import InvalidInput, InvalidLogin, NotFound, Unauthorized
@@ -18,7 +19,6 @@ from app.main import create_app
 from app.models import ApiToken, LoginSession, Organiser, utcnow
 from app.organisers import accounts
 from app.organisers import service as organisers
-from app.web import i18n
 from tests.organisers.factories import PASSWORD, log_in, make_world
 from tests.support.processes import outcry_env, run_outcry
 
@@ -94,11 +94,11 @@ def test_reset_and_remove_end_every_session(session: Session) -> None:
 def test_a_revoked_token_is_refused(session: Session) -> None:
     make_world(session)
     token, raw = organisers.create_token(session, organisation=None, name="reporting", by="test")
-    assert organisers.authenticate(session, raw, now=utcnow()).id == token.id
+    assert auth.authenticate(session, raw, now=utcnow()).id == token.id
     assert "reporting" in [t.name for t in accounts.list_tokens(session)]
     accounts.revoke_token(session, token.id, by="test")
     with pytest.raises(Unauthorized):
-        organisers.authenticate(session, raw, now=utcnow())
+        auth.authenticate(session, raw, now=utcnow())
     with pytest.raises(NotFound):
         accounts.revoke_token(session, token.id, by="test")
 
@@ -255,7 +255,7 @@ def test_organiser_and_token_commands(tmp_path: Path) -> None:
         with session_scope(session_factory(engine_for(url))) as session:
             rep = accounts.find_organiser(session, "rep@example.org")
             organisers.log_in(session, email="rep@example.org", password=PASSWORD, now=utcnow())
-            token_id = organisers.authenticate(session, raw, now=utcnow()).id
+            token_id = auth.authenticate(session, raw, now=utcnow()).id
             assert logins(session, rep) == 1
     finally:
         dispose_engine(url)
@@ -276,7 +276,7 @@ def test_organiser_and_token_commands(tmp_path: Path) -> None:
     try:
         with session_scope(session_factory(engine_for(url))) as session:
             with pytest.raises(Unauthorized):
-                organisers.authenticate(session, raw, now=utcnow())
+                auth.authenticate(session, raw, now=utcnow())
             assert [o.email for o in accounts.list_organisers(session)] == ["boss@example.org"]
     finally:
         dispose_engine(url)

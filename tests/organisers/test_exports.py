@@ -67,7 +67,7 @@ def test_list_filters_and_pages(client: TestClient, session: Session, settings: 
     assert everything["total"] == 4
     assert [x["email"] for x in everything["items"]][:1] == ["pending@example.net"]  # newest
 
-    def emails(**params: object) -> list[str]:
+    def emails(**params: str) -> list[str]:
         response = client.get(URL, headers=admin, params=params)
         assert response.status_code == 200, response.text
         return sorted(x["email"] for x in response.json()["items"])

@@ -25,7 +25,7 @@ DSN = (Path(__file__).parents[1] / "delivery" / "inbound" / "postfix-failed.eml"
 
 def _deliveries(session: Session) -> dict[str, Delivery]:
     rows = session.scalars(select(Delivery).where(Delivery.channel == Channel.email)).all()
-    return {d.letter.signer_email: d for d in rows}
+    return {d.letter.signer_email: d for d in rows if d.letter and d.letter.signer_email}
 
 
 def _inbound(session: Session, settings: Settings, raw: bytes, kind: str, d: Delivery) -> None:
@@ -145,6 +145,7 @@ def test_the_supporter_sees_the_bounce_on_their_letter(
 ) -> None:
     populate(session, settings)
     letter = _deliveries(session)["u@example.net"].letter
+    assert letter is not None
     url = f"/api/v1/letters/{letter.public_id}?key={letter.key}"
     [email] = [d for d in client.get(url).json()["deliveries"] if d["channel"] == "email"]
     assert email["status"] == "bounced"

@@ -72,6 +72,7 @@ def test_tally_follows_every_change(session: Session, settings: Settings) -> Non
         for i in range(3)
     ]
     unite = session.scalar(select(Organisation.id).where(Organisation.slug == "unite"))
+    assert unite is not None
     assert assert_tally_matches(session)[(appeal.id, unite, "held")] == 3
     # Moderation both ways, sending, failing, retrying.
     moderation.approve(session, letter=held[0], settings=settings, now=utcnow(), by="t")

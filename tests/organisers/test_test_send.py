@@ -62,7 +62,7 @@ def test_sample_goes_only_to_the_organiser_and_names_the_real_recipients(
 
     # The fax the target would get, cover sheet and all, is attached to read before it goes.
     [fax] = list(en.iter_attachments())
-    assert fax.get_filename().startswith("fax-77279000000-")
+    assert str(fax.get_filename()).startswith("fax-77279000000-")
     pages = [page.extract_text() for page in PdfReader(io.BytesIO(fax.get_content())).pages]
     assert "+7 727 900 0000" in pages[0]  # the cover sheet names the number
     assert any("Release them." in page for page in pages)

@@ -6,15 +6,17 @@ import ast
 import html
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 import app.main  # noqa: F401  (every module that defines an error is imported by the app)
+from app.core import i18n
 from app.core.errors import InvalidInput, OutcryError
 from app.models import Appeal
-from app.web import explain, i18n
+from app.web import explain
 from tests.appeals.factories import make_appeal
 from tests.letters.factories import form_data, signature
 from tests.organisers.factories import make_world
@@ -30,7 +32,7 @@ def appeal(session: Session) -> Appeal:
     return appeal
 
 
-def post_form(client: TestClient, lang: str, **fields: object) -> tuple[int, dict[str, str]]:
+def post_form(client: TestClient, lang: str, **fields: Any) -> tuple[int, dict[str, str]]:
     """Post the signing form as a browser reading `lang`; the status and the field errors shown."""
     response = client.post(
         f"/a/free-them?lang={lang}",

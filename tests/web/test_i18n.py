@@ -13,8 +13,9 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from app.core import i18n as core_i18n
-from app.web import i18n
+from app.core import i18n
+from app.delivery import mailtexts
+from app.web import environment
 
 CYRILLIC = re.compile("[\u0400-\u04ff]")
 KAZAKH_LETTERS = re.compile("[әғқңөұүһі]")
@@ -23,13 +24,12 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 METHOD_MAP = [
     ("**.py", "python"),
     ("templates/**.html", "jinja2"),
-    ("templates/**.txt", "jinja2"),
 ]
 # silent=false: a template with a syntax error fails the test instead of yielding nothing.
 JINJA_OPTIONS = {"extensions": "jinja2.ext.i18n", "silent": "false"}
 
 
-DOCUMENTS_DIR = i18n.WEB_DIR.parent / "documents"
+DOCUMENTS_DIR = environment.WEB_DIR.parent / "documents"
 Msgid = str | tuple[str, ...]
 
 
@@ -39,9 +39,14 @@ def catalog_messages() -> dict[tuple[str | None, Msgid], str]:
     found: dict[tuple[str | None, Msgid], str] = {}
     sources = [
         (
-            i18n.WEB_DIR,
+            environment.WEB_DIR,
             METHOD_MAP,
-            {"templates/**.html": JINJA_OPTIONS, "templates/**.txt": JINJA_OPTIONS},
+            {"templates/**.html": JINJA_OPTIONS},
+        ),
+        (
+            mailtexts.TEMPLATES_DIR,
+            [("**.txt", "jinja2")],
+            {"**.txt": JINJA_OPTIONS},
         ),
         (DOCUMENTS_DIR, [("**.py", "python")], {}),
     ]
@@ -83,7 +88,7 @@ def untranslated(lang: str, *, only_context: str | None = None) -> list[str]:
         ):
             problems.append(f"{where}: {msgid!r} needs {catalog.num_plurals} plural forms")
         placeholders = set(PLACEHOLDER.findall(key))
-        if any(set(PLACEHOLDER.findall(string)) != placeholders for string in strings):
+        if any(set(PLACEHOLDER.findall(str(string))) != placeholders for string in strings):
             problems.append(f"{where}: {msgid!r} must keep exactly {sorted(placeholders)}")
     return problems
 
@@ -107,14 +112,14 @@ def test_every_msgid_has_a_translation(lang: str) -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("lang", sorted(core_i18n.catalog_languages() - set(i18n.SUPPORTED)))
+@pytest.mark.parametrize("lang", sorted(i18n.catalog_languages() - set(i18n.SUPPORTED)))
 def test_pdf_only_catalogs_translate_every_label(lang: str) -> None:
     problems = untranslated(lang, only_context="pdf")
     assert not problems, "\n".join(problems)
 
 
 def test_every_page_language_has_a_catalog_and_a_name() -> None:
-    assert set(i18n.SUPPORTED) - {"en"} <= core_i18n.catalog_languages()
+    assert set(i18n.SUPPORTED) - {"en"} <= i18n.catalog_languages()
     assert i18n.language_name("kk", "kk") == "қазақ тілі"
     assert i18n.language_name("kk", "ru") == "казахский"
     assert i18n.language_name("xx-nonsense", "en") == "xx-nonsense"
@@ -188,8 +193,8 @@ def test_negotiate_falls_back_to_the_first_available() -> None:
 
 
 def test_environment_is_cached_per_language() -> None:
-    assert i18n.make_environment("ru") is i18n.make_environment("ru")
-    assert i18n.make_environment("ru") is not i18n.make_environment("en")
+    assert environment.make_environment("ru") is environment.make_environment("ru")
+    assert environment.make_environment("ru") is not environment.make_environment("en")
 
 
 # --- every page renders in every language with the contexts the routes pass ---
@@ -287,7 +292,7 @@ PAGES = ["index.html", "appeal.html", "signed.html", "letter.html", "confirmed.h
 @pytest.mark.parametrize("lang", i18n.SUPPORTED)
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_render_and_escape_user_data(page: str, lang: str) -> None:
-    html = i18n.make_environment(lang).get_template(page).render(page_context(lang))
+    html = environment.make_environment(lang).get_template(page).render(page_context(lang))
     assert html.startswith("<!doctype html>")
     assert f'<html lang="{lang}">' in html
     assert "<script>" not in html
@@ -299,7 +304,7 @@ def test_pages_render_and_escape_user_data(page: str, lang: str) -> None:
 
 
 def test_appeal_form_keeps_values_and_describes_errors() -> None:
-    html = i18n.make_environment("en").get_template("appeal.html").render(page_context("en"))
+    html = environment.make_environment("en").get_template("appeal.html").render(page_context("en"))
     assert 'role="alert"' in html
     assert '<form method="post" action="/a/almaty-coach-factory?lang=en"' in html
     assert 'aria-describedby="f-email-note f-email-error" aria-invalid="true"' in html
@@ -314,7 +319,7 @@ def test_appeal_form_keeps_values_and_describes_errors() -> None:
 
 def test_closed_appeal_shows_a_notice_instead_of_the_form() -> None:
     context = page_context("ru") | {"closed": True, "errors": {}}
-    html = i18n.make_environment("ru").get_template("appeal.html").render(context)
+    html = environment.make_environment("ru").get_template("appeal.html").render(context)
     assert "<form" not in html
     assert i18n.translations("ru").gettext("This appeal is closed") in html
 
@@ -331,13 +336,13 @@ def test_confirmation_email_is_plain_text_and_translated() -> None:
         "forget_days": 30,
     }
     template = "email/confirmation.txt"
-    text = i18n.make_environment("en").get_template(template).render(context)
+    text = mailtexts.make_environment("en").get_template(template).render(context)
     assert "Hello Jane & Co," in text
     assert "“Stop <the> threats”" in text
     assert "confirm/tok?a=1&b=2" in text
     assert "> Dear President,\n>\n> Free them.\n" in text
     assert "works for 3 days" in text
-    ru = i18n.make_environment("ru").get_template(template).render(context)
+    ru = mailtexts.make_environment("ru").get_template(template).render(context)
     assert "Здравствуйте, Jane & Co!" in ru
     assert "Ссылка действительна 3 дня." in ru
 
@@ -349,7 +354,7 @@ def test_locale_files_are_text_only() -> None:
 def test_error_page_renders_with_only_a_title_and_message() -> None:
     # Error handlers may have less context than the pages; the error page must still render.
     html = (
-        i18n.make_environment("ru")
+        environment.make_environment("ru")
         .get_template("error.html")
         .render(title="Not found", message="No such appeal.")
     )

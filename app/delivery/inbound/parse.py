@@ -41,7 +41,8 @@ _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-repl
 def read(raw: bytes) -> EmailMessage:
     """The message parsed; never raises (the email package records defects instead)."""
     msg = message_from_bytes(raw, policy=policy.default)
-    assert isinstance(msg, EmailMessage)
+    if not isinstance(msg, EmailMessage):  # policy.default makes every message one
+        raise AssertionError(type(msg))
     return msg
 
 
@@ -114,7 +115,8 @@ def _delivery_status(msg: Message) -> list[Message] | None:
     for part in _parts(msg):
         if part.get_content_type() == "message/delivery-status" and part.is_multipart():
             payload = part.get_payload()
-            assert isinstance(payload, list)
+            if not isinstance(payload, list):  # is_multipart(): a list of parts
+                raise AssertionError(type(payload))
             # The first block is about the message, each other about one recipient.
             blocks = (blocks or []) + [b for b in payload[1:] if isinstance(b, Message)]
     return blocks
@@ -169,7 +171,8 @@ def _report(msg: Message) -> str:
             break
         if kind == "message/delivery-status":
             for block in part.get_payload() if part.is_multipart() else []:
-                assert isinstance(block, Message)
+                if not isinstance(block, Message):
+                    raise AssertionError(type(block))
                 lines.append("")
                 lines += [f"{k}: {header(block, k)}" for k in block.keys()]
         elif kind == "text/plain" and not _attachment(part):

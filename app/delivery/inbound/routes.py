@@ -14,8 +14,8 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from app.appeals.routes import SettingsDep
 from app.core.db import SessionDep
+from app.core.deps import SettingsDep
 from app.core.errors import TryLater, error_responses
 from app.delivery.inbound import service, webhooks
 from app.models import utcnow

@@ -183,7 +183,8 @@ def record_reply(
     if session.scalar(select(exists().where(Reply.key == row_key))):
         return DUPLICATE
     letter = delivery.letter
-    assert letter is not None, "match() finds letters to targets only"
+    if letter is None:
+        raise AssertionError("match() finds letters to targets only")
     name, address = answer.sender_name, answer.sender
     if letter.signer_email and address == letter.signer_email.lower():
         name, address = "", ""  # never keep the supporter's own address here

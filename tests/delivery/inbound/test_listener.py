@@ -42,7 +42,7 @@ class _Controller(Controller):
 
     def _trigger_server(self) -> None:  # aiosmtpd's readiness check, in LMTP when it is
         if not self.lmtp:
-            super()._trigger_server()
+            super()._trigger_server()  # type: ignore[no-untyped-call]
             return
         with smtplib.LMTP("127.0.0.1", self.port):
             pass

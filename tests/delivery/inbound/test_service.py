@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from app.core.auth import Principal
 from app.core.config import Settings
 from app.delivery import returns
 from app.delivery import service as delivery_service
@@ -27,7 +29,6 @@ from app.models import (
     utcnow,
 )
 from app.organisers import inbox, stats
-from app.organisers.scope import Principal
 from tests.appeals.factories import appeal_data, make_appeal
 from tests.conftest import SECRET, drain, make_settings
 from tests.letters.factories import sign
@@ -47,7 +48,7 @@ def mail(db_url: str, tmp_path: Path, sink: SmtpSink) -> Settings:
     return make_settings(db_url, tmp_path, smtp_url=sink.url, bounce_domain=DOMAIN)
 
 
-def _sent(session: Session, settings: Settings, **fields: object) -> Delivery:
+def _sent(session: Session, settings: Settings, **fields: Any) -> Delivery:
     """A letter to both targets, sent; its e-mail delivery."""
     appeal = make_appeal(session, require_confirmation=False, targets=TARGETS)
     letter = sign(session, appeal, settings, **fields)
@@ -91,12 +92,12 @@ def test_a_target_refusing_for_good_bounces_the_delivery(session: Session, mail:
     # The MTA hands the same report over again: one bounce still.
     assert _receive(session, mail, raw, _bounce_address(delivery)) == service.DUPLICATE
     session.expire_all()
-    delivery = session.get(Delivery, delivery.id)
-    assert delivery is not None
+    delivery = session.get_one(Delivery, delivery.id)
     assert delivery.status is DeliveryStatus.bounced
     assert delivery.last_error is not None
     assert delivery.last_error.startswith("minister@example.org: 550 5.1.1")
     # The letter reached the president: it stays sent; the stats count the bounce.
+    assert delivery.letter is not None
     assert delivery.letter.status is LetterStatus.sent
     figures = stats.appeal_stats(session, appeal=delivery.letter.appeal, who=ADMIN)
     assert figures.deliveries["bounced"] == 1
@@ -124,6 +125,7 @@ def test_copies_and_delays_are_recorded_without_a_bounce(session: Session, mail:
     assert session.get(Delivery, delivery.id).status is DeliveryStatus.sent  # type: ignore[union-attr]
     kinds = {(b.recipient, b.permanent) for b in session.scalars(select(Bounce))}
     assert kinds == {("campaign@example.net", True), ("minister@example.org", False)}
+    assert delivery.letter is not None
     page = inbox.bounces(session, appeal=delivery.letter.appeal, who=ADMIN)
     assert page.counts == {"hard": 1, "soft": 1, "complaint": 0}
     assert page.addresses == []  # nothing waits for the organiser
@@ -131,10 +133,9 @@ def test_copies_and_delays_are_recorded_without_a_bounce(session: Session, mail:
 
 def test_a_report_before_the_send_is_recorded_waits(session: Session, mail: Settings) -> None:
     delivery = _sent(session, mail)
+    table = cast(Table, Delivery.__table__)
     session.execute(
-        Delivery.__table__.update()
-        .where(Delivery.__table__.c.id == delivery.id)
-        .values(status=DeliveryStatus.sending)
+        table.update().where(table.c.id == delivery.id).values(status=DeliveryStatus.sending)
     )
     session.commit()
     raw = _dsn(delivery, "minister@example.org")
@@ -200,6 +201,7 @@ def test_replies_are_kept_apart_and_the_supporter_is_told_once(
     assert "answered" in told.message["Subject"]
     assert "Received." not in told.data.decode()  # the notice says so; it does not forward
 
+    assert delivery.letter is not None
     page = inbox.replies(session, appeal=delivery.letter.appeal, who=ADMIN)
     assert page.counts == {"human": 2, "auto": 1}
     assert [r.text for r in page.items][-1].startswith("Received.")
@@ -210,6 +212,7 @@ def test_a_bounced_letter_goes_again_only_to_the_fixed_address(
 ) -> None:
     delivery = _sent(session, mail)
     _receive(session, mail, _dsn(delivery, "minister@example.org"), _bounce_address(delivery))
+    assert delivery.letter is not None
     appeal = delivery.letter.appeal
     fixed = [TARGETS[0], {"name": "A. Minister", "email": "minister@example.net"}]
     make_appeal(session, require_confirmation=False, targets=fixed)  # the organiser's edit

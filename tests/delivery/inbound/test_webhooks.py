@@ -23,13 +23,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.core.auth import Principal
 from app.core.config import Settings
 from app.delivery import returns
 from app.delivery.inbound import webhooks
 from app.main import create_app
 from app.models import Bounce, Channel, Delivery, DeliveryStatus, InboundDropped
 from app.organisers import inbox
-from app.organisers.scope import Principal
 from tests.appeals.factories import make_appeal
 from tests.conftest import SECRET, drain, make_settings
 from tests.letters.factories import sign
@@ -214,6 +214,7 @@ def test_ses_subscription_and_bounce(
     complaint = _sns("Notification", _ses_bounce(delivery, "Complaint"))
     assert api.post("/api/v1/webhooks/ses", json=complaint).json() == {"outcomes": ["bounce"]}
     assert {b.status for b in session.scalars(select(Bounce))} == {"5.1.1", "complaint"}
+    assert delivery.letter is not None
     page = inbox.bounces(session, appeal=delivery.letter.appeal, who=ADMIN)
     assert page.counts == {"hard": 1, "soft": 0, "complaint": 1}
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from app.organisers.chart import FONT_SIZE, MIN_DAYS, ChartLabels, axis_ticks, daily_chart
+from app.web.chart import FONT_SIZE, MIN_DAYS, ChartLabels, axis_ticks, daily_chart
 
 LABELS = ChartLabels(title="Letters per day", signed="Signed", sent="Sent", empty="No letters yet")
 SVG = "{http://www.w3.org/2000/svg}"

@@ -1,5 +1,8 @@
 """Who is asking (an API token or a logged-in organiser) and what they may see.
 
+A bearer token or a login session resolves to a Principal here, so every domain's routes
+can ask who is calling (app/core/deps.py) without importing the organisers' package.
+
 Admins see everything. A union (a token or an organiser scoped to one organisation)
 sees only the appeals its organisation takes part in, and of those only the letters
 attributed to it: a supporter's details never reach another union.
@@ -8,13 +11,19 @@ attributed to it: a supporter's details never reach another union.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
-from app.core.errors import Forbidden
-from app.models import Appeal, Bounce, Delivery, Letter, Organisation, Reply
+from app.core import security
+from app.core.errors import Forbidden, Unauthorized
+from app.models import ApiToken, Appeal, Bounce, Delivery, Letter, LoginSession, Organisation, Reply
+
+# Organisers live in the dashboard for the weeks a campaign runs; a week between
+# logins is a fair balance against a cookie left on a shared computer.
+SESSION_LIFETIME = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,58 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.organisation_id is None
+
+
+def token_label(token: ApiToken) -> str:
+    """How the audit log names a token: its id and name, never the token."""
+    return f"token {token.id}" + (f" ({token.name})" if token.name else "")
+
+
+def authenticate(session: Session, raw: str | None, *, now: datetime) -> ApiToken:
+    """The token for a bearer string, or Unauthorized."""
+    if not raw:
+        raise Unauthorized()
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == security.hash_token(raw)))
+    if token is None:
+        raise Unauthorized("The token is not valid.")
+    token.last_used_at = now
+    return token
+
+
+def token_principal(token: ApiToken) -> Principal:
+    """Who a bearer token speaks for."""
+    return Principal(
+        via="token",
+        organisation_id=token.organisation_id,
+        organisation_name=token.organisation.name if token.organisation else None,
+        label=token_label(token),
+    )
+
+
+def session_principal(
+    session: Session, raw: str, *, secret: str, now: datetime
+) -> Principal | None:
+    """The logged-in organiser behind a session token, or None if it ended or expired."""
+    login = session.scalar(
+        select(LoginSession).where(LoginSession.token_hash == security.hash_token(raw))
+    )
+    if login is None or login.expires_at <= now:
+        return None
+    organiser = login.organiser
+    return Principal(
+        via="session",
+        organisation_id=organiser.organisation_id,
+        organisation_name=organiser.organisation.name if organiser.organisation else None,
+        organiser_id=organiser.id,
+        email=organiser.email,
+        csrf_token=csrf_token(secret, raw),
+        label=organiser.email,
+    )
+
+
+def csrf_token(secret: str, raw_session: str) -> str:
+    """The CSRF token of one login session: derived, so nothing more is stored."""
+    return security.derive(secret, "csrf", raw_session)
 
 
 def check_admin(who: Principal) -> None:

@@ -1,4 +1,7 @@
-"""The Celery app: Redis carries delivery ids; the database decides what is sent."""
+"""The Celery app: Redis carries delivery ids; the database decides what is sent.
+
+Made here so `outcry worker` and `outcry beat` can start it; its tasks live in
+workers/tasks.py, named to Celery by module path (app/ never imports workers/)."""
 
 from __future__ import annotations
 

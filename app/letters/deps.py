@@ -1,0 +1,27 @@
+"""Request dependencies of signing, shared by the JSON API and the signing page."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.deps import SettingsDep, client_host
+from app.core.errors import RateLimited
+from app.delivery import ratelimit
+
+
+def signing_limit(request: Request, settings: SettingsDep) -> None:
+    """429 once a client address has signed sign_limit_per_hour letters this hour."""
+    if settings.sign_limit_per_hour <= 0:
+        return
+    host = client_host(request) or "unknown"
+    wait = ratelimit.client_wait(
+        settings.broker_url, f"sign:{host}", limit=settings.sign_limit_per_hour, period=3600
+    )
+    if wait > 0:
+        raise RateLimited(math.ceil(wait))
+
+
+SigningLimit = Annotated[None, Depends(signing_limit)]
