@@ -11,8 +11,10 @@ from typing import Annotated
 
 from fastapi import Path, Query
 from pydantic import BeforeValidator
+from sqlalchemy import ColumnElement
 
 from app.core.errors import InvalidInput
+from app.models import Letter
 
 # Row ids are INTEGER columns (32 bits in PostgreSQL); an id past that names no row.
 ID_MAX = 2**31 - 1
@@ -76,3 +78,21 @@ def parse_bound(value: str | None, *, field: str, end: bool = False) -> datetime
     except ValueError as exc:
         raise InvalidInput({field: str(exc)}) from exc
     return time_bound(moment, end=end)
+
+
+# When a letter was signed, for every `since`/`until` filter and every list or bundle in
+# the order of signing (the CSV, the organisers' list, the PDF bundle and ZIP): when the
+# supporter sent the form. The model keeps no signed_at of its own, and the confirmation
+# may come days later, or never.
+SIGNED_AT = Letter.created_at
+
+
+def signed_between(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """WHERE conditions for letters signed at or after `since` and before `until` (either
+    may be None: no bound on that side)."""
+    conditions: list[ColumnElement[bool]] = []
+    if since is not None:
+        conditions.append(SIGNED_AT >= since)
+    if until is not None:
+        conditions.append(SIGNED_AT < until)
+    return conditions

@@ -44,18 +44,6 @@ def _stream(download: Download) -> StreamingResponse:
     )
 
 
-# Registered before the letters router's `/letters/{public_id}` (see main.py), which
-# would otherwise take "abc.pdf" for a public id.
-@router.get(
-    "/letters/{public_id}.pdf",
-    response_class=Response,
-    responses=_PDF | _PUBLIC | error_responses(410),
-)
-def letter_pdf(session: SessionDep, public_id: str, key: str = "") -> Response:
-    """The supporter's signed letter as a PDF; 404 for a wrong key, as for the JSON."""
-    return _file(service.letter_pdf(session, public_id=public_id, key=key))
-
-
 @router.get("/appeals/{slug}/letter.pdf", response_class=Response, responses=_PDF | _PUBLIC)
 def blank_letter_pdf(appeal: CurrentAppeal, language: str | None = None) -> Response:
     """The appeal's letter to print and sign by hand, in `language` (default: the appeal's)."""

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.appeals import letter as appeal_letter
 from app.appeals import service as appeals
 from app.core import auth, params
 from app.core.auth import Principal
@@ -33,7 +34,6 @@ from app.documents.pdf import (
     render_letter,
     render_signature_sheet,
 )
-from app.letters import service as letters
 from app.models import Appeal, Letter
 
 PDF = "application/pdf"
@@ -82,9 +82,8 @@ def safe_filename(name: str) -> str:
     return cleaned[-150:] or "document"
 
 
-def letter_pdf(session: Session, *, public_id: str, key: str) -> Document:
-    """The supporter's signed letter as a PDF; LetterNotFound for a wrong id or key."""
-    letter = letters.get_letter(session, public_id=public_id, key=key)
+def letter_pdf(letter: Letter) -> Document:
+    """The supporter's signed letter as a PDF; LetterErased once its details are gone."""
     if letter.erased_at is not None:
         raise LetterErased()
     doc = build.letter_doc(letter, letter.appeal)
@@ -96,7 +95,7 @@ def blank_letter_pdf(appeal: Appeal, *, language: str | None, today: date) -> Do
     language = appeals.offered_language(appeal, language)
     # Empty signer fields, not "[your name]": the page has labelled lines for them,
     # and a template's closing "{{ signer.name }}" should leave nothing to cross out.
-    rendered = letters.preview(
+    rendered = appeal_letter.preview(
         appeal, language, today=today, placeholders={"name": "", "organisation": "", "city": ""}
     )
     doc = LetterDoc(
@@ -168,7 +167,7 @@ def _where(selection: Selection) -> list[Any]:
     ]
     if selection.organisation_id is not None:
         conditions.append(Letter.organisation_id == selection.organisation_id)
-    return conditions + letters.signed_between(selection.since, selection.until)
+    return conditions + params.signed_between(selection.since, selection.until)
 
 
 def _by_count(rows: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
@@ -181,7 +180,7 @@ def handover(
     """The bundle's first page: the appeal, its targets, and counts of the selected letters."""
     where = _where(selection)
     count, first, last = session.execute(
-        select(func.count(), func.min(letters.SIGNED_AT), func.max(letters.SIGNED_AT)).where(*where)
+        select(func.count(), func.min(params.SIGNED_AT), func.max(params.SIGNED_AT)).where(*where)
     ).one()
     countries = session.execute(
         select(Letter.signer_country, func.count()).where(*where).group_by(Letter.signer_country)
@@ -219,7 +218,7 @@ def iter_letters(
         query = (
             select(Letter)
             .where(*_where(selection))
-            .order_by(letters.SIGNED_AT, Letter.id)
+            .order_by(params.SIGNED_AT, Letter.id)
             .execution_options(yield_per=BATCH)
         )
         for letter in session.scalars(query):

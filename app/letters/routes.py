@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from app.appeals.deps import CurrentAppeal
 from app.core.db import SessionDep
 from app.core.deps import SettingsDep, client_host
 from app.core.errors import error_responses
+from app.documents import service as documents
 from app.letters import privacy, service
 from app.letters.deps import SigningLimit
 from app.letters.schemas import ConfirmIn, LetterCreated, LetterRead, SignatureIn
@@ -52,6 +54,22 @@ def confirm(session: SessionDep, settings: SettingsDep, body: ConfirmIn) -> Lett
     )
     return LetterCreated(
         id=letter.public_id, status=letter.status, status_url=service.status_url(settings, letter)
+    )
+
+
+# Before `/letters/{public_id}`, which would otherwise take "abc.pdf" for a public id.
+@router.get(
+    "/letters/{public_id}.pdf",
+    response_class=Response,
+    responses=error_responses(404, 410, 422) | {200: {"content": {documents.PDF: {}}}},
+)
+def letter_pdf(session: SessionDep, public_id: str, key: str = "") -> Response:
+    """The supporter's signed letter as a PDF; 404 for a wrong key, as for the JSON."""
+    letter = service.get_letter(session, public_id=public_id, key=key)
+    pdf = documents.letter_pdf(letter)
+    disposition = f'attachment; filename="{documents.safe_filename(pdf.filename)}"'
+    return Response(
+        pdf.content, media_type=pdf.media_type, headers={"Content-Disposition": disposition}
     )
 
 

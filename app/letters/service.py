@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.appeals import service as appeals
-from app.appeals import templating
-from app.appeals.templating import AppealVars, LetterVars, SignerVars, TargetVars
-from app.core import paths, security
+from app.appeals.letter import letter_vars, render
+from app.core import security
 from app.core.config import Settings
 from app.core.errors import (
     AppealClosed,
@@ -22,9 +21,7 @@ from app.core.errors import (
     InvalidConfirmation,
     InvalidInput,
     LetterNotFound,
-    LetterUnavailable,
 )
-from app.core.text import country_name, localised_date
 from app.delivery import service as delivery
 from app.letters import guard, privacy
 from app.letters.schemas import (
@@ -49,22 +46,6 @@ log = logging.getLogger(__name__)
 REPLACEABLE = (LetterStatus.pending_confirmation, LetterStatus.rejected)
 # One in these never went out either, but stays counted: it is set aside, not deleted.
 SET_ASIDE = (LetterStatus.expired, LetterStatus.withdrawn)
-# When a letter was signed, for every `since`/`until` filter and every list or bundle in
-# the order of signing (the CSV, the organisers' list, the PDF bundle and ZIP): when the
-# supporter sent the form. The model keeps no signed_at of its own, and the confirmation
-# may come days later, or never.
-SIGNED_AT = Letter.created_at
-
-
-def signed_between(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
-    """WHERE conditions for letters signed at or after `since` and before `until` (either
-    may be None: no bound on that side)."""
-    conditions: list[ColumnElement[bool]] = []
-    if since is not None:
-        conditions.append(SIGNED_AT >= since)
-    if until is not None:
-        conditions.append(SIGNED_AT < until)
-    return conditions
 
 
 def needs_moderation(appeal: Appeal, message: str, hold_reason: str = "") -> bool:
@@ -86,67 +67,6 @@ def normalise_email(address: str, *, check_deliverability: bool) -> str:
     # Mail providers treat the local part case-insensitively in practice; comparing
     # it folded stops "Ada@x" and "ada@x" from signing one appeal twice.
     return valid.normalized.lower()
-
-
-def letter_vars(
-    appeal: Appeal,
-    *,
-    name: str,
-    organisation: str,
-    country: str,
-    city: str,
-    message: str,
-    language: str,
-    today: date,
-) -> LetterVars:
-    """The variables a letter template sees: the appeal's texts in the letter's language."""
-    texts = appeals.in_language(appeal, language)
-    first = texts.targets[0]
-    return LetterVars(
-        appeal=AppealVars(title=texts.title, slug=appeal.slug, sender_name=texts.sender_name),
-        target=TargetVars(name=first.name, title=first.title, organisation=first.organisation),
-        signer=SignerVars(
-            name=name,
-            organisation=organisation,
-            country=country,
-            country_name=country_name(country, language) if country else "",
-            city=city,
-        ),
-        message=message,
-        date=localised_date(today, language),
-    )
-
-
-def render(appeal: Appeal, language: str, variables: LetterVars) -> templating.RenderedLetter:
-    """The appeal's letter in `language` with these variables; LetterUnavailable if the
-    appeal's template fails on them (it was checked with sample data when saved)."""
-    try:
-        return templating.render(
-            appeals.letter_source(appeal, language),
-            language,
-            variables,
-            directory=paths.letter_templates_dir(),
-        )
-    except templating.LetterTemplateError as exc:
-        log.error("appeal %s: its %s letter cannot be written: %s", appeal.slug, language, exc)
-        raise LetterUnavailable() from exc
-
-
-def preview(
-    appeal: Appeal, language: str, *, today: date, placeholders: dict[str, str]
-) -> templating.RenderedLetter:
-    """The letter with placeholders where the signer's details will go."""
-    variables = letter_vars(
-        appeal,
-        name=placeholders["name"],
-        organisation=placeholders["organisation"],
-        country="",
-        city=placeholders["city"],
-        message="",
-        language=language,
-        today=today,
-    )
-    return render(appeal, language, variables)
 
 
 def new_letter(

@@ -15,10 +15,9 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core import auth
+from app.core import auth, params
 from app.core.auth import Principal, letters_filter
 from app.core.db import session_scope
-from app.letters import service as letters
 from app.models import Appeal, Delivery, DeliveryStatus, Letter, LetterStatus, Organisation
 from app.organisers.schemas import LetterFilters, LetterPage, LetterQuery, LetterSummary
 
@@ -29,7 +28,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS: dict[str, Any] = {
     "id": Letter.public_id,
     "status": Letter.status,
-    "signed_at": letters.SIGNED_AT,
+    "signed_at": params.SIGNED_AT,
     "confirmed_at": Letter.confirmed_at,
     "sent_at": Letter.sent_at,
     "name": Letter.signer_name,
@@ -61,7 +60,7 @@ def _query(session: Session, appeal_id: int, who: Principal, filters: LetterFilt
             Letter.appeal_id == appeal_id,
             Letter.status != LetterStatus.sample,
             letters_filter(who),
-            *letters.signed_between(filters.since_at, filters.until_at),
+            *params.signed_between(filters.since_at, filters.until_at),
         )
     )
     if filters.status is not None:
@@ -100,7 +99,7 @@ def list_letters(
     base = _query(session, appeal.id, who, query)
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     rows = session.execute(
-        base.order_by(letters.SIGNED_AT.desc(), Letter.id.desc())
+        base.order_by(params.SIGNED_AT.desc(), Letter.id.desc())
         .limit(query.per_page)
         .offset((query.page - 1) * query.per_page)
     ).mappings()
@@ -134,7 +133,7 @@ def csv_export(
     export has no e-mail column."""
     query = _query(session, appeal_id, who, filters)
     names = [name for name in CSV_COLUMNS if who.is_admin or name != "email"]
-    return _chunks(sessions, query.order_by(letters.SIGNED_AT, Letter.id), names)
+    return _chunks(sessions, query.order_by(params.SIGNED_AT, Letter.id), names)
 
 
 def _chunks(

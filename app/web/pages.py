@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
+from app.appeals import letter as appeal_letter
 from app.appeals import service as appeals
 from app.core import i18n, security
 from app.core.db import SessionDep
@@ -136,7 +137,7 @@ def _appeal_page(
     _ = i18n.translations(lang).gettext
     letter_lang = form.get("language") or (lang if lang in appeal.languages else None)
     letter_lang = letter_lang if letter_lang in appeal.languages else appeal.default_language
-    preview = letters.preview(
+    preview = appeal_letter.preview(
         appeal,
         letter_lang,
         today=utcnow().date(),

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.appeals import letter as appeal_letter
 from app.appeals import service, texts
 from app.appeals.schemas import AppealIn
 from app.core import paths
@@ -160,9 +161,8 @@ def test_the_letter_template_sees_the_texts_in_its_language(session: Session) ->
         "ru": {"subject": "{{ target.name }}", "body": "{{ appeal.title }}, {{ target.title }}"},
     }
     appeal = make_appeal(session, **translated(letter=letter))
-    from app.letters import service as letters
 
-    rendered = letters.preview(
+    rendered = appeal_letter.preview(
         appeal,
         "ru",
         today=appeal.created_at.date(),

@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
+from app.appeals import letter as appeal_letter
 from app.core import security
 from app.delivery.messages import message_id
-from app.letters import service as letters
 from app.models import Appeal, Channel, Delivery, DeliveryStatus, Letter, LetterStatus, utcnow
 
 
@@ -27,10 +27,10 @@ def outbox(
     Supporters are numbered from `first`, so a second call can add more to one appeal."""
     now = now or utcnow()
     language = appeal.default_language
-    text = letters.render(
+    text = appeal_letter.render(
         appeal,
         language,
-        letters.letter_vars(
+        appeal_letter.letter_vars(
             appeal,
             name="A. Supporter",
             organisation="Example Union",

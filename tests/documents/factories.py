@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.appeals import letter as appeal_letter
 from app.core.config import Settings
 from app.letters import service as letters
 from app.letters.schemas import SignatureIn
@@ -70,10 +71,10 @@ def add_letters(
 ) -> None:
     """Many confirmed letters at once, written straight to the table (no deliveries):
     for bundles too big to sign one by one in a test."""
-    rendered = letters.render(
+    rendered = appeal_letter.render(
         appeal,
         "en",
-        letters.letter_vars(
+        appeal_letter.letter_vars(
             appeal,
             name="Signer",
             organisation="Unite",

@@ -12,13 +12,13 @@ import pytest
 import yaml
 from sqlalchemy.orm import Session
 
+from app.appeals import letter as appeal_letter
 from app.appeals import service as appeals
 from app.appeals.schemas import AppealIn
 from app.core import paths
 from app.documents import build
 from app.documents import service as documents
 from app.documents.pdf import render_fax, render_letter, write_bundle
-from app.letters import service as letters
 from app.models import Appeal, Letter, LetterStatus
 from tests.documents.helpers import ink, page_texts, render_png, squash
 from tests.documents.test_bundle import handover
@@ -50,10 +50,10 @@ def demo(session: Session) -> list[Appeal]:
 
 def signed(appeal: Appeal, language: str, message: str = "") -> Letter:
     """The letter as sign_letter would write it (not stored: renderers need no database)."""
-    variables = letters.letter_vars(
+    variables = appeal_letter.letter_vars(
         appeal, **SIGNER, message=message, language=language, today=WHEN.date()
     )
-    rendered = letters.render(appeal, language, variables)
+    rendered = appeal_letter.render(appeal, language, variables)
     return Letter(
         public_id="demo",
         key="k",

@@ -435,7 +435,7 @@ def test_union_token_sees_only_its_own_letters(client: TestClient, unions: dict[
 
 # Every surface that lists an appeal's letters for organisers and unions: one rule for
 # `organisation` (app.core.auth.named_organisation) and one for `since`/`until`
-# (app.letters.service.signed_between) behind them all.
+# (app.core.params.signed_between) behind them all.
 SURFACES = ("letters", "letters.csv", "letters.pdf", "letters.zip")
 
 
