@@ -33,11 +33,12 @@ from app.delivery.service import UNFINISHED
 from app.letters import privacy
 from app.main import create_app
 from app.models import Base, Delivery, utcnow
+from tests.support import workers
 from tests.support.smtp import SmtpSink
 
 PG_ADMIN = os.environ.get("OUTCRY_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-PG_NAME = os.environ.get("OUTCRY_TEST_PG_NAME", "outcry_test")
-REDIS_URL = os.environ.get("OUTCRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+PG_NAME = workers.database_name(os.environ.get("OUTCRY_TEST_PG_NAME", "outcry_test"))
+REDIS_URL = workers.redis_url(os.environ.get("OUTCRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"))
 SECRET = "test-secret-key-not-for-production"
 
 # Property tests draw the same inputs on every run, so a failure reproduces on anyone's

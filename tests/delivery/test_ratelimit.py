@@ -19,8 +19,12 @@ from app.delivery.ratelimit import (
     domain_key,
     limiter_for,
 )
+from tests.support import workers
 
-REDIS_URL = os.environ.get("OUTCRY_TEST_RATELIMIT_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Its own Redis database (it is flushed), beside the one conftest.REDIS_URL names.
+REDIS_URL = os.environ.get("OUTCRY_TEST_RATELIMIT_REDIS_URL") or workers.redis_url(
+    os.environ.get("OUTCRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"), spare=1
+)
 PREFIX = "outcry:rl:"
 # Tests wait for events, not for durations: this long only fails a real hang, never a
 # busy machine. Bounds below are lower bounds measured from before the first grant, so
