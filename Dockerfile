@@ -1,5 +1,7 @@
 # Outcry in its own image: the web app, the worker and beat all run from it.
-FROM python:3.11-slim
+# Python 3.11 on Debian 12 (bookworm), the Debian the suite runs on: the fonts below are
+# the packages the PDF tests render with, not whatever a newer Debian ships.
+FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 outcry
 # Fonts PDFs fall back on for what PT Serif lacks: Greek, Hebrew, symbols (DejaVu),
 # emoji (Symbola), Chinese, Japanese and Korean (Droid Sans Fallback).
