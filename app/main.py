@@ -103,7 +103,6 @@ def create_app(
     install_handlers(app, html=organiser_pages.error_page)
     app.include_router(ops_router)
     app.include_router(appeals_router)
-    # Before letters: its `/letters/{public_id}` would otherwise match `/letters/abc.pdf`.
     app.include_router(documents_router)
     app.include_router(letters_router)
     app.include_router(delivery_router)

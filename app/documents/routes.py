@@ -1,5 +1,6 @@
-"""PDF downloads: a supporter's letter, the union's blank letter and signature sheet (public),
-and the bundle of signed letters as one PDF or a ZIP (organiser and union tokens)."""
+"""PDF downloads: the union's blank letter and signature sheet (public), and the bundle of
+signed letters as one PDF or a ZIP (organiser and union tokens). A supporter's own letter
+as a PDF is served by app/letters/routes.py, which checks its key first."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JSON API for supporters: sign, confirm, follow a letter."""
+"""JSON API for supporters: sign, confirm, follow a letter, and fetch it as a PDF."""
 
 from __future__ import annotations
 

@@ -21,9 +21,15 @@ from app.delivery.ratelimit import (
 )
 from tests.support import workers
 
-# Its own Redis database (it is flushed), beside the one conftest.REDIS_URL names.
-REDIS_URL = os.environ.get("OUTCRY_TEST_RATELIMIT_REDIS_URL") or workers.redis_url(
-    os.environ.get("OUTCRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"), spare=1
+# Its own Redis database (it is flushed), beside the one conftest.REDIS_URL names; each
+# xdist worker its own, the override too (two workers flushing one database fail each other).
+_OVERRIDE = os.environ.get("OUTCRY_TEST_RATELIMIT_REDIS_URL")
+REDIS_URL = (
+    workers.redis_url(_OVERRIDE)
+    if _OVERRIDE
+    else workers.redis_url(
+        os.environ.get("OUTCRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"), spare=1
+    )
 )
 PREFIX = "outcry:rl:"
 # Tests wait for events, not for durations: this long only fails a real hang, never a
