@@ -126,9 +126,21 @@ class Batching:
                     self._thread = threading.Thread(
                         target=self._run, name="outcry-dispatch", daemon=True
                     )
-                    self._thread.start()
-                self._changed.notify()
-                return
+                    try:
+                        self._thread.start()
+                    except RuntimeError:
+                        # No thread to be had (a thread limit, the interpreter stopping).
+                        # The letter is committed: its 202 must not turn into a 500, so
+                        # hand the ids over here, as after close().
+                        log.warning("no dispatch thread; handing ids over inline")
+                        self._thread = None
+                        ids, self._waiting = self._waiting, []
+                    else:
+                        self._changed.notify()
+                        return
+                else:
+                    self._changed.notify()
+                    return
         self.inner.enqueue(ids)
 
     def close(self) -> None:

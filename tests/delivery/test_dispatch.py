@@ -185,3 +185,27 @@ def test_with_redis_away_ids_are_left_to_the_sweeper_and_close_ends(
                 batching.enqueue([n])
             batching.close()
     assert "the sweeper will" in caplog.text
+
+
+def test_without_a_thread_the_ids_go_over_on_the_callers_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread that cannot start (a thread limit) must not turn a stored letter's 202
+    into a 500: its ids are handed over at once instead, and the next call tries again."""
+    recorder = Recorder()
+    dispatcher = Batching(recorder)
+    start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    dispatcher.enqueue([1, 2])
+    assert recorder.calls == [([1, 2], threading.get_ident())]
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    dispatcher.enqueue([3])
+    recorder.wait_for(3)
+    assert recorder.sent() == [1, 2, 3]
+    assert recorder.calls[1][1] != threading.get_ident()
+    dispatcher.close()
