@@ -123,9 +123,9 @@ class Deliverer:
         transport: Transport,
         settings: Settings,
         *,
+        upkeep: Callable[..., object] | None,
         limiter: RateLimiter | None = None,
         clock: Callable[[], datetime] = utcnow,
-        upkeep: Callable[..., object] | None = None,
     ):
         self.sessions = sessions
         self.transport = transport
@@ -134,6 +134,7 @@ class Deliverer:
         self.clock = clock
         # The letters' privacy passes (app.letters.privacy.upkeep), run by the sweep: handed
         # in by whoever builds the Deliverer, since letters build on delivery, not back.
+        # No default: a Deliverer that skips them (None) says so, so none forgets to erase.
         self.upkeep = upkeep
         self._upkeep_due = 0.0
 

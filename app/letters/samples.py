@@ -78,7 +78,7 @@ def preview(appeal: Appeal, *, settings: Settings, now: datetime) -> list[Previe
     signer: rendered by the letters' own code and built into a message by the sender's
     (app.delivery.compose), so what is shown cannot drift from what is sent. `appeal`
     may be unsaved (appeals.unsaved_appeal); nothing is written. Raises
-    LetterTemplateError for a letter that does not render."""
+    LetterUnavailable for a letter that does not render."""
     shown = []
     for language in appeal.languages:
         letter = _example_letter(

@@ -295,6 +295,7 @@ def test_without_an_answer_from_the_rate_limiter_nothing_is_sent(
         session_factory(engine_for(mail.database_url)),
         transports.make_transport(mail),
         mail,
+        upkeep=None,
         limiter=RedisRateLimiter(unreachable),
     )
 
