@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from app.core import security
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import Forbidden, InvalidInput, Unauthorized
 from app.models import ApiToken, Appeal, Bounce, Delivery, Letter, LoginSession, Organisation, Reply
 
 # Organisers live in the dashboard for the weeks a campaign runs; a week between
@@ -137,12 +137,15 @@ def letters_filter(who: Principal) -> ColumnElement[bool]:
 def named_organisation(session: Session, who: Principal, slug: str | None) -> Organisation | None:
     """The organisation a letters filter (`?organisation=`) stands for, the same for the
     list, the CSV and the bundles: a union's own, whether it names itself or nobody, and
-    Forbidden if it names any other; for an admin, the one named (None when it names none,
-    or a slug no organisation has)."""
+    Forbidden if it names any other; for an admin, the one named (None when it names none;
+    InvalidInput naming `organisation` for a slug no organisation has)."""
     if who.is_admin:
         if not slug:
             return None
-        return session.scalar(select(Organisation).where(Organisation.slug == slug))
+        found = session.scalar(select(Organisation).where(Organisation.slug == slug))
+        if found is None:
+            raise InvalidInput({"organisation": f"no organisation {slug!r}"})
+        return found
     own = session.get(Organisation, who.organisation_id)
     # The same answer whether the one named exists or not: no probing for names. (And a
     # union whose organisation is gone sees nothing, rather than everything.)

@@ -51,7 +51,8 @@ CSV_CHUNK_ROWS = 500
 
 def _query(session: Session, appeal_id: int, who: Principal, filters: LetterFilters) -> Select[Any]:
     """The letters `who` may see of an appeal, filtered; Forbidden if a union names
-    another organisation (auth.named_organisation, as for the PDF bundles)."""
+    another organisation, InvalidInput if an admin names none that exists
+    (auth.named_organisation, as for the PDF bundles)."""
     auth.named_organisation(session, who, filters.organisation)
     query = (
         select(*(column.label(name) for name, column in COLUMNS.items()))

@@ -472,6 +472,16 @@ def test_a_union_may_name_its_own_organisation_and_no_other(
 
 
 @pytest.mark.parametrize("surface", SURFACES)
+def test_an_admin_naming_no_organisation_that_exists_is_told_so(
+    client: TestClient, unions: dict[str, str], surface: str
+) -> None:
+    response, names = fetch_names(client, unions["admin"], surface, organisation="no-such-union")
+    assert response.status_code == 422, response.text
+    assert "organisation" in response.json()["fields"]
+    assert not names
+
+
+@pytest.mark.parametrize("surface", SURFACES)
 def test_since_and_until_mean_when_a_letter_was_signed_everywhere(
     client: TestClient, session: Session, unions: dict[str, str], surface: str
 ) -> None:
