@@ -44,14 +44,13 @@ def _editor(
     who: Principal,
     *,
     appeal: Appeal | None,
-    values: dict[str, str],
-    languages: list[str],
-    targets: int,
-    organisations: int,
+    parsed: form.Parsed,
     errors: dict[str, str] | None = None,
     preview: list[samples.Preview] | None = None,
     status: int = 200,
 ) -> Response:
+    """The editor showing `parsed` (what the fields say), with errors beside their fields."""
+    languages = parsed.languages
     errors = form.place_errors(errors or {}, languages)
     return private_page(
         request,
@@ -59,11 +58,11 @@ def _editor(
         who,
         http_status=status,
         appeal=appeal,
-        v=values,
+        v=parsed.form,
         languages=languages,
         language_names={code: web.native_name(code) for code in languages},
-        target_rows=range(targets),
-        organisation_rows=range(organisations),
+        target_rows=range(parsed.targets),
+        organisation_rows=range(parsed.organisations),
         errors=errors,
         preview=preview or [],
         action=f"/dashboard/{appeal.slug}/edit" if appeal else "/dashboard/appeals/new",
@@ -113,16 +112,7 @@ def _languages_offered(request: Request) -> list[str]:
 
 def _blank_editor(request: Request, who: Principal) -> Response:
     values = form.blank(_languages_offered(request))
-    parsed = form.parse(values)
-    return _editor(
-        request,
-        who,
-        appeal=None,
-        values=parsed.form,
-        languages=parsed.languages,
-        targets=parsed.targets,
-        organisations=parsed.organisations,
-    )
+    return _editor(request, who, appeal=None, parsed=form.parse(values))
 
 
 @router.get("/dashboard/appeals/new", response_class=HTMLResponse)
@@ -135,16 +125,7 @@ def new_appeal(request: Request, who: Admin) -> Response:
 def edit_appeal(request: Request, who: Admin, appeal: OrganiserAppeal) -> Response:
     """The editor with the appeal as it is."""
     values = form.from_file(files.as_file(appeal))
-    parsed = form.parse(values)
-    return _editor(
-        request,
-        who,
-        appeal=appeal,
-        values=parsed.form,
-        languages=parsed.languages,
-        targets=parsed.targets,
-        organisations=parsed.organisations,
-    )
+    return _editor(request, who, appeal=appeal, parsed=form.parse(values))
 
 
 async def _submitted(request: Request) -> dict[str, str]:
@@ -182,10 +163,7 @@ def _submit(
             request,
             who,
             appeal=appeal,
-            values=parsed.form,
-            languages=parsed.languages,
-            targets=parsed.targets,
-            organisations=parsed.organisations,
+            parsed=parsed,
             errors=errors,
             preview=preview,
             status=status,
