@@ -208,6 +208,14 @@ def test_admins_rescope_and_remove_but_keep_an_admin(
     admin = session.scalars(select(Organiser).where(Organiser.email == "admin@example.org")).one()
     unite = session.scalars(select(Organiser).where(Organiser.email == "unite@example.org")).one()
 
+    # Each account's access is shown chosen: the union's account has its union selected,
+    # the admin's none (its first option, "Admin: everything", stands).
+    def scope_options(organiser: Organiser) -> str:
+        return page.text.split(f'id="scope-{organiser.id}"')[1].split("</select>")[0]
+
+    assert '<option value="unite" selected>' in scope_options(unite)
+    assert " selected" not in scope_options(admin)
+
     # The only admin can neither demote nor remove themselves.
     demote = client.post(
         f"/dashboard/account/organisers/{admin.id}/scope",
