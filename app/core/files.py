@@ -1,8 +1,10 @@
-"""Files other processes read while we write them: the outbox's `.eml` files, fax PDFs."""
+"""Files: written whole for other processes to read (the outbox's `.eml` files, fax PDFs),
+and named safely for a download."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -22,3 +24,17 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def safe_filename(name: str) -> str:
+    """An ASCII file name any browser and shell takes as it is."""
+    # Only what is replaced is tidied: a letter's public id may itself hold "--" or end
+    # in "-", and its file name must keep it exactly.
+    cleaned = re.sub(r"-*[^A-Za-z0-9._-]+-*(?=\.|$)", "", name)  # no dash before the extension
+    cleaned = re.sub(r"-*[^A-Za-z0-9._-]+-*", "-", cleaned).strip("-.")
+    return cleaned[-150:] or "document"
+
+
+def download_headers(filename: str) -> dict[str, str]:
+    """The headers that make a response a download saved as `filename` (made safe)."""
+    return {"Content-Disposition": f'attachment; filename="{safe_filename(filename)}"'}

@@ -13,6 +13,7 @@ from app.appeals.deps import CurrentAppeal, OrganiserAppeal
 from app.core.db import SessionDep, SessionsDep
 from app.core.deps import Organiser
 from app.core.errors import error_responses
+from app.core.files import download_headers
 from app.core.params import TimeFilter
 from app.documents import service
 from app.documents.service import Document, Download
@@ -27,21 +28,17 @@ _PUBLIC = error_responses(404, 422)
 _ORGANISERS = error_responses(401, 403, 404, 422)
 
 
-def _disposition(filename: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{service.safe_filename(filename)}"'}
-
-
 def _file(document: Document) -> Response:
     return Response(
         document.content,
         media_type=document.media_type,
-        headers=_disposition(document.filename),
+        headers=download_headers(document.filename),
     )
 
 
 def _stream(download: Download) -> StreamingResponse:
     return StreamingResponse(
-        download.chunks, media_type=download.media_type, headers=_disposition(download.filename)
+        download.chunks, media_type=download.media_type, headers=download_headers(download.filename)
     )
 
 

@@ -7,7 +7,6 @@ letters, and hands the renderers plain data built by build.py.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +21,7 @@ from app.core import auth, params
 from app.core.auth import Principal
 from app.core.db import session_scope
 from app.core.errors import InvalidInput, LetterErased
+from app.core.files import safe_filename
 from app.core.text import country_name, localised_date
 from app.documents import archive, build
 from app.documents.pdf import (
@@ -71,15 +71,6 @@ class Selection:
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
     organisation_slug: str | None = None  # for the file name
-
-
-def safe_filename(name: str) -> str:
-    """An ASCII file name any browser and shell takes as it is."""
-    # Only what is replaced is tidied: a letter's public id may itself hold "--" or end
-    # in "-", and its file name must keep it exactly.
-    cleaned = re.sub(r"-*[^A-Za-z0-9._-]+-*(?=\.|$)", "", name)  # no dash before the extension
-    cleaned = re.sub(r"-*[^A-Za-z0-9._-]+-*", "-", cleaned).strip("-.")
-    return cleaned[-150:] or "document"
 
 
 def letter_pdf(letter: Letter) -> Document:

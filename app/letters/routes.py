@@ -9,6 +9,7 @@ from app.appeals.deps import CurrentAppeal
 from app.core.db import SessionDep
 from app.core.deps import SettingsDep, client_host
 from app.core.errors import error_responses
+from app.core.files import download_headers
 from app.documents import service as documents
 from app.letters import privacy, service
 from app.letters.deps import SigningLimit
@@ -67,10 +68,7 @@ def letter_pdf(session: SessionDep, public_id: str, key: str = "") -> Response:
     """The supporter's signed letter as a PDF; 404 for a wrong key, as for the JSON."""
     letter = service.get_letter(session, public_id=public_id, key=key)
     pdf = documents.letter_pdf(letter)
-    disposition = f'attachment; filename="{documents.safe_filename(pdf.filename)}"'
-    return Response(
-        pdf.content, media_type=pdf.media_type, headers={"Content-Disposition": disposition}
-    )
+    return Response(pdf.content, media_type=pdf.media_type, headers=download_headers(pdf.filename))
 
 
 @router.get("/letters/{public_id}", responses=error_responses(404, 422))

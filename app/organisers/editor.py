@@ -25,6 +25,7 @@ from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.deps import Admin, SettingsDep
 from app.core.errors import InvalidInput, error_text, field_name
+from app.core.files import download_headers
 from app.letters import samples
 from app.models import Appeal, AppealStatus, utcnow
 from app.organisers.pages import private_page, redirect_back
@@ -221,7 +222,7 @@ def download(who: Admin, appeal: OrganiserAppeal) -> Response:
         files.to_yaml(appeal),
         media_type="application/yaml; charset=utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="{appeal.slug}.yaml"',
+            **download_headers(f"{appeal.slug}.yaml"),
             "Cache-Control": "no-store",
         },
     )

@@ -16,6 +16,7 @@ from app.core.auth import letters_filter
 from app.core.db import SessionDep, SessionsDep
 from app.core.deps import Organiser, SettingsDep
 from app.core.errors import error_responses
+from app.core.files import download_headers
 from app.core.params import Offset, RowId
 from app.letters import moderation
 from app.models import ReplyKind, utcnow
@@ -84,7 +85,7 @@ def letters_csv(
         media_type="text/csv; charset=utf-8",
         headers={
             **PRIVATE,
-            "Content-Disposition": f'attachment; filename="{appeal.slug}-letters.csv"',
+            **download_headers(f"{appeal.slug}-letters.csv"),
         },
     )
 

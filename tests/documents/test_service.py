@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import engine_for, session_factory
+from app.core.files import safe_filename
 from app.documents import archive, build, service
 from app.models import Appeal
 from tests.documents.factories import MAY_1, add_letters, make_trilingual_appeal, sign_at
@@ -30,7 +31,7 @@ from tests.documents.helpers import page_texts, reader
     ],
 )
 def test_safe_filename(name: str, expected: str) -> None:
-    assert service.safe_filename(name) == expected
+    assert safe_filename(name) == expected
 
 
 @pytest.mark.parametrize(
