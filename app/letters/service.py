@@ -169,8 +169,6 @@ def sign_letter(
     organisation = next((o for o in appeal.organisations if o.slug == form.org), None)
     digest = privacy.email_hash(settings, email)
     _make_way(session, appeal=appeal, digest=digest)
-    hold_reason = guard.flood_reason(settings, appeal=appeal, email=email, client=client)
-
     row = letter_row(
         appeal,
         language=language,
@@ -184,7 +182,6 @@ def sign_letter(
         organisation_id=organisation.id if organisation else None,
         signer_email=email,
         email_hash=digest,
-        hold_reason=hold_reason,
         share_email=form.share_email,
         copy_to_me=form.copy_to_me,
         notify_replies=form.notify_replies,
@@ -195,10 +192,13 @@ def sign_letter(
         erased_at=None,
     )
     # Counted only once the letter is written: one that cannot be rendered costs the
-    # address none of its confirmation e-mails.
+    # address none of its confirmation e-mails, and counts towards no flood.
     confirm = appeal.require_confirmation
+    hold_reason = guard.check_signature(
+        settings, appeal=appeal, email=email, client=client, confirmation=confirm
+    )
+    row["hold_reason"] = hold_reason
     if confirm:
-        guard.check_confirmation_quota(settings, email=email)
         row["status"] = LetterStatus.pending_confirmation
     else:
         held = needs_moderation(appeal, form.message, hold_reason)
