@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -413,7 +413,7 @@ def test_redis_takes_several_limits_in_one_round_trip(redis_client: redis.Redis)
     limiter.try_acquire_several([("warm", 1, 60.0)])
     redis_client.delete(f"{PREFIX}warm")
     sent: list[object] = []
-    execute = redis_client.execute_command
+    execute: Callable[..., Any] = redis_client.execute_command
 
     def counted(*args: Any, **options: Any) -> Any:
         sent.append(args[0])

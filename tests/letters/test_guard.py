@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,7 @@ def test_with_redis_each_limit_of_a_signature_holds_exactly_in_one_round_trip(
     assert isinstance(limiter, ratelimit.RedisRateLimiter)
     sign(session, appeal, settings, email="warm@warm.example.net")  # the script, loaded once
     sent: list[object] = []
-    execute = limiter.client.execute_command
+    execute: Callable[..., Any] = limiter.client.execute_command
 
     def counted(*args: Any, **options: Any) -> Any:
         sent.append(args[0])
