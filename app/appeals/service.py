@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from app.appeals import files, templating, texts
@@ -228,15 +228,18 @@ def _organisations(session: Session, wanted: list[OrganisationIn]) -> list[Organ
     return result
 
 
+# One round trip for the appeal, its targets and organisations (every signature needs
+# all three), instead of one for each. Built once: a statement made afresh on every call
+# had its cache key worked out again each time (issue 10).
+_FIND_APPEAL = (
+    select(Appeal)
+    .where(Appeal.slug == bindparam("slug"))
+    .options(joinedload(Appeal.targets), joinedload(Appeal.organisations))
+)
+
+
 def find_appeal(session: Session, slug: str) -> Appeal | None:
-    # One round trip for the appeal, its targets and organisations (every signature
-    # needs all three), instead of one for each.
-    query = (
-        select(Appeal)
-        .where(Appeal.slug == slug)
-        .options(joinedload(Appeal.targets), joinedload(Appeal.organisations))
-    )
-    return session.scalars(query).unique().one_or_none()
+    return session.scalars(_FIND_APPEAL, {"slug": slug}).unique().one_or_none()
 
 
 def get_appeal(session: Session, slug: str, *, include_drafts: bool = True) -> Appeal:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -167,25 +169,59 @@ async def admitted(request: Request) -> AsyncIterator[None]:
 Admitted = Annotated[None, Depends(admitted)]
 
 
-def get_session(request: Request, _turn: Admitted) -> Iterator[Session]:
+class _Dispatcher(Protocol):  # app.delivery.dispatch's, which core does not import
+    def enqueue(self, ids: Sequence[int]) -> None: ...
+
+
+async def get_session(request: Request, _turn: Admitted) -> AsyncIterator[Session]:
     """The request's session; committed when the route returns, rolled back on error.
 
     Delivery ids the services asked to enqueue (session.info["enqueue"]) are handed
     to the dispatcher only after the commit, so a rolled-back letter enqueues nothing.
+
+    async, so that opening the session (no I/O: it connects when first used) takes no
+    worker thread; the commit or rollback and the close take one, all in one call. A
+    plain generator took a thread hop at each end (issue 10).
     """
     factory: sessionmaker[Session] = request.app.state.sessions
-    with session_scope(factory) as session:
+    session = factory()
+    try:
         yield session
+    except BaseException:
+        # Shielded: a request cancelled (its client gone) still gives its connection back.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_roll_back, session)
+        raise
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_commit, session, request.app.state.dispatcher)
+
+
+def _commit(session: Session, dispatcher: _Dispatcher) -> None:
+    """Commit (else roll back) and close, as session_scope() does; then enqueue."""
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
     ids = session.info.pop("enqueue", [])
     if ids:
-        request.app.state.dispatcher.enqueue(ids)
+        dispatcher.enqueue(ids)
+
+
+def _roll_back(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
 
 
 # scope="function": commit before the response is sent, so a 202 always means stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_sessions(request: Request, _turn: Admitted) -> sessionmaker[Session]:
+async def get_sessions(request: Request, _turn: Admitted) -> sessionmaker[Session]:
     """The session factory, for a streamed response that reads the database after the
     request's own session has closed; it holds its turn until the stream ends."""
     sessions: sessionmaker[Session] = request.app.state.sessions

@@ -118,6 +118,11 @@ class RateLimiter(ABC):
         """try_acquire_many() for each (keys, limit) in turn: 0.0 where taken, else the wait."""
         return [self.try_acquire_many(keys, limit=limit, period=period) for keys, limit in requests]
 
+    def try_acquire_several(self, limits: Sequence[tuple[str, int, float]]) -> list[float]:
+        """Take one slot of each (key, limit, period), each on its own (not all or nothing,
+        unlike try_acquire_many): 0.0 where taken, else seconds until one frees there."""
+        return [self.try_acquire(key, limit=limit, period=period) for key, limit, period in limits]
+
 
 @dataclass
 class _Window:
@@ -269,6 +274,42 @@ return turn - now
 """
 
 
+# KEYS: limit keys, each on its own. ARGV: each key's limit and its period in
+# microseconds, in turn (limit of KEYS[1], period of KEYS[1], limit of KEYS[2], …).
+# Returns, for each key, 0 when a slot was taken there, else the microseconds until one
+# frees there (and nothing was taken there).
+#
+# The sliding window above for one key, once per key, in one call: the limits of one
+# web request (the flood guard's and the confirmation quota) cost one round trip. Each
+# key is checked and taken atomically, as above; the keys do not depend on each other.
+# Their slots differ, so this is not for Redis Cluster (nor is the rest of the web
+# process's Redis use: Celery's broker is one Redis).
+_EACH_KEY_LUA = """
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local waits = {}
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local period = tonumber(ARGV[2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - period)
+  local count = redis.call('ZCARD', key)
+  local wait = 0
+  if count >= limit then
+    local entry = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    wait = tonumber(entry[2]) + period - now
+  else
+    redis.call('ZADD', key, now, time[1] .. '.' .. time[2] .. '.' .. count)
+    redis.call('PEXPIRE', key, math.ceil(period / 1000))
+  end
+  waits[i] = wait
+end
+return waits
+"""
+
+
 class RedisRateLimiter(RateLimiter):
     """Sliding-window log in Redis, shared by every worker process on every machine.
 
@@ -283,6 +324,7 @@ class RedisRateLimiter(RateLimiter):
         # restart or SCRIPT FLUSH.
         self._script = client.register_script(_SLIDING_WINDOW_LUA)
         self._turn_script = client.register_script(_NEXT_TURN_LUA)
+        self._each_script = client.register_script(_EACH_KEY_LUA)
 
     def next_turn(
         self, keys: Iterable[str], *, wait: float, limit: int, period: float = DEFAULT_PERIOD
@@ -307,6 +349,20 @@ class RedisRateLimiter(RateLimiter):
         period_us = max(1, round(period * 1_000_000))
         wait_us = self._script(keys=[self._prefix + key for key in keys], args=[limit, period_us])
         return int(wait_us) / 1_000_000
+
+    def try_acquire_several(self, limits: Sequence[tuple[str, int, float]]) -> list[float]:
+        """Take one slot of each (key, limit, period), each on its own, in one script call:
+        0.0 where taken, else seconds until one frees there."""
+        keys: list[str] = []
+        args: list[int] = []
+        for key, limit, period in limits:
+            _checked([key], limit, period)
+            keys.append(self._prefix + key)
+            args += [limit, max(1, round(period * 1_000_000))]
+        if not keys:
+            return []
+        waits = self._each_script(keys=keys, args=args)
+        return [int(wait) / 1_000_000 for wait in waits]
 
     def try_acquire_each(
         self, requests: Sequence[tuple[Iterable[str], int]], *, period: float = DEFAULT_PERIOD
@@ -362,12 +418,20 @@ def _new_limiter(redis_url: str | None) -> RateLimiter:
     return RedisRateLimiter(client)
 
 
-def client_wait(redis_url: str | None, key: str, *, limit: int, period: float) -> float:
-    """Take one of `limit` slots per `period` for a key (what, and whose): 0.0 if taken,
-    else seconds until one frees. A Redis that is away costs no signature and no login:
-    the limit is skipped, and Redis left alone for a while (see broker.py)."""
+def client_waits(redis_url: str | None, limits: Sequence[tuple[str, int, float]]) -> list[float]:
+    """Take one slot of each (key, limit, period), each on its own (what, and whose): 0.0
+    where taken, else seconds until one frees there; one round trip to Redis for all. A
+    Redis that is away costs no signature and no login: the limits are skipped, and Redis
+    left alone for a while (see broker.py)."""
+    if not limits:
+        return []
     limiter = limiter_for(redis_url)
     try:
-        return broker.call(lambda: limiter.try_acquire(key, limit=limit, period=period))
+        return broker.call(lambda: limiter.try_acquire_several(limits))
     except broker.RedisAway:
-        return 0.0
+        return [0.0] * len(limits)
+
+
+def client_wait(redis_url: str | None, key: str, *, limit: int, period: float) -> float:
+    """client_waits() for one key: 0.0 if a slot was taken, else seconds until one frees."""
+    return client_waits(redis_url, [(key, limit, period)])[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -386,3 +386,42 @@ def test_try_acquire_each_is_try_acquire_many_in_turn(limiter: RateLimiter) -> N
     assert waits[3] == 0.0
     assert limiter.try_acquire(cc, limit=2) > 0.0
     assert limiter.try_acquire_each([]) == []
+
+
+def test_try_acquire_several_takes_each_key_on_its_own_limit_and_period(
+    limiter: RateLimiter,
+) -> None:
+    limits = [("net", 2, 3600.0), ("dom", 3, 3600.0), ("mailbox", 1, 86400.0)]
+
+    rounds = [limiter.try_acquire_several(limits) for _ in range(4)]
+
+    # Each key exactly as if asked alone: a full key refuses and takes nothing there,
+    # and does not stop the others from taking theirs.
+    assert rounds[0] == [0.0, 0.0, 0.0]
+    assert rounds[1][:2] == [0.0, 0.0]
+    assert 86399.0 < rounds[1][2] <= 86400.0
+    assert rounds[2][1] == 0.0
+    assert all(3599.0 < wait <= 3600.0 for wait in (rounds[2][0], rounds[3][0], rounds[3][1]))
+    assert limiter.try_acquire("net", limit=3, period=3600.0) == 0.0  # two taken, not four
+    assert limiter.try_acquire("dom", limit=4, period=3600.0) == 0.0  # three, not four
+    assert limiter.try_acquire_several([]) == []
+
+
+def test_redis_takes_several_limits_in_one_round_trip(redis_client: redis.Redis) -> None:
+    limiter = RedisRateLimiter(redis_client)
+    # Once before counting: a Redis that has not seen the script yet is sent it first.
+    limiter.try_acquire_several([("warm", 1, 60.0)])
+    redis_client.delete(f"{PREFIX}warm")
+    sent: list[object] = []
+    execute: Callable[..., Any] = redis_client.execute_command
+
+    def counted(*args: Any, **options: Any) -> Any:
+        sent.append(args[0])
+        return execute(*args, **options)
+
+    redis_client.execute_command = counted  # type: ignore[method-assign]
+    limiter.try_acquire_several([("a", 1, 60.0), ("b", 1, 60.0), ("c", 1, 60.0)])
+
+    assert sent == ["EVALSHA"]
+    assert sorted(redis_client.keys("*")) == [f"{PREFIX}{k}".encode() for k in "abc"]
+    assert all(0 < redis_client.pttl(f"{PREFIX}{k}") <= 60_000 for k in "abc")

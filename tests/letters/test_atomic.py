@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -11,7 +12,7 @@ from app.core.db import engine_for, session_factory, session_scope
 from app.delivery import service as delivery
 from app.letters import service
 from app.letters.schemas import SignatureIn
-from app.models import Appeal, Delivery, Letter, utcnow
+from app.models import Appeal, Delivery, Letter, LetterTally, utcnow
 from tests.appeals.factories import make_appeal
 from tests.letters.factories import signature
 
@@ -47,3 +48,29 @@ def test_a_failure_after_the_letter_is_written_stores_nothing(
     with session_scope(sessions) as fresh:
         assert fresh.scalar(select(func.count()).select_from(Letter)) == 0
         assert fresh.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_the_same_address_signing_at_the_same_moment_gets_409_and_stores_nothing(
+    session: Session, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_appeal(session)
+    session.commit()
+    url = "/api/v1/appeals/free-them/letters"
+    first = client.post(url, json=signature())
+    assert first.status_code == 202, first.text
+
+    # The second request looked for an earlier letter before the first one committed,
+    # found none, and so goes straight to its INSERT: the unique key must catch it.
+    monkeypatch.setattr(service, "_make_way", lambda *_args, **_kwargs: None)
+    second = client.post(url, json=signature(name="Ada Again"))
+    assert second.status_code == 409, second.text
+    assert second.json()["error"] == "duplicate_signature"
+
+    session.expire_all()
+    [letter] = session.scalars(select(Letter)).all()
+    assert letter.public_id == first.json()["id"]
+    assert letter.signer_name == "Ada Example"
+    [confirmation] = session.scalars(select(Delivery)).all()
+    assert confirmation.letter_id == letter.id
+    tally = session.scalar(select(func.sum(LetterTally.n)))
+    assert tally == 1

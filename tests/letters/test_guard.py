@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
+from app.core.errors import TooManyConfirmations
+from app.delivery import ratelimit
 from app.letters import guard
 from app.main import create_app
 from app.models import Letter, LetterStatus
@@ -144,3 +147,51 @@ def test_confirmation_emails_per_address_are_limited(
     drain(settings)
     mails = [p for p in settings.outbox_dir.glob("*.eml") if ".confirm." in p.name]
     assert len(mails) == 3
+
+
+def test_with_redis_each_limit_of_a_signature_holds_exactly_in_one_round_trip(
+    session: Session, db_url: str, tmp_path: Path, redis_url: str
+) -> None:
+    settings = make_settings(
+        db_url,
+        tmp_path,
+        broker_url=redis_url,
+        flood_network_per_hour=2,
+        flood_domain_per_hour=3,
+        confirmations_per_address_per_day=2,
+    )
+    appeal = make_appeal(session)
+    limiter = ratelimit.limiter_for(redis_url)
+    assert isinstance(limiter, ratelimit.RedisRateLimiter)
+    sign(session, appeal, settings, email="warm@warm.example.net")  # the script, loaded once
+    sent: list[object] = []
+    execute: Callable[..., Any] = limiter.client.execute_command
+
+    def counted(*args: Any, **options: Any) -> Any:
+        sent.append(args[0])
+        return execute(*args, **options)
+
+    limiter.client.execute_command = counted  # type: ignore[method-assign]
+    office = [
+        sign(session, appeal, settings, email=f"p{n}@bots.example.net", client=f"203.0.113.{n}")
+        for n in range(4)
+    ]
+    assert sent == ["EVALSHA"] * 4  # one round trip a signature, for all three limits
+    # The network's third signature is over its 2; the domain's fourth is over its 3 too,
+    # but the network is named first.
+    assert [x.hold_reason for x in office[:2]] == ["", ""]
+    assert all(x.hold_reason.startswith("network:") for x in office[2:])
+    elsewhere = sign(session, appeal, settings, email="q@bots.example.net", client="198.51.100.1")
+    assert elsewhere.hold_reason == "domain:bots.example.net"
+
+    # The same address again: its unconfirmed letter is replaced, and a confirmation
+    # e-mail counted each time; the third is refused and stores nothing.
+    again = "p0@bots.example.net"
+    replaced = sign(session, appeal, settings, email=again, client="192.0.2.1")
+    session.commit()
+    with pytest.raises(TooManyConfirmations):
+        sign(session, appeal, settings, email=again, client="192.0.2.1")
+    session.rollback()
+    kept = session.scalars(select(Letter.public_id).where(Letter.signer_email == again)).all()
+    assert kept == [replaced.public_id]
+    assert session.scalar(select(func.count()).select_from(Letter)) == 6
