@@ -183,5 +183,6 @@ def test_domain_rate_limit_holds_across_two_worker_processes(
     # Waiting for the limit is not an attempt: each delivery went out at its first.
     with session_scope(session_factory(engine_for(pg_url))) as session:
         assert set(session.scalars(select(Delivery.attempts))) == {1}
+    # A task returns once its deliveries are claimed (`sending`), and is logged so.
     for log in ("a.log", "b.log"):
-        assert re.search(r"'sent': \d", (tmp_path / log).read_text()), f"{log}: nothing sent"
+        assert re.search(r"'sending': \d", (tmp_path / log).read_text()), f"{log}: nothing sent"
