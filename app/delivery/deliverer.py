@@ -416,6 +416,7 @@ class Feed:
         self._results: list[tuple[Attempt, Ticket]] = []
         self._changed = asyncio.Event()  # a result came, or a sender went idle
         self._busy = 0  # messages on the wire
+        self._claiming = 0  # letters of the batch being paced and claimed
         self._open = 0  # ids handed in and not yet finished
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -474,24 +475,13 @@ class Feed:
         async with self._gate:
             try:
                 jobs = await asyncio.to_thread(d._load, ids)
-                # Claimed only once fewer claimed letters wait than there are connections:
-                # the queue never runs dry while this batch is claimed, and stays short, so
-                # a process holds few unsent claims (a crash sends them late, not twice).
-                async with self._room:
-                    await self._room.wait_for(lambda: self._queue.qsize() < self.senders)
-                ready, later, errors = await d._pace(jobs)
-                if later:
-                    await asyncio.to_thread(d._defer, later)
-                claimed = await asyncio.to_thread(d._claim, ready)
+                claimed, later, errors = await self._claim(jobs, ticket)
             except Exception:
                 # A database outage or a bug must not stop the other batches; a claim
                 # taken here runs out, and the sweeper hands the delivery out again.
                 log.exception("delivering %d deliveries failed", len(ids))
                 self._finish(ticket, [Outcome(i, "error") for i in ids])
                 return
-        at = d.clock()
-        for job, attempt in claimed:
-            self._queue.put_nowait(_Claimed(job, attempt, at, ticket))
         taken = {job.delivery.id for job, _ in claimed}
         ticket.mark_sending(taken)
         outcomes: list[Outcome] = []
@@ -503,6 +493,38 @@ class Feed:
             elif i not in taken:
                 outcomes.append(Outcome(i, "skipped"))
         self._finish(ticket, outcomes)
+
+    async def _claim(
+        self, jobs: list[_Job], ticket: Ticket
+    ) -> tuple[list[tuple[_Job, int]], dict[int, datetime], dict[int, str]]:
+        """Pace and claim `jobs` once fewer claimed letters wait than there are senders, and
+        queue those claimed.
+
+        So the queue never runs dry while a batch is claimed, and stays short: a process
+        holds at most `senders` + CHUNK claims not yet on the wire (a crash leaves them
+        to the sweeper), and a rate-limit slot is taken just before its letter is sent.
+        One batch at a time: a batch waiting (at most INLINE_WAIT_SECONDS) for a slot of
+        the rate limit holds back the next one's claim, while the queue drains.
+        """
+        d = self.deliverer
+        if not jobs:
+            return [], {}, {}
+        async with self._room:
+            await self._room.wait_for(lambda: self._queue.qsize() + self._claiming < self.senders)
+            self._claiming += len(jobs)
+        try:
+            ready, later, errors = await d._pace(jobs)
+            if later:
+                await asyncio.to_thread(d._defer, later)
+            claimed = await asyncio.to_thread(d._claim, ready)
+            at = d.clock()
+            for job, attempt in claimed:
+                self._queue.put_nowait(_Claimed(job, attempt, at, ticket))
+            return claimed, later, errors
+        finally:
+            self._claiming -= len(jobs)
+            async with self._room:
+                self._room.notify_all()
 
     async def _sender(self) -> None:
         """One connection's worth of sending: the next claimed delivery, for ever."""
