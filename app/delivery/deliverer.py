@@ -157,6 +157,8 @@ class Deliverer:
     async def deliver_many(self, ids: Sequence[int]) -> list[Outcome]:
         """Deliver `ids` through a Feed of this call's own, in batches of CHUNK; each id not
         due or taken is skipped. Returns once every one is recorded."""
+        if not ids:
+            return []
         feed = Feed(self, senders=self.settings.send_concurrency)
         try:
             ticket = feed.submit(ids)
@@ -423,6 +425,8 @@ class Feed:
         self._preparing: set[asyncio.Task[None]] = set()
         self._workers = [asyncio.create_task(self._sender()) for _ in range(senders)]
         self._workers.append(asyncio.create_task(self._recorder()))
+        for task in self._workers:
+            task.add_done_callback(_said_why)
 
     @property
     def unfinished(self) -> int:
@@ -587,3 +591,10 @@ class Feed:
             else:
                 outcome = Outcome(a.delivery_id, status.value, a.reply)
             self._finish(ticket, [outcome])
+
+
+def _said_why(task: asyncio.Task[None]) -> None:
+    # A sender or the recorder never ends but by close(); should a bug end one, the
+    # letters it would have taken wait for their leases to run out and for the sweeper.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a delivery feed stopped", exc_info=task.exception())
