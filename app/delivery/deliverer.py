@@ -416,7 +416,7 @@ class Feed:
         self._room = asyncio.Condition()
         self._gate = asyncio.Semaphore(PIPELINE)
         self._results: list[tuple[Attempt, Ticket]] = []
-        self._changed = asyncio.Event()  # a result came, or a sender went idle
+        self._changed = asyncio.Event()  # for the recorder: see _sender
         self._busy = 0  # messages on the wire
         self._claiming = 0  # letters of the batch being paced and claimed
         self._open = 0  # ids handed in and not yet finished
@@ -514,7 +514,7 @@ class Feed:
         if not jobs:
             return [], {}, {}
         async with self._room:
-            await self._room.wait_for(lambda: self._queue.qsize() + self._claiming < self.senders)
+            await self._room.wait_for(self._has_room)
             self._claiming += len(jobs)
         try:
             ready, later, errors = await d._pace(jobs)
@@ -536,8 +536,9 @@ class Feed:
         stale = timedelta(seconds=d.settings.lease_seconds / 2)
         while True:
             item = await self._queue.get()
-            async with self._room:
-                self._room.notify_all()
+            if self._has_room():
+                async with self._room:
+                    self._room.notify_all()
             self._busy += 1
             try:
                 if d.clock() - item.at > stale:
@@ -550,26 +551,33 @@ class Feed:
             finally:
                 self._busy -= 1
             self._results.append((attempt, item.ticket))
-            self._changed.set()
+            # The recorder wakes for the first result (it then waits RECORD_LINGER at
+            # most) and when the batch is full or nothing is left to send; not for each.
+            if len(self._results) == 1 or self._record_now():
+                self._changed.set()
 
     async def _recorder(self) -> None:
         """Record results in batches, behind the senders."""
-        loop = asyncio.get_running_loop()
         while True:
-            await self._changed.wait()
+            # A bound on the wait, should a wake-up ever be missed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 1.0)
             self._changed.clear()
             if not self._results:
                 continue
-            first = loop.time()
-            while len(self._results) < CHUNK and (self._busy or self._queue.qsize()):
-                left = first + RECORD_LINGER - loop.time()
-                if left <= 0:
-                    break
+            if not self._record_now():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), left)
+                    await asyncio.wait_for(self._changed.wait(), RECORD_LINGER)
                 self._changed.clear()
             batch, self._results = self._results, []
             await self._record(batch)
+
+    def _has_room(self) -> bool:
+        return self._queue.qsize() + self._claiming < self.senders
+
+    def _record_now(self) -> bool:
+        """A batch of results is full, or nothing is left to send."""
+        return len(self._results) >= CHUNK or not (self._busy or self._queue.qsize())
 
     async def _record(self, batch: list[tuple[Attempt, Ticket]]) -> None:
         try:
