@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections import Counter
 from dataclasses import dataclass
+
+from celery.signals import worker_process_shutdown
 
 from app.core.config import get_settings
 from app.core.db import engine_for, session_factory
 from app.delivery import transports
 from app.delivery.celery_app import celery_app
-from app.delivery.deliverer import SWEEP_PAGE, Deliverer
+from app.delivery.deliverer import SWEEP_PAGE, Deliverer, Feed
 from app.delivery.dispatch import SEND_TASK, SWEEP_TASK, batches
 from app.letters import privacy
 
@@ -23,38 +26,79 @@ log = logging.getLogger(__name__)
 SWEEP_PAGES = 20
 
 
+# How long a worker process, stopping, waits for the deliveries it has claimed to be sent
+# and recorded; those still unfinished are left to the sweeper when their leases run out.
+DRAIN_SECONDS = 60.0
+
+
 @dataclass
 class _Process:
     pid: int
     loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
     deliverer: Deliverer
+    feed: Feed
 
 
 _state: _Process | None = None
 
 
 def _process() -> _Process:
-    """One event loop and one transport per worker process, made after the fork, so the
-    SMTP connections stay open from one task to the next."""
+    """One event loop per worker process, made after the fork and run on a thread of its
+    own, with one Feed in it: the SMTP connections stay open and busy from one task to
+    the next, since a task returns once its deliveries are claimed, not sent."""
     global _state
-    if _state is None or _state.pid != os.getpid():
+    if _state is None or _state.pid != os.getpid() or not _state.thread.is_alive():
         settings = get_settings()
         sessions = session_factory(engine_for(settings.database_url))
         deliverer = Deliverer(
             sessions, transports.make_transport(settings), settings, upkeep=privacy.upkeep
         )
-        _state = _Process(os.getpid(), asyncio.new_event_loop(), deliverer)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="outcry-send", daemon=True)
+        thread.start()
+
+        async def make_feed() -> Feed:
+            return Feed(deliverer, senders=settings.send_concurrency)
+
+        feed = asyncio.run_coroutine_threadsafe(make_feed(), loop).result()
+        _state = _Process(os.getpid(), loop, thread, deliverer, feed)
     return _state
+
+
+@worker_process_shutdown.connect
+def _drain(**_kwargs: object) -> None:
+    """A worker process stopping sends and records what it has claimed, then says QUIT."""
+    state = _state
+    if state is None or state.pid != os.getpid() or not state.thread.is_alive():
+        return
+
+    async def stop() -> None:
+        try:
+            await state.feed.close(grace=DRAIN_SECONDS)
+        finally:
+            await state.deliverer.transport.close()
+
+    try:
+        asyncio.run_coroutine_threadsafe(stop(), state.loop).result(DRAIN_SECONDS + 15)
+    except Exception:
+        log.exception("stopping the delivery loop")
+    state.loop.call_soon_threadsafe(state.loop.stop)
 
 
 @celery_app.task(name=SEND_TASK, ignore_result=True)
 def send(ids: list[int] | int) -> dict[str, int]:
-    """Claim, send and record these deliveries (each not due or taken is skipped); returns
-    how many came to each result."""
+    """Claim these deliveries (each not due or taken is skipped) and hand them to this
+    process's connections; returns, with how many came to each result so far (`sending`:
+    claimed, on their way), once each is claimed. The process sends and records them
+    while it takes its next task; one that dies first leaves its claims to the sweeper."""
     state = _process()
     # One id: a task enqueued before tasks carried batches.
     batch = [ids] if isinstance(ids, int) else list(ids)
-    outcomes = state.loop.run_until_complete(state.deliverer.deliver_many(batch))
+    taken = asyncio.run_coroutine_threadsafe(state.feed.take(batch), state.loop)
+    # Bounded, so a loop that stopped answering cannot hold the task for ever: the
+    # deliveries are in the outbox, and the sweeper hands them out again.
+    outcomes = taken.result(state.deliverer.settings.lease_seconds)
     return dict(Counter(o.result for o in outcomes))
 
 

@@ -2,16 +2,23 @@
 
 A batch of delivery ids goes through these steps, each one transaction at most: load
 what is claimable and compose it; ask the rate limiter (a delivery over its target's
-limit is put off, its attempt not counted); claim; send everything claimed at once
-over the transport's connections; record every result together. So a batch of
-twenty-five letters costs about a dozen database round trips, not a dozen each, and
-a claim is committed before its message leaves. Two batches are under way at a time,
-so one's database work overlaps the other's sending.
+limit is put off, its attempt not counted); claim; send over the transport's
+connections; record results together. So a batch of twenty-five letters costs about a
+dozen database round trips, not a dozen each, and a claim is committed before its
+message leaves.
+
+The steps meet in a Feed: claimed deliveries wait in one queue that every connection
+takes from as soon as it is free, while the next batch is loaded and claimed, and the
+results are recorded a batch at a time behind them. So no connection waits for a batch
+to finish, or for the next one to be claimed; and the queue is kept short (a batch is
+claimed only when few claimed letters are left waiting), so a worker holds few claims
+it has not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -33,10 +40,14 @@ from app.models import Delivery, DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
 
-# Deliveries claimed and recorded together, one transaction each; and how many such
-# batches one process has under way at once.
+# Deliveries loaded and claimed together, one transaction each; and how many such
+# batches a Feed loads and claims at once.
 CHUNK = 25
 PIPELINE = 2
+# Results are recorded together once this many have gathered, or the first of them has
+# waited RECORD_LINGER seconds, or nothing is left to send: one transaction for many
+# results, and little sent but not yet recorded (what a crash would send again).
+RECORD_LINGER = 0.25
 # A delivery refused by the rate limit waits in the worker if its slot frees this soon;
 # a longer wait is written to the database, and a later sweep hands it out again.
 INLINE_WAIT_SECONDS = 1.0
@@ -144,51 +155,17 @@ class Deliverer:
         return outcome
 
     async def deliver_many(self, ids: Sequence[int]) -> list[Outcome]:
-        """Deliver `ids` in batches of CHUNK, PIPELINE batches at a time; each id not due or
-        taken is skipped."""
-        unique = list(dict.fromkeys(ids))
-        batches = [unique[i : i + CHUNK] for i in range(0, len(unique), CHUNK)]
-        # Batches overlap: one is loaded, claimed or recorded while another's messages
-        # are on the wire, so neither the database nor the SMTP connections sit idle.
-        gate = asyncio.Semaphore(PIPELINE)
-
-        async def one(batch: list[int]) -> list[Outcome]:
-            async with gate:
-                try:
-                    return await self._deliver_batch(batch)
-                except Exception:
-                    # A database outage or a bug must not stop the other batches; a claim
-                    # taken here runs out, and the sweeper hands the delivery out again.
-                    log.exception("delivering %d deliveries failed", len(batch))
-                    return [Outcome(i, "error") for i in batch]
-
-        results = await asyncio.gather(*(one(batch) for batch in batches))
-        return [outcome for batch in results for outcome in batch]
-
-    async def _deliver_batch(self, ids: list[int]) -> list[Outcome]:
-        outcomes = {i: Outcome(i, "skipped") for i in ids}
-        jobs = await asyncio.to_thread(self._load, ids)
-        ready, later, errors = await self._pace(jobs)
-        outcomes.update((i, Outcome(i, "error", why)) for i, why in errors.items())
-        if later:
-            await asyncio.to_thread(self._defer, later)
-            outcomes.update(
-                (i, Outcome(i, "deferred", f"rate limit: until {at:%H:%M:%S}"))
-                for i, at in later.items()
-            )
-        claimed = await asyncio.to_thread(self._claim, ready)
-        attempts = await asyncio.gather(*(self._send(job, n) for job, n in claimed))
-        recorded = await self._record(attempts)
-        for a in attempts:
-            status = recorded.get(a.delivery_id)
-            if status is None:
-                log.warning(
-                    "delivery %s was tried but its claim had been taken over", a.delivery_id
-                )
-                outcomes[a.delivery_id] = Outcome(a.delivery_id, "lost", a.reply)
-            else:
-                outcomes[a.delivery_id] = Outcome(a.delivery_id, status.value, a.reply)
-        return [outcomes[i] for i in ids]
+        """Deliver `ids` through a Feed of this call's own, in batches of CHUNK; each id not
+        due or taken is skipped. Returns once every one is recorded."""
+        if not ids:
+            return []
+        feed = Feed(self, senders=self.settings.send_concurrency)
+        try:
+            ticket = feed.submit(ids)
+            await ticket.done.wait()
+            return ticket.results()
+        finally:
+            await feed.close(grace=0)
 
     # --- the steps ---------------------------------------------------------------------
 
@@ -298,6 +275,13 @@ class Deliverer:
             )
         return [(job, won[job.delivery.id]) for job in jobs if job.delivery.id in won]
 
+    def _unsent(self, job: _Job, attempt: int, why: str) -> Attempt:
+        """A claimed attempt given up before its message left: retried like a failed send."""
+        delivery = job.delivery
+        return Attempt(
+            delivery.id, delivery.letter_id, attempt, delivery.max_attempts, reply=why, failed=True
+        )
+
     async def _send(self, job: _Job, attempt: int) -> Attempt:
         delivery = job.delivery
         done = Attempt(delivery.id, delivery.letter_id, attempt, delivery.max_attempts, reply="")
@@ -374,3 +358,251 @@ class Deliverer:
                 self.upkeep(session, now=self.clock(), settings=self.settings)
         except SQLAlchemyError:
             log.exception("forgetting supporters' details failed; the next sweep tries again")
+
+
+class Ticket:
+    """The ids one caller handed to a Feed, and what has come of each so far."""
+
+    def __init__(self, ids: list[int]):
+        self.ids = ids
+        self.outcomes: dict[int, Outcome] = {}
+        self.sending: set[int] = set()  # claimed, not yet recorded
+        # Set once every id is claimed or finished without a claim; then once all are done.
+        self.claimed = asyncio.Event()
+        self.done = asyncio.Event()
+        self._check()
+
+    def results(self) -> list[Outcome]:
+        """An outcome for each id, in order: `sending` for one claimed and not yet recorded."""
+        return [self.outcomes.get(i, Outcome(i, "sending")) for i in self.ids]
+
+    def mark_sending(self, ids: set[int]) -> None:
+        self.sending |= ids
+        self._check()
+
+    def finish(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            self.sending.discard(outcome.delivery_id)
+            self.outcomes[outcome.delivery_id] = outcome
+        self._check()
+
+    def _check(self) -> None:
+        if len(self.outcomes) + len(self.sending) >= len(self.ids):
+            self.claimed.set()
+        if len(self.outcomes) >= len(self.ids):
+            self.done.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    job: _Job
+    attempt: int
+    at: datetime  # when it was claimed: its lease runs from then
+    ticket: Ticket
+
+
+class Feed:
+    """Claimed deliveries in one queue, sent by `senders` coroutines (one a connection), each
+    taking the next as soon as its last is sent, whichever batch or caller it came from.
+
+    Made inside the event loop that sends, and kept for as long as that loop sends: a
+    Celery worker process keeps one for all its tasks, deliver_many() makes its own.
+    """
+
+    def __init__(self, deliverer: Deliverer, *, senders: int):
+        self.deliverer = deliverer
+        self.senders = senders
+        self._queue: asyncio.Queue[_Claimed] = asyncio.Queue()
+        self._room = asyncio.Condition()
+        self._gate = asyncio.Semaphore(PIPELINE)
+        self._results: list[tuple[Attempt, Ticket]] = []
+        self._changed = asyncio.Event()  # for the recorder: see _sender
+        self._busy = 0  # messages on the wire
+        self._claiming = 0  # letters of the batch being paced and claimed
+        self._open = 0  # ids handed in and not yet finished
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._preparing: set[asyncio.Task[None]] = set()
+        self._workers = [asyncio.create_task(self._sender()) for _ in range(senders)]
+        self._workers.append(asyncio.create_task(self._recorder()))
+        for task in self._workers:
+            task.add_done_callback(_said_why)
+
+    @property
+    def unfinished(self) -> int:
+        """Ids handed in and not yet finished."""
+        return self._open
+
+    def submit(self, ids: Sequence[int]) -> Ticket:
+        """Start delivering `ids` (each once) in batches of CHUNK; the ticket tells how far."""
+        ticket = Ticket(list(dict.fromkeys(ids)))
+        self._open += len(ticket.ids)
+        if ticket.ids:
+            self._quiet.clear()
+        for start in range(0, len(ticket.ids), CHUNK):
+            task = asyncio.create_task(self._prepare(ticket.ids[start : start + CHUNK], ticket))
+            self._preparing.add(task)
+            task.add_done_callback(self._preparing.discard)
+        return ticket
+
+    async def take(self, ids: Sequence[int]) -> list[Outcome]:
+        """Hand `ids` over and return once each is claimed or finished without a claim (a
+        claim is committed, so a crash from then on leaves it to the sweeper): what came of
+        each so far, `sending` for those claimed."""
+        ticket = self.submit(ids)
+        await ticket.claimed.wait()
+        return ticket.results()
+
+    async def close(self, *, grace: float | None) -> None:
+        """Wait up to `grace` seconds (None: as long as it takes) for every id handed in to
+        finish, then stop."""
+        if not self._quiet.is_set() and (grace is None or grace > 0):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), grace)
+        if self._open:
+            # Their claims run out, and the sweeper hands them out again.
+            log.warning("stopping with %d deliveries unfinished", self._open)
+        tasks = [*self._workers, *self._preparing]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _finish(self, ticket: Ticket, outcomes: list[Outcome]) -> None:
+        ticket.finish(outcomes)
+        self._open -= len(outcomes)
+        if not self._open:
+            self._quiet.set()
+
+    async def _prepare(self, ids: list[int], ticket: Ticket) -> None:
+        """Load, pace and claim one batch, and queue what was claimed for the senders."""
+        d = self.deliverer
+        async with self._gate:
+            try:
+                jobs = await asyncio.to_thread(d._load, ids)
+                claimed, later, errors = await self._claim(jobs, ticket)
+            except Exception:
+                # A database outage or a bug must not stop the other batches; a claim
+                # taken here runs out, and the sweeper hands the delivery out again.
+                log.exception("delivering %d deliveries failed", len(ids))
+                self._finish(ticket, [Outcome(i, "error") for i in ids])
+                return
+        taken = {job.delivery.id for job, _ in claimed}
+        ticket.mark_sending(taken)
+        outcomes: list[Outcome] = []
+        for i in ids:
+            if i in errors:
+                outcomes.append(Outcome(i, "error", errors[i]))
+            elif i in later:
+                outcomes.append(Outcome(i, "deferred", f"rate limit: until {later[i]:%H:%M:%S}"))
+            elif i not in taken:
+                outcomes.append(Outcome(i, "skipped"))
+        self._finish(ticket, outcomes)
+
+    async def _claim(
+        self, jobs: list[_Job], ticket: Ticket
+    ) -> tuple[list[tuple[_Job, int]], dict[int, datetime], dict[int, str]]:
+        """Pace and claim `jobs` once fewer claimed letters wait than there are senders, and
+        queue those claimed.
+
+        So the queue never runs dry while a batch is claimed, and stays short: a process
+        holds at most `senders` + CHUNK claims not yet on the wire (a crash leaves them
+        to the sweeper), and a rate-limit slot is taken just before its letter is sent.
+        One batch at a time: a batch waiting (at most INLINE_WAIT_SECONDS) for a slot of
+        the rate limit holds back the next one's claim, while the queue drains.
+        """
+        d = self.deliverer
+        if not jobs:
+            return [], {}, {}
+        async with self._room:
+            await self._room.wait_for(self._has_room)
+            self._claiming += len(jobs)
+        try:
+            ready, later, errors = await d._pace(jobs)
+            if later:
+                await asyncio.to_thread(d._defer, later)
+            claimed = await asyncio.to_thread(d._claim, ready)
+            at = d.clock()
+            for job, attempt in claimed:
+                self._queue.put_nowait(_Claimed(job, attempt, at, ticket))
+            return claimed, later, errors
+        finally:
+            self._claiming -= len(jobs)
+            async with self._room:
+                self._room.notify_all()
+
+    async def _sender(self) -> None:
+        """One connection's worth of sending: the next claimed delivery, for ever."""
+        d = self.deliverer
+        stale = timedelta(seconds=d.settings.lease_seconds / 2)
+        while True:
+            item = await self._queue.get()
+            if self._has_room():
+                async with self._room:
+                    self._room.notify_all()
+            self._busy += 1
+            try:
+                if d.clock() - item.at > stale:
+                    # Its lease may run out while it is on the wire, and the sweeper hand
+                    # it out again: better late than twice.
+                    why = "not sent: it waited in the worker for half its lease"
+                    attempt = d._unsent(item.job, item.attempt, why)
+                else:
+                    attempt = await d._send(item.job, item.attempt)
+            finally:
+                self._busy -= 1
+            self._results.append((attempt, item.ticket))
+            # The recorder wakes for the first result (it then waits RECORD_LINGER at
+            # most) and when the batch is full or nothing is left to send; not for each.
+            if len(self._results) == 1 or self._record_now():
+                self._changed.set()
+
+    async def _recorder(self) -> None:
+        """Record results in batches, behind the senders."""
+        while True:
+            # A bound on the wait, should a wake-up ever be missed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 1.0)
+            self._changed.clear()
+            if not self._results:
+                continue
+            if not self._record_now():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), RECORD_LINGER)
+                self._changed.clear()
+            batch, self._results = self._results, []
+            await self._record(batch)
+
+    def _has_room(self) -> bool:
+        return self._queue.qsize() + self._claiming < self.senders
+
+    def _record_now(self) -> bool:
+        """A batch of results is full, or nothing is left to send."""
+        return len(self._results) >= CHUNK or not (self._busy or self._queue.qsize())
+
+    async def _record(self, batch: list[tuple[Attempt, Ticket]]) -> None:
+        try:
+            recorded: dict[int, DeliveryStatus] | None = await self.deliverer._record(
+                [a for a, _ in batch]
+            )
+        except Exception:
+            # The messages went; their claims run out and they are sent again.
+            log.exception("recording %d attempts failed", len(batch))
+            recorded = None
+        for a, ticket in batch:
+            if recorded is None:
+                outcome = Outcome(a.delivery_id, "error", a.reply)
+            elif (status := recorded.get(a.delivery_id)) is None:
+                log.warning(
+                    "delivery %s was tried but its claim had been taken over", a.delivery_id
+                )
+                outcome = Outcome(a.delivery_id, "lost", a.reply)
+            else:
+                outcome = Outcome(a.delivery_id, status.value, a.reply)
+            self._finish(ticket, [outcome])
+
+
+def _said_why(task: asyncio.Task[None]) -> None:
+    # A sender or the recorder never ends but by close(); should a bug end one, the
+    # letters it would have taken wait for their leases to run out and for the sweeper.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a delivery feed stopped", exc_info=task.exception())

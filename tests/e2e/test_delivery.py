@@ -28,7 +28,7 @@ from tests.appeals.factories import make_appeal
 from tests.conftest import _truncate
 from tests.delivery.factories import outbox
 from tests.support.processes import outcry, outcry_env, stop, wait_until
-from tests.support.smtp import SmtpSink
+from tests.support.smtp import Handler, SmtpSink
 
 pytestmark = pytest.mark.e2e
 
@@ -141,6 +141,44 @@ def test_redis_flushed_half_way_the_sweeper_delivers_everything(
     assert counts(pg_url, Letter.status) == {"sent": LETTERS}
 
 
+def test_a_worker_stopped_warmly_sends_and_records_what_it_had_claimed(
+    deliveries: list[int], pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    # A task returns once its letters are claimed, and the process sends them while it
+    # takes the next: a process told to stop must still send and record those.
+    handler = Handler(on_data=slowly)
+    with SmtpSink(handler) as sink:
+        env = worker_env(pg_url, redis_url, sink, lease_seconds="120")
+        proc = outcry("worker", "--concurrency", "1", env=env, cwd=tmp_path, log=tmp_path / "w.log")
+        try:
+            wait_until(lambda: len(sink.messages) >= 20, timeout=60)
+            claimed = counts(pg_url, Delivery.status).get("sending", 0)
+            proc.send_signal(signal.SIGTERM)  # the Celery main process only: a warm shutdown
+            proc.wait(90)
+        finally:
+            stop(proc)
+        received = sink.message_ids()
+
+    assert claimed > 0, "nothing was claimed and unsent when the worker was told to stop"
+    after = counts(pg_url, Delivery.status)
+    assert "sending" not in after, after
+    assert 0 < after["sent"] < LETTERS
+    assert len(received) == len(set(received)) == after["sent"]
+    assert set(received) == sent_message_ids(pg_url)
+
+
+def slowly(_rcpts: list[str]) -> None:
+    """A slow relay (the sink takes one message at a time, ten a second): the letters a
+    process has claimed take seconds to send, longer than a pool process lingers after it
+    is told to stop (billiard waits a second before it exits)."""
+    time.sleep(0.1)
+
+
+def sent_message_ids(url: str) -> set[str]:
+    with session_scope(session_factory(engine_for(url))) as session:
+        return set(session.scalars(select(Delivery.message_id).where(Delivery.status == "sent")))
+
+
 def test_domain_rate_limit_holds_across_two_worker_processes(
     pg_url: str, redis_url: str, sink: SmtpSink, tmp_path: Path
 ) -> None:
@@ -183,5 +221,6 @@ def test_domain_rate_limit_holds_across_two_worker_processes(
     # Waiting for the limit is not an attempt: each delivery went out at its first.
     with session_scope(session_factory(engine_for(pg_url))) as session:
         assert set(session.scalars(select(Delivery.attempts))) == {1}
+    # A task returns once its deliveries are claimed (`sending`), and is logged so.
     for log in ("a.log", "b.log"):
-        assert re.search(r"'sent': \d", (tmp_path / log).read_text()), f"{log}: nothing sent"
+        assert re.search(r"'sending': \d", (tmp_path / log).read_text()), f"{log}: nothing sent"
