@@ -41,6 +41,8 @@ class _Process:
 
 
 _state: _Process | None = None
+# Celery's thread pool may run two tasks at once: one of them makes the process's state.
+_making = threading.Lock()
 
 
 def _process() -> _Process:
@@ -48,22 +50,27 @@ def _process() -> _Process:
     own, with one Feed in it: the SMTP connections stay open and busy from one task to
     the next, since a task returns once its deliveries are claimed, not sent."""
     global _state
-    if _state is None or _state.pid != os.getpid() or not _state.thread.is_alive():
-        settings = get_settings()
-        sessions = session_factory(engine_for(settings.database_url))
-        deliverer = Deliverer(
-            sessions, transports.make_transport(settings), settings, upkeep=privacy.upkeep
-        )
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="outcry-send", daemon=True)
-        thread.start()
+    with _making:
+        if _state is None or _state.pid != os.getpid() or not _state.thread.is_alive():
+            _state = _start()
+        return _state
 
-        async def make_feed() -> Feed:
-            return Feed(deliverer, senders=settings.send_concurrency)
 
-        feed = asyncio.run_coroutine_threadsafe(make_feed(), loop).result()
-        _state = _Process(os.getpid(), loop, thread, deliverer, feed)
-    return _state
+def _start() -> _Process:
+    settings = get_settings()
+    sessions = session_factory(engine_for(settings.database_url))
+    deliverer = Deliverer(
+        sessions, transports.make_transport(settings), settings, upkeep=privacy.upkeep
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="outcry-send", daemon=True)
+    thread.start()
+
+    async def make_feed() -> Feed:
+        return Feed(deliverer, senders=settings.send_concurrency)
+
+    feed = asyncio.run_coroutine_threadsafe(make_feed(), loop).result()
+    return _Process(os.getpid(), loop, thread, deliverer, feed)
 
 
 @worker_process_shutdown.connect
