@@ -57,6 +57,8 @@ SLUG = "almaty-coach-factory"
 PATH = f"/api/v1/appeals/{SLUG}/letters"
 LUA = Path(__file__).with_name("intake.lua")
 KINDS = ("outcry", "bare", "bare_insert")
+# The open-loop client reuses a kept-alive connection only if it was idle less than this.
+IDLE_REUSE_SECONDS = 3.0
 
 
 def free_port() -> int:
@@ -261,7 +263,14 @@ async def _one(
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     try:
-        reader, writer = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", port)
+        # A connection idle for IDLE_REUSE_SECONDS or more may have been closed by uvicorn
+        # (its keep-alive timeout is 5 s) just as this request goes out: not reused.
+        while idle and loop.time() - idle[-1][2] >= IDLE_REUSE_SECONDS:
+            idle.pop()[1].close()
+        if idle:
+            reader, writer, _since = idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(request)
         await writer.drain()
         status = int((await reader.readline()).split()[1])
@@ -273,7 +282,7 @@ async def _one(
         await reader.readexactly(length)
         out.latencies.append(loop.time() - scheduled)
         out.codes[status] += 1
-        idle.append((reader, writer))
+        idle.append((reader, writer, loop.time()))
     except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
         out.errors += 1
 
@@ -289,7 +298,7 @@ async def open_loop(port: int, rate: float, seconds: float, run: str) -> OpenLoo
         await asyncio.sleep(max(0.0, scheduled - loop.time()))
         tasks.append(asyncio.create_task(_one(port, run, i, scheduled, idle, out)))
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
-    for _reader, writer in idle:
+    for _reader, writer, _since in idle:
         writer.close()
     return out
 
