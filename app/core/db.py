@@ -148,12 +148,10 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     session = factory()
     try:
         yield session
-        session.commit()
     except BaseException:
-        session.rollback()
+        _roll_back(session)
         raise
-    finally:
-        session.close()
+    _commit_and_close(session)
 
 
 async def admitted(request: Request) -> AsyncIterator[None]:
@@ -198,6 +196,13 @@ async def get_session(request: Request, _turn: Admitted) -> AsyncIterator[Sessio
 
 def _commit(session: Session, dispatcher: _Dispatcher) -> None:
     """Commit (else roll back) and close, as session_scope() does; then enqueue."""
+    _commit_and_close(session)
+    ids = session.info.pop("enqueue", [])
+    if ids:
+        dispatcher.enqueue(ids)
+
+
+def _commit_and_close(session: Session) -> None:
     try:
         session.commit()
     except BaseException:
@@ -205,9 +210,6 @@ def _commit(session: Session, dispatcher: _Dispatcher) -> None:
         raise
     finally:
         session.close()
-    ids = session.info.pop("enqueue", [])
-    if ids:
-        dispatcher.enqueue(ids)
 
 
 def _roll_back(session: Session) -> None:

@@ -119,31 +119,10 @@ def letter_row(
     }
 
 
-def new_letter(
-    appeal: Appeal,
-    *,
-    language: str,
-    signer_name: str,
-    signer_organisation: str,
-    signer_country: str,
-    signer_city: str,
-    message: str,
-    now: datetime,
-    **row: Any,
-) -> Letter:
-    """A letter with letter_row()'s columns, not added to any session (samples, previews)."""
-    columns = letter_row(
-        appeal,
-        language=language,
-        signer_name=signer_name,
-        signer_organisation=signer_organisation,
-        signer_country=signer_country,
-        signer_city=signer_city,
-        message=message,
-        now=now,
-        **row,
-    )
-    return Letter(appeal=appeal, **columns)
+def new_letter(appeal: Appeal, **details: Any) -> Letter:
+    """A letter with letter_row()'s columns (`details` as letter_row() takes them), not
+    added to any session: for samples and previews."""
+    return Letter(appeal=appeal, **letter_row(appeal, **details))
 
 
 def sign_letter(
