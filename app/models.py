@@ -182,8 +182,11 @@ LETTER_TRANSITIONS: dict[LetterStatus, frozenset[LetterStatus]] = {
 DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.queued: frozenset({DeliveryStatus.sending, DeliveryStatus.cancelled}),
     # sending -> sending: a new claim after the previous holder's lease ran out.
+    # sending -> queued or retrying: a claim given back unsent (its worker stopped), the
+    # attempt not counted.
     DeliveryStatus.sending: frozenset(
         {
+            DeliveryStatus.queued,
             DeliveryStatus.sending,
             DeliveryStatus.sent,
             DeliveryStatus.retrying,

@@ -87,7 +87,9 @@ def _drain(**_kwargs: object) -> None:
             await state.deliverer.transport.close()
 
     try:
-        asyncio.run_coroutine_threadsafe(stop(), state.loop).result(DRAIN_SECONDS + 15)
+        # After the drain, close() still lets the messages on the wire finish (each
+        # bounded by the transport's timeouts) and records them.
+        asyncio.run_coroutine_threadsafe(stop(), state.loop).result(DRAIN_SECONDS + 90)
     except Exception:
         log.exception("stopping the delivery loop")
     state.loop.call_soon_threadsafe(state.loop.stop)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.core.errors import DatabaseUnavailable
 from app.delivery import compose, service
 from app.delivery.messages import Outgoing
 from app.delivery.ratelimit import RateLimiter, limiter_for, recipient_key
@@ -275,6 +276,19 @@ class Deliverer:
             )
         return [(job, won[job.delivery.id]) for job in jobs if job.delivery.id in won]
 
+    def _renew(self, claims: dict[int, int]) -> set[int]:
+        with session_scope(self.sessions) as session:
+            return service.renew(
+                session,
+                claims,
+                now=self.clock(),
+                lease=timedelta(seconds=self.settings.lease_seconds),
+            )
+
+    def _release(self, claims: dict[int, int]) -> list[int]:
+        with session_scope(self.sessions) as session:
+            return service.release(session, claims, now=self.clock())
+
     def _unsent(self, job: _Job, attempt: int, why: str) -> Attempt:
         """A claimed attempt given up before its message left: retried like a failed send."""
         delivery = job.delivery
@@ -312,7 +326,8 @@ class Deliverer:
                     self._record_once, attempts
                 )
                 return recorded
-            except SQLAlchemyError:
+            except (SQLAlchemyError, DatabaseUnavailable):
+                # DatabaseUnavailable: SQLite's writer lock, held too long by another writer.
                 if pause is None:
                     raise
                 log.exception("recording %d attempts failed; again in %s s", len(attempts), pause)
@@ -422,10 +437,15 @@ class Feed:
         self._open = 0  # ids handed in and not yet finished
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._idle = asyncio.Event()  # no message on the wire
+        self._idle.set()
+        self._stopping = False  # close(): claim nothing more, send nothing more
+        self._held: list[_Claimed] = []  # claimed, taken by a sender once stopping
+        self._closing = False  # close(): the recorder ends once every result is recorded
         self._preparing: set[asyncio.Task[None]] = set()
-        self._workers = [asyncio.create_task(self._sender()) for _ in range(senders)]
-        self._workers.append(asyncio.create_task(self._recorder()))
-        for task in self._workers:
+        self._senders = [asyncio.create_task(self._sender()) for _ in range(senders)]
+        self._recording = asyncio.create_task(self._recorder())
+        for task in (*self._senders, self._recording):
             task.add_done_callback(_said_why)
 
     @property
@@ -455,17 +475,44 @@ class Feed:
 
     async def close(self, *, grace: float | None) -> None:
         """Wait up to `grace` seconds (None: as long as it takes) for every id handed in to
-        finish, then stop."""
+        finish; then stop without losing or repeating a letter: claim nothing more, give
+        back the claims not yet on the wire (they wait again, their attempt not counted),
+        let the messages on the wire finish, and record every result."""
         if not self._quiet.is_set() and (grace is None or grace > 0):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._quiet.wait(), grace)
-        if self._open:
-            # Their claims run out, and the sweeper hands them out again.
-            log.warning("stopping with %d deliveries unfinished", self._open)
-        tasks = [*self._workers, *self._preparing]
-        for task in tasks:
+        self._stopping = True
+        async with self._room:
+            self._room.notify_all()  # batches waiting to claim: they claim nothing now
+        await asyncio.gather(*self._preparing, return_exceptions=True)
+        await self._give_back()
+        await self._idle.wait()  # each send is bounded by the transport's timeouts
+        for task in self._senders:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        self._closing = True
+        self._changed.set()
+        await asyncio.gather(self._recording, return_exceptions=True)
+        if self._open:
+            # A claim that could not be given back runs out, and the sweeper hands the
+            # delivery out again.
+            log.warning("stopped with %d deliveries unfinished", self._open)
+
+    async def _give_back(self) -> None:
+        held, self._held = self._held, []
+        while not self._queue.empty():
+            held.append(self._queue.get_nowait())
+        if not held:
+            return
+        claims = {c.job.delivery.id: c.attempt for c in held}
+        why = "given back unsent: the worker stopped"
+        try:
+            await asyncio.to_thread(self.deliverer._release, claims)
+        except Exception:
+            log.exception("giving back %d claims failed; their leases run out", len(held))
+            why = "left claimed: the worker stopped"
+        for c in held:
+            self._finish(c.ticket, [Outcome(c.job.delivery.id, "skipped", why)])
 
     def _finish(self, ticket: Ticket, outcomes: list[Outcome]) -> None:
         ticket.finish(outcomes)
@@ -514,7 +561,9 @@ class Feed:
         if not jobs:
             return [], {}, {}
         async with self._room:
-            await self._room.wait_for(self._has_room)
+            await self._room.wait_for(lambda: self._stopping or self._has_room())
+            if self._stopping:
+                return [], {}, {}
             self._claiming += len(jobs)
         try:
             ready, later, errors = await d._pace(jobs)
@@ -532,29 +581,51 @@ class Feed:
 
     async def _sender(self) -> None:
         """One connection's worth of sending: the next claimed delivery, for ever."""
-        d = self.deliverer
-        stale = timedelta(seconds=d.settings.lease_seconds / 2)
         while True:
             item = await self._queue.get()
             if self._has_room():
                 async with self._room:
                     self._room.notify_all()
+            if self._stopping:
+                self._held.append(item)  # close() gives it back
+                continue
             self._busy += 1
+            self._idle.clear()
             try:
-                if d.clock() - item.at > stale:
-                    # Its lease may run out while it is on the wire, and the sweeper hand
-                    # it out again: better late than twice.
-                    why = "not sent: it waited in the worker for half its lease"
-                    attempt = d._unsent(item.job, item.attempt, why)
-                else:
-                    attempt = await d._send(item.job, item.attempt)
+                attempt = await self._attempt(item)
+            except Exception as exc:
+                # A bug: the letter is tried again later, never left claimed for ever, and
+                # whoever waits for it still hears.
+                log.exception("delivery %s: sending failed", item.job.delivery.id)
+                attempt = self.deliverer._unsent(item.job, item.attempt, f"{type(exc).__name__}")
             finally:
                 self._busy -= 1
+                if not self._busy:
+                    self._idle.set()
+            if attempt is None:
+                continue
             self._results.append((attempt, item.ticket))
             # The recorder wakes for the first result (it then waits RECORD_LINGER at
             # most) and when the batch is full or nothing is left to send; not for each.
             if len(self._results) == 1 or self._record_now():
                 self._changed.set()
+
+    async def _attempt(self, item: _Claimed) -> Attempt | None:
+        """Send one claimed delivery; None if its claim was taken over before it left."""
+        d = self.deliverer
+        if d.clock() - item.at > timedelta(seconds=d.settings.lease_seconds / 2):
+            # It waited long in the worker: its lease might run out while it is on the
+            # wire, and the sweeper hand it out again. A fresh lease first, or not at all.
+            renewed = await asyncio.to_thread(d._renew, {item.job.delivery.id: item.attempt})
+            if item.job.delivery.id not in renewed:
+                log.warning(
+                    "delivery %s was not sent: its claim had been taken over",
+                    item.job.delivery.id,
+                )
+                outcome = Outcome(item.job.delivery.id, "lost", "its claim had been taken over")
+                self._finish(item.ticket, [outcome])
+                return None
+        return await d._send(item.job, item.attempt)
 
     async def _recorder(self) -> None:
         """Record results in batches, behind the senders."""
@@ -564,13 +635,17 @@ class Feed:
                 await asyncio.wait_for(self._changed.wait(), 1.0)
             self._changed.clear()
             if not self._results:
+                if self._closing:
+                    return
                 continue
-            if not self._record_now():
+            if not self._record_now() and not self._closing:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), RECORD_LINGER)
                 self._changed.clear()
             batch, self._results = self._results, []
             await self._record(batch)
+            if self._closing and not self._results:
+                return
 
     def _has_room(self) -> bool:
         return self._queue.qsize() + self._claiming < self.senders

@@ -15,7 +15,7 @@ Every function here flushes and never commits: the caller owns the transaction
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -358,6 +358,53 @@ def claim(
         attempts = {d.id: d.attempts + 1 for d in batch}
         won.update((i, attempts[i]) for i in moved)
     return won
+
+
+def renew(
+    session: Session, claims: Mapping[int, int], *, now: datetime, lease: timedelta
+) -> set[int]:
+    """A new lease from `now` for each claim ({id: attempt}) its holder still has: the ids
+    renewed. One whose claim was taken over (its lease ran out, the sweeper handed it
+    out again) is not, and must not be sent."""
+    if not claims:
+        return set()
+    table = _DELIVERY
+    rows = session.execute(
+        update(table)
+        .where(
+            tuple_(table.c.id, table.c.attempts).in_(list(claims.items())),
+            table.c.status == DeliveryStatus.sending.value,
+        )
+        .values(lease_until=now + lease)
+        .returning(table.c.id)
+    )
+    return {row[0] for row in rows}
+
+
+def release(session: Session, claims: Mapping[int, int], *, now: datetime) -> list[int]:
+    """Give back claims ({id: attempt}) whose message never left: each delivery waits
+    again, due now, its attempt not counted; the ids given back. One whose claim was
+    taken over meanwhile is left to its new holder."""
+    given: list[int] = []
+    for status, group in (
+        (DeliveryStatus.queued, {i: n for i, n in claims.items() if n <= 1}),
+        (DeliveryStatus.retrying, {i: n for i, n in claims.items() if n > 1}),
+    ):
+        given += transition_many(
+            session,
+            Delivery,
+            list(group),
+            status,
+            expect=DeliveryStatus.sending,
+            where=(tuple_(Delivery.id, Delivery.attempts).in_(list(group.items())),),
+            values={
+                "attempts": Delivery.attempts - 1,
+                "lease_until": None,
+                "next_attempt_at": now,
+            },
+            detail="given back unsent: its worker stopped",
+        )
+    return given
 
 
 @dataclass(frozen=True, slots=True)

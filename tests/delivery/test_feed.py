@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -207,7 +207,8 @@ def test_letters_claimed_by_a_process_that_dies_go_once_after_a_sweep(
         taken = await asyncio.wait_for(feed.take(ids), 30)
         assert {o.result for o in taken} == {"sending"}
         await until(lambda: len(held.started) == 2, "two on the wire")
-        await feed.close(grace=0)  # the process is gone: nothing sent or recorded
+        # The process is gone: asyncio.run() cancels the Feed's tasks as they are, with
+        # nothing sent, given back or recorded.
 
     asyncio.run(dies())
     assert {s for s, _, _ in states(two).values()} == {"sending"}
@@ -231,9 +232,11 @@ def test_letters_claimed_by_a_process_that_dies_go_once_after_a_sweep(
     assert held.finished == []
 
 
-def test_a_claim_that_waited_half_its_lease_is_not_sent_but_retried(
+def test_a_claim_that_waited_half_its_lease_is_sent_on_a_fresh_lease(
     session: Session, two: Settings
 ) -> None:
+    # Its attempt is not spent unsent (on a last attempt that would fail a letter never
+    # tried): the lease is renewed, then the letter goes.
     ids = letters(session, two, 3)
     now = [utcnow()]
     transport = Held(hold_all=True)
@@ -250,12 +253,108 @@ def test_a_claim_that_waited_half_its_lease_is_not_sent_but_retried(
     asyncio.run(main())
 
     after = states(two)
-    assert [after[i][:2] for i in ids] == [("sent", 1)] + [("retrying", 1)] * (len(ids) - 1)
-    assert len(transport.started) == 1
+    assert [after[i][:2] for i in ids] == [("sent", 1)] * len(ids)
+    assert len(transport.started) == len(ids)
+
+
+def test_a_stale_claim_taken_over_meanwhile_is_not_sent(session: Session, two: Settings) -> None:
+    ids = letters(session, two, 3)
+    mid = {i: m for i, (_, _, m) in states(two).items()}
+    now = [utcnow()]
+    transport = Held(hold_all=True)
+
+    async def main() -> None:
+        feed = Feed(deliverer(two, transport, clock=lambda: now[0]), senders=1)
+        await asyncio.wait_for(feed.take(ids), 30)
+        await until(lambda: len(transport.started) == 1, "one on the wire")
+        # The whole lease goes by, and a sweep hands every one out to another worker.
+        now[0] += timedelta(seconds=two.lease_seconds + 1)
+        other = deliverer(two, Held(), clock=lambda: now[0])
+        assert sorted(await in_thread(other.sweep)) == ids
+        transport.let_go()
+        await feed.close(grace=None)
+
+    asyncio.run(main())
+
+    # Only the one already on the wire went from here; the sweep gave the others back to
+    # the queue (interrupted), for whoever takes them next.
+    assert transport.started == [mid[ids[0]]]
+    after = states(two)
+    assert [after[i][:2] for i in ids] == [("retrying", 1)] * len(ids)
+
+
+def test_closing_sends_what_is_on_the_wire_gives_back_the_rest_and_records_all(
+    session: Session, two: Settings
+) -> None:
+    ids = letters(session, two, 6)
+    mid = {i: m for i, (_, _, m) in states(two).items()}
+    # The first goes at once; the second is held on the wire (a slow server).
+    transport = Held(hold=[mid[i] for i in ids[1:]])
+
+    async def main() -> None:
+        feed = Feed(deliverer(two, transport), senders=2)
+        await asyncio.wait_for(feed.take(ids), 30)
+        await until(lambda: mid[ids[0]] in transport.finished, "the first sent")
+        await until(lambda: len(transport.started) == 3, "two more on the wire")
+        closing = asyncio.ensure_future(feed.close(grace=0))
+        await asyncio.sleep(0.2)  # close() waits for the messages on the wire…
+        assert not closing.done()
+        transport.let_go(mid[ids[1]], mid[ids[2]])  # …which the server then takes
+        await asyncio.wait_for(closing, 30)
+
+    asyncio.run(main())
+
+    # Every message that left is recorded sent (a sweep will not send it again); the
+    # rest wait again, their attempt not counted, and none of them left.
+    after = states(two)
+    assert [after[i][:2] for i in ids[:3]] == [("sent", 1)] * 3
+    assert [after[i][:2] for i in ids[3:]] == [("queued", 0)] * len(ids[3:])
+    assert sorted(transport.started) == sorted(mid[i] for i in ids[:3])
     with session_factory(engine_for(two.database_url))() as check:
         details = check.scalars(
             select(StatusEvent.detail).where(
-                StatusEvent.delivery_id == ids[1], StatusEvent.to_status == "retrying"
+                StatusEvent.delivery_id == ids[3], StatusEvent.to_status == "queued"
             )
         ).all()
-    assert details == ["not sent: it waited in the worker for half its lease"]
+    assert details == ["given back unsent: its worker stopped"]
+
+    # And the next sweep hands them out, each sent once.
+    transport_again = Held()
+    again = deliverer(two, transport_again)
+
+    async def sweep_and_send() -> None:
+        swept = await in_thread(again.sweep)
+        assert sorted(swept) == ids[3:]
+        assert {o.result for o in await again.deliver_many(swept)} == {"sent"}
+
+    asyncio.run(sweep_and_send())
+    assert sorted(transport_again.started) == sorted(mid[i] for i in ids[3:])
+
+
+def test_a_bug_in_sending_one_letter_stops_neither_its_sender_nor_its_caller(
+    session: Session, two: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = letters(session, two, 4)
+    transport = Held()
+    d = deliverer(two, transport)
+    real = d._send
+    broken = ids[1]
+
+    async def send(job: Any, attempt: int) -> Any:
+        if job.delivery.id == broken:
+            raise RuntimeError("a bug")
+        return await real(job, attempt)
+
+    monkeypatch.setattr(d, "_send", send)
+
+    async def main() -> list[str]:
+        feed = Feed(d, senders=1)
+        ticket = feed.submit(ids)
+        await asyncio.wait_for(ticket.done.wait(), 30)
+        await feed.close(grace=None)
+        return [o.result for o in ticket.results()]
+
+    results = asyncio.run(main())
+
+    assert results == ["retrying" if i == broken else "sent" for i in ids]
+    assert states(two)[broken][:2] == ("retrying", 1)
