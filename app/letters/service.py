@@ -231,15 +231,25 @@ def _make_way(session: Session, *, appeal: Appeal, digest: str) -> None:
     if existing is None:
         return
     existing_id, status = existing
+    # Each statement checks the status it was read with: the address may have confirmed
+    # its letter a moment ago, and a confirmed letter is never deleted or set aside.
     if status in REPLACEABLE:
         # Never confirmed, or declined by a moderator, so nothing went out: the new
         # signature takes its place (and whoever typed someone else's address cannot
         # lock the real owner out).
-        session.execute(delete(_LETTER).where(_LETTER.c.id == existing_id))
+        done = session.execute(
+            delete(_LETTER).where(_LETTER.c.id == existing_id, _LETTER.c.status.in_(REPLACEABLE))
+        )
     elif status in SET_ASIDE:
         # Expired or withdrawn: it keeps its place in the counts, without the hash.
-        session.execute(update(_LETTER).where(_LETTER.c.id == existing_id).values(email_hash=None))
+        done = session.execute(
+            update(_LETTER)
+            .where(_LETTER.c.id == existing_id, _LETTER.c.status.in_(SET_ASIDE))
+            .values(email_hash=None)
+        )
     else:
+        raise DuplicateSignature()
+    if done.rowcount != 1:  # type: ignore[attr-defined]
         raise DuplicateSignature()
     # The session may hold the old letter (a test, a page that showed it): it is gone or
     # changed underneath, so the session lets go of it.

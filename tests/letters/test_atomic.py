@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import engine_for, session_factory, session_scope
+from app.core.errors import DuplicateSignature
 from app.delivery import service as delivery
 from app.letters import service
 from app.letters.schemas import SignatureIn
-from app.models import Appeal, Delivery, Letter, LetterTally, utcnow
+from app.models import Appeal, Delivery, Letter, LetterStatus, LetterTally, utcnow
 from tests.appeals.factories import make_appeal
-from tests.letters.factories import signature
+from tests.letters.factories import sign, signature
 
 
 class DiskFull(Exception):
@@ -74,3 +75,45 @@ def test_the_same_address_signing_at_the_same_moment_gets_409_and_stores_nothing
     assert confirmation.letter_id == letter.id
     tally = session.scalar(select(func.sum(LetterTally.n)))
     assert tally == 1
+
+
+def test_a_letter_confirmed_while_the_address_signs_again_is_kept(
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The new signature read the old letter as unconfirmed; the supporter confirms it
+    # before the old letter is deleted. The confirmed letter must stay, whole.
+    appeal = make_appeal(session)
+    first = sign(session, appeal, settings)
+    session.commit()
+    first_id = first.id
+    read = service._make_way
+
+    def confirmed_meanwhile(s: Session, **kwargs: object) -> None:
+        real_execute = s.execute
+
+        def execute(statement: object, *args: object, **kw: object) -> object:
+            if getattr(statement, "is_delete", False):
+                # The confirmation lands between the read and the delete.
+                real_execute(
+                    update(Letter)
+                    .where(Letter.id == first_id)
+                    .values(status=LetterStatus.queued)
+                    .execution_options(synchronize_session=False)
+                )
+            return real_execute(statement, *args, **kw)  # type: ignore[call-overload]
+
+        monkeypatch.setattr(s, "execute", execute)
+        try:
+            read(s, **kwargs)  # type: ignore[arg-type]
+        finally:
+            monkeypatch.setattr(s, "execute", real_execute)
+
+    monkeypatch.setattr(service, "_make_way", confirmed_meanwhile)
+    with pytest.raises(DuplicateSignature):
+        sign(session, appeal, settings, name="Ada Again")
+    session.rollback()
+
+    session.expire_all()
+    [letter] = session.scalars(select(Letter)).all()
+    assert letter.id == first_id
+    assert letter.signer_name == "Ada Example"
