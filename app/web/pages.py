@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from babel import Locale
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from app.appeals import letter as appeal_letter
 from app.appeals import service as appeals
@@ -195,14 +196,28 @@ def appeal_page(request: Request, session: SessionDep, slug: str) -> HTMLRespons
     return _appeal_page(request, session, appeal, form={}, errors={})
 
 
+async def posted_form(request: Request) -> FormData:
+    """The form's fields, read in the event loop (where reading the body belongs), so the
+    page itself can run on a worker thread."""
+    return await request.form()
+
+
 @router.post("/a/{slug}", response_class=HTMLResponse)
-async def sign_page(
-    request: Request, session: SessionDep, settings: SettingsDep, slug: str, _limit: SigningLimit
+def sign_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    slug: str,
+    _limit: SigningLimit,
+    posted: Annotated[FormData, Depends(posted_form)],
 ) -> HTMLResponse:
     """The signing form without JavaScript: errors re-render the form with what was typed;
-    a bot (honeypot, or too fast) gets the page a person would, and nothing happens."""
+    a bot (honeypot, or too fast) gets the page a person would, and nothing happens.
+
+    A plain `def`, so the database and Redis are used on a worker thread, never in the
+    event loop: on SQLite a write waits there for the one writer, and in the event loop
+    it would hold up every request of the process, the writer's own commit included."""
     appeal = appeals.get_appeal(session, slug, include_drafts=False)
-    posted = await request.form()
     form = {name: str(posted.get(name, "")) for name in FORM_FIELDS}
     data: dict[str, Any] = {k: v for k, v in form.items() if v != ""}
     for box in CHECKBOXES:
