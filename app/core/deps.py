@@ -10,10 +10,12 @@ on their own.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import FormData
 
 from app.core import auth, security
 from app.core.auth import Principal
@@ -45,6 +47,18 @@ async def settings_dep(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
+
+
+async def posted_form(request: Request) -> AsyncIterator[FormData]:
+    """The posted form, read in the event loop, where reading a body belongs, so that a
+    page taking it can be a plain `def` and use the database on a worker thread. In the
+    event loop, a write waiting for SQLite's one writer (or an organiser's password being
+    checked) would hold up every request of the process. Its uploads are closed after."""
+    async with request.form() as form:
+        yield form
+
+
+PostedForm = Annotated[FormData, Depends(posted_form)]
 
 
 def client_host(request: Request) -> str | None:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.core.auth import Principal
 from app.core.db import SessionDep
-from app.core.deps import LoggedIn, LoggedInAdmin, session_token
+from app.core.deps import LoggedIn, LoggedInAdmin, PostedForm, session_token
 from app.core.errors import InvalidInput
 from app.core.params import RowId
 from app.core.security import PASSWORD_MIN
@@ -58,9 +58,10 @@ def account(request: Request, session: SessionDep, who: LoggedIn) -> Response:
 
 
 @router.post("/dashboard/account/password", response_class=HTMLResponse)
-async def change_password(request: Request, session: SessionDep, who: LoggedIn) -> Response:
+def change_password(
+    request: Request, session: SessionDep, who: LoggedIn, form: PostedForm
+) -> Response:
     """Change one's own password; every other login session of the account ends."""
-    form = await request.form()
     field = {
         name: str(form.get(name, ""))
         for name in ("current_password", "new_password", "repeat_password")
@@ -81,9 +82,10 @@ async def change_password(request: Request, session: SessionDep, who: LoggedIn) 
 
 
 @router.post("/dashboard/tokens", response_class=HTMLResponse)
-async def create_token(request: Request, session: SessionDep, who: LoggedInAdmin) -> Response:
+def create_token(
+    request: Request, session: SessionDep, who: LoggedInAdmin, form: PostedForm
+) -> Response:
     """A new API token, shown on the page this once (only its hash is kept)."""
-    form = await request.form()
     name = " ".join(str(form.get("name", "")).split())[:TOKEN_NAME_MAX]
     slug = str(form.get("organisation", ""))
     organisation = organisers.get_organisation(session, slug) if slug else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from app.appeals import files, form, templating, texts
 from app.appeals import service as appeals
@@ -23,7 +23,7 @@ from app.core import paths
 from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.deps import Admin, SettingsDep
+from app.core.deps import Admin, PostedForm, SettingsDep
 from app.core.errors import InvalidInput, error_text, field_name
 from app.core.files import download_headers
 from app.letters import samples
@@ -129,8 +129,7 @@ def edit_appeal(request: Request, who: Admin, appeal: OrganiserAppeal) -> Respon
     return _editor(request, who, appeal=appeal, parsed=form.parse(values))
 
 
-async def _submitted(request: Request) -> dict[str, str]:
-    sent = await request.form()
+def _submitted(sent: FormData) -> dict[str, str]:
     return {name: value for name, value in sent.multi_items() if isinstance(value, str)}
 
 
@@ -193,25 +192,30 @@ def _submit(
 
 
 @router.post("/dashboard/appeals/new", response_class=HTMLResponse)
-async def create_appeal(
-    request: Request, session: SessionDep, settings: SettingsDep, who: Admin
+def create_appeal(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    who: Admin,
+    posted: PostedForm,
 ) -> Response:
     """The new appeal's form sent: saved as a draft, or sent back (a row added, a
     preview, errors by their fields)."""
-    return _submit(request, session, settings, who, await _submitted(request), None)
+    return _submit(request, session, settings, who, _submitted(posted), None)
 
 
 @router.post("/dashboard/{slug}/edit", response_class=HTMLResponse)
-async def update_appeal(
+def update_appeal(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     who: Admin,
     appeal: OrganiserAppeal,
+    posted: PostedForm,
 ) -> Response:
     """The appeal's form sent: saved, or sent back. Letters already signed keep the text
     they were signed with: only new signatures get the new letter."""
-    return _submit(request, session, settings, who, await _submitted(request), appeal)
+    return _submit(request, session, settings, who, _submitted(posted), appeal)
 
 
 @router.get("/dashboard/{slug}/appeal.yaml")
@@ -229,16 +233,15 @@ def download(who: Admin, appeal: OrganiserAppeal) -> Response:
 
 
 @router.post("/dashboard/appeals/upload", response_class=HTMLResponse)
-async def upload(request: Request, session: SessionDep, who: Admin) -> Response:
+def upload(request: Request, session: SessionDep, who: Admin, posted: PostedForm) -> Response:
     """An appeal file uploaded: creates the appeal or updates the one with its slug, as
     `outcry appeal import` does. Errors come back on the page, by field."""
     lang = web.ui_language(request)
     content = b""
-    # Closed on leaving: the upload's spooled file goes with it.
-    async with request.form() as sent:
-        file = sent.get("file")
-        if isinstance(file, UploadFile):
-            content = await file.read(UPLOAD_MAX + 1)
+    # PostedForm closes the upload's spooled file once the page is done.
+    file = posted.get("file")
+    if isinstance(file, UploadFile):
+        content = file.file.read(UPLOAD_MAX + 1)
     errors: dict[str, str] = {}
     if not content or len(content) > UPLOAD_MAX:
         errors = {"file": explain.reason("yaml", {}, lang, "choose an appeal file")}
@@ -287,10 +290,14 @@ def status_page(request: Request, who: Admin, appeal: OrganiserAppeal, to: str =
 
 
 @router.post("/dashboard/{slug}/status")
-async def change_status(
-    request: Request, session: SessionDep, who: Admin, appeal: OrganiserAppeal
+def change_status(
+    request: Request,
+    session: SessionDep,
+    who: Admin,
+    appeal: OrganiserAppeal,
+    posted: PostedForm,
 ) -> Response:
     """The button on the status page: open, close or reopen the appeal."""
-    to = str((await request.form()).get("to", ""))
+    to = str(posted.get("to", ""))
     appeals.set_status(session, appeal=appeal, status=_status_target(to), by=who.label)
     return redirect_back(request, f"/dashboard/{appeal.slug}", f"status-{to}")

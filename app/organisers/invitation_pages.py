@@ -21,6 +21,7 @@ from app.core.deps import (
     CSRF_FIELD,
     LOGIN_COOKIE,
     LoggedInAdmin,
+    PostedForm,
     SettingsDep,
     login_csrf,
     session_token,
@@ -74,11 +75,14 @@ def _organisation(session: SessionDep, slug: str) -> Any:
 
 
 @router.post("/dashboard/account/organisers/invite", response_class=HTMLResponse)
-async def invite(
-    request: Request, session: SessionDep, settings: SettingsDep, who: LoggedInAdmin
+def invite(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    who: LoggedInAdmin,
+    sent: PostedForm,
 ) -> Response:
     """Invite someone by e-mail (the e-mail goes through the outbox)."""
-    sent = await request.form()
     email = str(sent.get("email", "")).strip()
     slug = str(sent.get("organisation", ""))
     lang = web.ui_language(request)
@@ -104,11 +108,15 @@ async def invite(
 
 
 @router.post("/dashboard/account/organisers/{organiser_id}/scope")
-async def rescope(
-    request: Request, session: SessionDep, who: LoggedInAdmin, organiser_id: RowId
+def rescope(
+    request: Request,
+    session: SessionDep,
+    who: LoggedInAdmin,
+    organiser_id: RowId,
+    posted: PostedForm,
 ) -> Response:
     """Make an account an admin's or a union's (its sessions end, so it holds at once)."""
-    slug = str((await request.form()).get("organisation", ""))
+    slug = str(posted.get("organisation", ""))
     accounts.rescope_organiser(
         session,
         accounts.get_organiser(session, organiser_id),
@@ -179,12 +187,15 @@ def invitation_page(request: Request, session: SessionDep, token: str) -> Respon
 
 
 @router.post("/invitations/{token}", response_class=HTMLResponse)
-async def accept_invitation(
-    request: Request, session: SessionDep, settings: SettingsDep, token: str
+def accept_invitation(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: str,
+    sent: PostedForm,
 ) -> Response:
     """The password chosen: the account is made, the link is spent, and the invitee is
     logged in."""
-    sent = await request.form()
     field = {n: str(sent.get(n, "")) for n in ("new_password", "repeat_password", CSRF_FIELD)}
     expected = login_csrf(request)
     if not expected or not secrets.compare_digest(expected, field[CSRF_FIELD]):

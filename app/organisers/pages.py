@@ -24,6 +24,7 @@ from app.core.deps import (
     LOGIN_COOKIE,
     Admin,
     Organiser,
+    PostedForm,
     SettingsDep,
     clear_session_cookie,
     login_csrf,
@@ -158,15 +159,15 @@ def login_limit(request: Request, settings: SettingsDep) -> None:
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(
+def login(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     _limit: Annotated[None, Depends(login_limit)],
+    form: PostedForm,
 ) -> Response:
     """Check the password and set the session cookie; the form's CSRF token must match
     its cookie (so nobody can log a browser into their own account from elsewhere)."""
-    form = await request.form()
     field = {name: str(form.get(name, "")) for name in ("email", "password", "next", CSRF_FIELD)}
     expected = login_csrf(request)
     if not expected or not secrets.compare_digest(expected, field[CSRF_FIELD]):
@@ -283,15 +284,16 @@ def moderation_page(
 
 
 @router.post("/dashboard/{slug}/moderation/release")
-async def release_group(
+def release_group(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     who: Organiser,
     appeal: OrganiserAppeal,
+    posted: PostedForm,
 ) -> Response:
     """Approve every letter the flood guard held for one reason (the form's `reason`)."""
-    reason = str((await request.form()).get("reason", ""))
+    reason = str(posted.get("reason", ""))
     if not reason:
         raise InvalidInput({"reason": "must name a group of held letters"})
     n = moderation.approve_group(
@@ -324,12 +326,16 @@ def purge_page(
 
 
 @router.post("/dashboard/{slug}/purge")
-async def purge(
-    request: Request, session: SessionDep, who: Admin, appeal: OrganiserAppeal
+def purge(
+    request: Request,
+    session: SessionDep,
+    who: Admin,
+    appeal: OrganiserAppeal,
+    posted: PostedForm,
 ) -> Response:
     """Anonymise a closed appeal's finished letters (before the form's `before` day, if
     given); every count stays."""
-    before = str((await request.form()).get("before", ""))
+    before = str(posted.get("before", ""))
     cutoff = params.parse_bound(before, field="before")
     done = privacy.purge_appeal(session, appeal=appeal, now=utcnow(), before=cutoff, by=who.label)
     return redirect_back(request, f"/dashboard/{appeal.slug}", f"purged-{done.erased}")
@@ -398,12 +404,15 @@ def bounce_page(
 
 
 @router.post("/dashboard/{slug}/bounces/retry")
-async def retry_bounces(
-    request: Request, session: SessionDep, who: Organiser, appeal: OrganiserAppeal
+def retry_bounces(
+    request: Request,
+    session: SessionDep,
+    who: Organiser,
+    appeal: OrganiserAppeal,
+    form: PostedForm,
 ) -> Response:
     """The retry button beside an address that bounced: its letters go out again, to the
     targets' addresses as they are now."""
-    form = await request.form()
     recipient = form.get("recipient", "")
     inbox.retry_bounced(
         session,

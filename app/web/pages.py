@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from babel import Locale
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
-from starlette.datastructures import FormData
 
 from app.appeals import letter as appeal_letter
 from app.appeals import service as appeals
 from app.core import i18n, security
 from app.core.db import SessionDep
-from app.core.deps import SettingsDep, client_host
+from app.core.deps import PostedForm, SettingsDep, client_host
 from app.core.errors import InvalidInput, OutcryError
 from app.core.text import countries
 from app.delivery import compose
@@ -196,12 +195,6 @@ def appeal_page(request: Request, session: SessionDep, slug: str) -> HTMLRespons
     return _appeal_page(request, session, appeal, form={}, errors={})
 
 
-async def posted_form(request: Request) -> FormData:
-    """The form's fields, read in the event loop (where reading the body belongs), so the
-    page itself can run on a worker thread."""
-    return await request.form()
-
-
 @router.post("/a/{slug}", response_class=HTMLResponse)
 def sign_page(
     request: Request,
@@ -209,7 +202,7 @@ def sign_page(
     settings: SettingsDep,
     slug: str,
     _limit: SigningLimit,
-    posted: Annotated[FormData, Depends(posted_form)],
+    posted: PostedForm,
 ) -> HTMLResponse:
     """The signing form without JavaScript: errors re-render the form with what was typed;
     a bot (honeypot, or too fast) gets the page a person would, and nothing happens.

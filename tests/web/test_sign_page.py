@@ -1,4 +1,4 @@
-"""The signing form's page does its database and Redis work off the event loop."""
+"""Pages that take a form do their database, Redis and password work off the event loop."""
 
 from __future__ import annotations
 
@@ -10,8 +10,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.letters import service as letters
+from app.organisers import service as organisers
 from tests.appeals.factories import make_appeal
 from tests.letters.factories import form_data
+from tests.organisers.factories import log_in, make_world
+
+
+def in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def test_the_form_signs_on_a_worker_thread_not_in_the_event_loop(
@@ -25,14 +35,28 @@ def test_the_form_signs_on_a_worker_thread_not_in_the_event_loop(
     real = letters.sign_letter
 
     def sign_letter(*args: Any, **kwargs: Any) -> Any:
-        try:
-            asyncio.get_running_loop()
-            loops.append(True)
-        except RuntimeError:
-            loops.append(False)
+        loops.append(in_event_loop())
         return real(*args, **kwargs)
 
     monkeypatch.setattr(letters, "sign_letter", sign_letter)
     answer = client.post("/a/free-them", data=form_data(client), headers={"Accept": "text/html"})
     assert answer.status_code == 201, answer.text
+    assert loops == [False]
+
+
+def test_logging_in_checks_the_password_on_a_worker_thread(
+    session: Session, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A password check takes tens of milliseconds of CPU, and a login writes its session:
+    # in the event loop, each would hold up every signature of the process.
+    make_world(session, accounts=True)
+    loops: list[bool] = []
+    real = organisers.log_in
+
+    def log_in_recorded(*args: Any, **kwargs: Any) -> Any:
+        loops.append(in_event_loop())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(organisers, "log_in", log_in_recorded)
+    log_in(client, "admin@example.org")
     assert loops == [False]
