@@ -448,11 +448,6 @@ class Feed:
         for task in (*self._senders, self._recording):
             task.add_done_callback(_said_why)
 
-    @property
-    def unfinished(self) -> int:
-        """Ids handed in and not yet finished."""
-        return self._open
-
     def submit(self, ids: Sequence[int]) -> Ticket:
         """Start delivering `ids` (each once) in batches of CHUNK; the ticket tells how far."""
         ticket = Ticket(list(dict.fromkeys(ids)))
