@@ -167,6 +167,11 @@ async def admitted(request: Request) -> AsyncIterator[None]:
 Admitted = Annotated[None, Depends(admitted)]
 
 
+# session.info keys: delivery ids to enqueue after the commit (delivery.service puts them
+# there), and those commit_now() has already committed.
+ENQUEUE, COMMITTED = "enqueue", "committed"
+
+
 class _Dispatcher(Protocol):  # app.delivery.dispatch's, which core does not import
     def enqueue(self, ids: Sequence[int]) -> None: ...
 
@@ -174,7 +179,7 @@ class _Dispatcher(Protocol):  # app.delivery.dispatch's, which core does not imp
 async def get_session(request: Request, _turn: Admitted) -> AsyncIterator[Session]:
     """The request's session; committed when the route returns, rolled back on error.
 
-    Delivery ids the services asked to enqueue (session.info["enqueue"]) are handed
+    Delivery ids the services asked to enqueue (session.info[ENQUEUE]) are handed
     to the dispatcher only after the commit, so a rolled-back letter enqueues nothing.
 
     async, so that opening the session (no I/O: it connects when first used) takes no
@@ -189,15 +194,57 @@ async def get_session(request: Request, _turn: Admitted) -> AsyncIterator[Sessio
         # Shielded: a request cancelled (its client gone) still gives its connection back.
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_roll_back, session)
+        # What commit_now() committed before the failure stays committed: send it.
+        _enqueue(session, request.app.state.dispatcher, key=COMMITTED)
         raise
+    if _settled(session):
+        # The route committed on its own thread (commit_now): nothing is left to do that
+        # waits on the database, so no worker thread is taken for it.
+        _close_and_enqueue(session, request.app.state.dispatcher)
+        return
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(_commit, session, request.app.state.dispatcher)
+
+
+def commit_now(session: Session) -> None:
+    """Commit the request's work now, on the route's thread, instead of after it returns.
+
+    For the busiest writes (a signature): the commit then follows the INSERTs on the same
+    thread, with no hop back to the event loop and out to another worker thread between
+    them, which under a crowd waits its turn behind every other request. SQLite's one
+    write lock (and a PostgreSQL transaction's row locks) are held from the first write
+    until the commit, so that wait was a wait for every other writer too (issue 10).
+    Anything the route does afterwards in the session begins a new transaction, which
+    get_session() commits as usual; ids to enqueue still go after the commit, even if
+    the request then fails."""
+    session.commit()
+    session.info.setdefault(COMMITTED, []).extend(session.info.pop(ENQUEUE, []))
+
+
+def _settled(session: Session) -> bool:
+    """True if the session holds nothing to commit. Adding or changing an object begins a
+    transaction too, so "no transaction" covers all of it."""
+    return not session.in_transaction()
+
+
+def _close_and_enqueue(session: Session, dispatcher: _Dispatcher) -> None:
+    """In the event loop: closing a session with no transaction does no I/O (it lets go of
+    its objects), and enqueueing only drops ids in the dispatcher's list."""
+    session.close()
+    _enqueue(session, dispatcher)
 
 
 def _commit(session: Session, dispatcher: _Dispatcher) -> None:
     """Commit (else roll back) and close, as session_scope() does; then enqueue."""
     _commit_and_close(session)
-    ids = session.info.pop("enqueue", [])
+    _enqueue(session, dispatcher)
+
+
+def _enqueue(session: Session, dispatcher: _Dispatcher, *, key: str = "") -> None:
+    """Hand the committed deliveries' ids to the dispatcher: those commit_now() committed,
+    and unless `key` names only those, the ids the services asked for (session.info)."""
+    keys = (key,) if key else (COMMITTED, ENQUEUE)
+    ids = [i for k in keys for i in session.info.pop(k, [])]
     if ids:
         dispatcher.enqueue(ids)
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from app.audit import service as audit
 from app.core import security
+from app.core.db import ENQUEUE
 from app.core.errors import DeliveryNotFailed, NotFound
 from app.delivery.messages import message_id
 from app.models import (
@@ -47,12 +48,12 @@ WAITING = (DeliveryStatus.queued, DeliveryStatus.retrying)
 
 def enqueue_after_commit(session: Session, ids: Sequence[int]) -> None:
     """Ask for `ids` to be enqueued once the caller's transaction has committed."""
-    session.info.setdefault("enqueue", []).extend(ids)
+    session.info.setdefault(ENQUEUE, []).extend(ids)
 
 
 def take_enqueued(session: Session) -> list[int]:
     """The ids queued with enqueue_after_commit(), cleared."""
-    ids: list[int] = session.info.pop("enqueue", [])
+    ids: list[int] = session.info.pop(ENQUEUE, [])
     return ids
 
 

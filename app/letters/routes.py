@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.appeals.deps import CurrentAppeal
-from app.core.db import SessionDep
+from app.core.db import SessionDep, commit_now
 from app.core.deps import SettingsDep, client_host
 from app.core.errors import error_responses
 from app.core.files import download_headers
@@ -42,6 +42,7 @@ def sign(
         now=utcnow(),
         client=client_host(request),
     )
+    commit_now(session)
     return LetterCreated(
         id=letter.public_id, status=letter.status, status_url=service.status_url(settings, letter)
     )
@@ -53,6 +54,7 @@ def confirm(session: SessionDep, settings: SettingsDep, body: ConfirmIn) -> Lett
     letter, _already = service.confirm_letter(
         session, token=body.token, settings=settings, now=utcnow()
     )
+    commit_now(session)
     return LetterCreated(
         id=letter.public_id, status=letter.status, status_url=service.status_url(settings, letter)
     )

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from app.appeals import letter as appeal_letter
 from app.appeals import service as appeals
 from app.core import i18n, security
-from app.core.db import SessionDep
+from app.core.db import SessionDep, commit_now
 from app.core.deps import PostedForm, SettingsDep, client_host
 from app.core.errors import InvalidInput, OutcryError
 from app.core.text import countries
@@ -241,6 +241,7 @@ def sign_page(
             now=utcnow(),
             client=client_host(request),
         )
+        commit_now(session)
     except ValidationError as exc:
         fields = explain.field_errors(exc.errors(), lang)
         return _appeal_page(
@@ -307,6 +308,7 @@ def confirm_submit(
 ) -> HTMLResponse:
     """The button on the confirmation page: the letter is queued for delivery."""
     letter, already = letters.confirm_letter(session, token=token, settings=settings, now=utcnow())
+    commit_now(session)
     return _confirmed(request, letter, already=already)
 
 
