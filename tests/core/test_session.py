@@ -3,7 +3,7 @@ and a route that commits on its own thread (commit_now) spares the extra thread 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from fastapi import FastAPI, HTTPException
@@ -51,7 +51,7 @@ def _audit(session: Session, action: str) -> None:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Iterator[tuple[FastAPI, Recorder]]:
+def app(settings: Settings) -> tuple[FastAPI, Recorder]:
     app = FastAPI()
     app.state.sessions = session_factory(engine_for(settings.database_url))
     app.state.admission = Admission(4, wait=5)
@@ -96,7 +96,7 @@ def app(settings: Settings) -> Iterator[tuple[FastAPI, Recorder]]:
         enqueue_after_commit(session, [9])
         return {}
 
-    yield app, recorder
+    return app, recorder
 
 
 def _actions(settings: Settings) -> list[str]:
