@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -195,6 +195,9 @@ _LETTER = table_of(Letter)
 # One statement, compiled once per process: the ORM's unit of work took a fifth of a
 # signature's CPU to write the same row (issue 10).
 _INSERT_LETTER = insert(_LETTER).returning(_LETTER.c.id)
+_EARLIER_LETTER = select(_LETTER.c.id, _LETTER.c.status).where(
+    _LETTER.c.appeal_id == bindparam("appeal_id"), _LETTER.c.email_hash == bindparam("digest")
+)
 
 
 def _store(
@@ -223,11 +226,7 @@ def _make_way(session: Session, *, appeal: Appeal, digest: str) -> None:
     """Clear the way for a new signature of the address with this hash, or raise
     DuplicateSignature if its letter has gone (or may go) to the targets."""
     session.flush()  # as the ORM query this was did: what is pending is written first
-    existing = session.execute(
-        select(_LETTER.c.id, _LETTER.c.status).where(
-            _LETTER.c.appeal_id == appeal.id, _LETTER.c.email_hash == digest
-        )
-    ).first()
+    existing = session.execute(_EARLIER_LETTER, {"appeal_id": appeal.id, "digest": digest}).first()
     if existing is None:
         return
     existing_id, status = existing
