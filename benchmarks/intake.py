@@ -1,6 +1,6 @@
 """Intake under a crowd: signing one appeal with unique signers, against its floor.
 
-One run serves three things the same way (app.server.options(), the same number of
+One run serves four things the same way (app.server.options(), the same number of
 processes, side by side on loopback) and loads each in turn with wrk from a second
 process:
 
@@ -9,7 +9,10 @@ process:
                confirmation e-mail's delivery);
   bare         a FastAPI endpoint taking the same body, answering the same shape;
   bare_insert  the same plus one INSERT, committed before the answer: the floor of
-               "accept and keep" (benchmarks/intake_peers.py).
+               "accept and keep";
+  statements   bare plus the round trips an Outcry signature makes (the appeal, the
+               earlier-letter check, the limiter call, both INSERTs) and none of its
+               logic: what Outcry's own I/O costs (benchmarks/intake_peers.py).
 
 For each database and each number of connections it prints the rate, p50 and p99,
 answers by status code, and the 202s against what was stored (letters with their
@@ -56,7 +59,7 @@ REDIS_URL = os.environ.get("OUTCRY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"
 SLUG = "almaty-coach-factory"
 PATH = f"/api/v1/appeals/{SLUG}/letters"
 LUA = Path(__file__).with_name("intake.lua")
-KINDS = ("outcry", "bare", "bare_insert")
+KINDS = ("outcry", "bare", "bare_insert", "statements")
 # The open-loop client reuses a kept-alive connection only if it was idle less than this.
 IDLE_REUSE_SECONDS = 3.0
 
@@ -148,7 +151,7 @@ def stop(server: Server) -> None:
 
 def stored(url: str, kind: str, run: str) -> int:
     """Signatures of this run that were kept: letters with their confirmation delivery
-    (Outcry), or rows (bare_insert)."""
+    (Outcry and statements), or rows (bare_insert)."""
     from sqlalchemy import func, select
 
     from app.core.db import engine_for
@@ -159,7 +162,7 @@ def stored(url: str, kind: str, run: str) -> int:
     with engine_for(url).connect() as conn:
         if kind == "bare_insert":
             query = select(func.count()).where(bench_intake.c.email.like(pattern))
-        elif kind == "outcry":
+        elif kind in ("outcry", "statements"):
             query = (
                 select(func.count(func.distinct(Letter.id)))
                 .join(Delivery, Delivery.letter_id == Letter.id)
@@ -347,7 +350,7 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
                     connections=connections,
                     accepted=data["codes"].get("202", 0),
                     stored=stored(url, kind, run),
-                    letters=letters_of_run(url, run) if kind == "outcry" else None,
+                    letters=letters_of_run(url, run) if kind in ("outcry", "statements") else None,
                     server_cpu_ms=1000 * cpu / max(1, data["requests"]),
                     db_cpu_ms=1000 * pg_cpu / max(1, data["requests"]),
                 )

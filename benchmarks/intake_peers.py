@@ -4,7 +4,15 @@
                same path, answering 202 with the same shape: the web stack's own cost;
   bare_insert  the same plus one INSERT of the signature into a table, committed before
                the answer, on the same engine set-up as Outcry's (pool, SQLite locking):
-               the floor of "accept and keep".
+               the floor of "accept and keep";
+  statements   the same as bare, plus the round trips an Outcry signature makes and
+               nothing else, written as plainly as Core allows: the appeal's row joined
+               with its targets and organisations, the look for an earlier letter of the
+               address, the flood guard's one call to the limiter, the letter's INSERT
+               and its confirmation delivery's, in Outcry's own tables (so its triggers
+               run), committed before the answer. No validation of the address, no letter
+               rendered (a fixed subject and body), no ORM objects, nothing enqueued: the
+               floor of what Outcry does, to tell the cost of its I/O from its logic's.
 
     python benchmarks/intake_peers.py KIND PORT WORKERS
 
@@ -20,7 +28,17 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -88,6 +106,109 @@ def bare_insert() -> FastAPI:
         with engine.begin() as conn:
             conn.execute(insert(bench_intake).values(**row))
         return _created(secrets.token_urlsafe(12))
+
+    return app
+
+
+def statements() -> FastAPI:
+    from app.core import security
+    from app.delivery import ratelimit
+    from app.models import (
+        Appeal,
+        Channel,
+        Delivery,
+        DeliveryStatus,
+        Letter,
+        Organisation,
+        Target,
+        appeal_organisation,
+        table_of,
+    )
+
+    settings = get_settings()
+    engine = engine_for(
+        settings.database_url,
+        pool_size=settings.request_concurrency + POOL_RESERVE,
+        pre_ping=False,
+    )
+    appeal, target, organisation = table_of(Appeal), table_of(Target), table_of(Organisation)
+    link, letter, delivery = appeal_organisation, table_of(Letter), table_of(Delivery)
+    find_appeal = (
+        select(appeal, target, organisation)
+        .outerjoin(target, target.c.appeal_id == appeal.c.id)
+        .outerjoin(link, link.c.appeal_id == appeal.c.id)
+        .outerjoin(organisation, organisation.c.id == link.c.organisation_id)
+        .where(appeal.c.slug == bindparam("slug"))
+    )
+    earlier = select(letter.c.id, letter.c.status).where(
+        letter.c.appeal_id == bindparam("appeal_id"), letter.c.email_hash == bindparam("digest")
+    )
+    insert_letter = insert(letter).returning(letter.c.id)
+    insert_delivery = insert(delivery).returning(delivery.c.id)
+    secret = settings.resolved_secret_key()
+    app = FastAPI()
+
+    @app.post(PATH, status_code=202)
+    def sign(slug: str, form: SignatureIn) -> LetterCreated:
+        now = utcnow()
+        email = form.email.lower()
+        digest = security.derive(secret, "email", email)
+        public_id = secrets.token_urlsafe(12)
+        with engine.begin() as conn:
+            appeal_id = conn.execute(find_appeal, {"slug": slug}).first()[0]  # type: ignore[index]
+            conn.execute(earlier, {"appeal_id": appeal_id, "digest": digest}).first()
+            ratelimit.client_waits(
+                settings.broker_url,
+                [
+                    (f"floor:{appeal_id}:net", 10**9, 3600.0),
+                    (f"floor:{appeal_id}:dom:{email.rpartition('@')[2]}", 10**9, 3600.0),
+                    (f"floor:mailbox:{digest[:12]}", 10**9, 86400.0),
+                ],
+            )
+            letter_id = conn.execute(
+                insert_letter,
+                {
+                    "public_id": public_id,
+                    "key": secrets.token_urlsafe(24),
+                    "appeal_id": appeal_id,
+                    "organisation_id": None,
+                    "language": "en",
+                    "signer_name": form.name,
+                    "signer_email": email,
+                    "email_hash": digest,
+                    "signer_organisation": form.organisation,
+                    "signer_country": form.country,
+                    "signer_city": form.city,
+                    "message": form.message,
+                    "share_email": form.share_email,
+                    "copy_to_me": form.copy_to_me,
+                    "notify_replies": form.notify_replies,
+                    "subject": "A fixed subject",
+                    "body": "A fixed body of a letter.",
+                    "status": LetterStatus.pending_confirmation,
+                    "hold_reason": "",
+                    "rejection_reason": "",
+                    "created_at": now,
+                },
+            ).scalar_one()
+            conn.execute(
+                insert_delivery,
+                {
+                    "letter_id": letter_id,
+                    "appeal_id": appeal_id,
+                    "channel": Channel.confirmation,
+                    "recipients": [email],
+                    "cc": [],
+                    "status": DeliveryStatus.queued,
+                    "attempts": 0,
+                    "max_attempts": 8,
+                    "next_attempt_at": now,
+                    "accepted": [],
+                    "message_id": f"<{public_id}@example.net>",
+                    "created_at": now,
+                },
+            )
+        return _created(public_id)
 
     return app
 
