@@ -1,8 +1,8 @@
 """Intake under a crowd: signing one appeal with unique signers, against its floor.
 
 One run serves four things the same way (app.server.options(), the same number of
-processes, side by side on loopback) and loads each in turn with wrk from a second
-process:
+processes, on loopback) and loads each in turn with wrk from a second process, each
+server started and warmed up for its own measurement and stopped after it:
 
   outcry       `outcry serve`: POST /api/v1/appeals/{slug}/letters, the demo appeal
                (confirmation required, so each signature stores its letter and its
@@ -45,6 +45,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,6 +149,21 @@ def stop(server: Server) -> None:
         server.proc.wait(timeout=20)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         os.killpg(server.proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def serving(kind: str, env: dict[str, str], workers: int, scratch: Path) -> Iterator[Server]:
+    """One server of `kind`, warmed up (imports, pools, caches), for one measurement.
+
+    Each measurement has the machine and the database's connections to itself: four
+    servers kept up side by side held more pooled connections than PostgreSQL's 100 at
+    two processes each, and the last one's requests failed for want of one."""
+    server = start(kind, env, workers, scratch)
+    try:
+        wrk(server.port, 16, 2, f"w{uuid.uuid4().hex[:6]}")
+        yield server
+    finally:
+        stop(server)
 
 
 def stored(url: str, kind: str, run: str) -> int:
@@ -333,18 +350,17 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     if imported.returncode:
         raise SystemExit(imported.stderr)
-    servers = {kind: start(kind, env, args.workers, scratch) for kind in KINDS}
     results: dict[str, Any] = {"rows": [], "open_loop": {}}
     try:
-        for server in servers.values():  # warm up: imports, pools, caches
-            wrk(server.port, 16, 2, f"w{uuid.uuid4().hex[:6]}")
         for connections in args.connections:
-            for kind, server in servers.items():
-                run = uuid.uuid4().hex[:8]
-                cpu, pg_cpu = cpu_seconds(server.proc.pid), postgres_cpu_seconds()
-                data = wrk(server.port, connections, args.seconds, run)
-                cpu, pg_cpu = cpu_seconds(server.proc.pid) - cpu, postgres_cpu_seconds() - pg_cpu
-                time.sleep(1)  # let the last commits land before counting
+            for kind in KINDS:
+                with serving(kind, env, args.workers, scratch) as server:
+                    run = uuid.uuid4().hex[:8]
+                    cpu, pg_cpu = cpu_seconds(server.proc.pid), postgres_cpu_seconds()
+                    data = wrk(server.port, connections, args.seconds, run)
+                    cpu = cpu_seconds(server.proc.pid) - cpu
+                    pg_cpu = postgres_cpu_seconds() - pg_cpu
+                    time.sleep(1)  # let the last commits land before counting
                 data.update(
                     kind=kind,
                     connections=connections,
@@ -357,9 +373,10 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
                 results["rows"].append(data)
                 print(json.dumps(data), flush=True)
         if args.rate:
-            for kind in ("outcry", "bare_insert"):
+            for kind in ("outcry", "bare_insert", "statements"):
                 run = uuid.uuid4().hex[:8]
-                out = asyncio.run(open_loop(servers[kind].port, args.rate, args.rate_seconds, run))
+                with serving(kind, env, args.workers, scratch) as server:
+                    out = asyncio.run(open_loop(server.port, args.rate, args.rate_seconds, run))
                 summary = {
                     "kind": kind,
                     "rate": args.rate,
@@ -373,8 +390,6 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
                 results["open_loop"][kind] = summary
                 print(json.dumps(summary), flush=True)
     finally:
-        for server in servers.values():
-            stop(server)
         if db == "postgresql":
             redis.Redis.from_url(REDIS_URL).flushdb()
         shutil.rmtree(scratch, ignore_errors=True)
