@@ -19,7 +19,7 @@ import math
 
 from app.core import security
 from app.core.config import Settings
-from app.core.errors import TooManyConfirmations
+from app.core.errors import RateLimited, TooManyConfirmations
 from app.delivery import ratelimit
 from app.models import Appeal
 
@@ -132,3 +132,19 @@ def check_signature(
     if over_network:
         return network_reason
     return domain_reason if over_domain else ""
+
+
+def check_signing_limit(settings: Settings, client: str | None) -> None:
+    """RateLimited (429) once a client address has signed OUTCRY_SIGN_LIMIT_PER_HOUR
+    letters this hour; each call takes one. Called first thing on the route's own thread:
+    as a dependency of its own it took a worker thread of its own (issue 10)."""
+    if settings.sign_limit_per_hour <= 0:
+        return
+    wait = ratelimit.client_wait(
+        settings.broker_url,
+        f"sign:{client or 'unknown'}",
+        limit=settings.sign_limit_per_hour,
+        period=HOUR,
+    )
+    if wait > 0:
+        raise RateLimited(math.ceil(wait))

@@ -5,14 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.appeals.deps import CurrentAppeal
+from app.appeals import service as appeals
 from app.core.db import SessionDep, commit_now
 from app.core.deps import SettingsDep, client_host
 from app.core.errors import error_responses
 from app.core.files import download_headers
 from app.documents import service as documents
-from app.letters import privacy, service
-from app.letters.deps import SigningLimit
+from app.letters import guard, privacy, service
 from app.letters.schemas import ConfirmIn, LetterCreated, LetterRead, SignatureIn
 from app.models import utcnow
 
@@ -26,21 +25,17 @@ router = APIRouter(prefix="/api/v1", tags=["letters"], responses=error_responses
     responses=error_responses(404, 409, 413, 422, 429),
 )
 def sign(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    appeal: CurrentAppeal,
-    form: SignatureIn,
-    _limit: SigningLimit,
+    request: Request, session: SessionDep, settings: SettingsDep, slug: str, form: SignatureIn
 ) -> LetterCreated:
-    """Sign the appeal's letter; 202 with the letter's status URL."""
+    """Sign the appeal's letter; 202 with the letter's status URL.
+
+    The signing limit, the appeal's lookup, the signature and its commit all run here, on
+    one worker thread: each dependency of their own took a thread call of its own."""
+    client = client_host(request)
+    guard.check_signing_limit(settings, client)
+    appeal = appeals.get_appeal(session, slug, include_drafts=False)
     letter = service.sign_letter(
-        session,
-        appeal=appeal,
-        form=form,
-        settings=settings,
-        now=utcnow(),
-        client=client_host(request),
+        session, appeal=appeal, form=form, settings=settings, now=utcnow(), client=client
     )
     commit_now(session)
     return LetterCreated(

@@ -20,9 +20,8 @@ from app.core.deps import PostedForm, SettingsDep, client_host
 from app.core.errors import InvalidInput, OutcryError
 from app.core.text import countries
 from app.delivery import compose
-from app.letters import privacy
+from app.letters import guard, privacy
 from app.letters import service as letters
-from app.letters.deps import SigningLimit
 from app.letters.schemas import LetterRead, SignatureIn
 from app.models import Appeal, Letter, LetterStatus, utcnow
 from app.web import environment, explain, formtrap
@@ -201,7 +200,6 @@ def sign_page(
     session: SessionDep,
     settings: SettingsDep,
     slug: str,
-    _limit: SigningLimit,
     posted: PostedForm,
 ) -> HTMLResponse:
     """The signing form without JavaScript: errors re-render the form with what was typed;
@@ -210,6 +208,7 @@ def sign_page(
     A plain `def`, so the database and Redis are used on a worker thread, never in the
     event loop: on SQLite a write waits there for the one writer, and in the event loop
     it would hold up every request of the process, the writer's own commit included."""
+    guard.check_signing_limit(settings, client_host(request))
     appeal = appeals.get_appeal(session, slug, include_drafts=False)
     form = {name: str(posted.get(name, "")) for name in FORM_FIELDS}
     data: dict[str, Any] = {k: v for k, v in form.items() if v != ""}
