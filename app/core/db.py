@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Annotated, Any, Protocol
 
 import anyio
@@ -193,17 +194,33 @@ async def get_session(request: Request, _turn: Admitted) -> AsyncIterator[Sessio
     except BaseException:
         # Shielded: a request cancelled (its client gone) still gives its connection back.
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(_roll_back, session)
-        # What commit_now() committed before the failure stays committed: send it.
-        _enqueue(session, request.app.state.dispatcher, key=COMMITTED)
+            try:
+                await anyio.to_thread.run_sync(_roll_back, session)
+            finally:
+                # What commit_now() committed before the failure stays committed: send it.
+                await _hand_over(request, session, only=COMMITTED)
         raise
     if _settled(session):
         # The route committed on its own thread (commit_now): nothing is left to do that
-        # waits on the database, so no worker thread is taken for it.
-        _close_and_enqueue(session, request.app.state.dispatcher)
+        # waits on the database, so no worker thread is taken for it. Closing a session
+        # with no transaction does no I/O; it only lets go of its objects.
+        session.close()
+        await _hand_over(request, session)
         return
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(_commit, session, request.app.state.dispatcher)
+
+
+async def _hand_over(request: Request, session: Session, *, only: str = "") -> None:
+    """Enqueue the session's committed ids from the event loop. The dispatcher only drops
+    them in its list, except a closed one (Batching after close(), at shutdown), which
+    hands them to Redis itself: that waits on a worker thread, not in the loop."""
+    dispatcher: _Dispatcher = request.app.state.dispatcher
+    if getattr(dispatcher, "closed", False):
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(partial(_enqueue, session, dispatcher, only=only))
+    else:
+        _enqueue(session, dispatcher, only=only)
 
 
 def commit_now(session: Session) -> None:
@@ -227,23 +244,21 @@ def _settled(session: Session) -> bool:
     return not session.in_transaction()
 
 
-def _close_and_enqueue(session: Session, dispatcher: _Dispatcher) -> None:
-    """In the event loop: closing a session with no transaction does no I/O (it lets go of
-    its objects), and enqueueing only drops ids in the dispatcher's list."""
-    session.close()
-    _enqueue(session, dispatcher)
-
-
 def _commit(session: Session, dispatcher: _Dispatcher) -> None:
-    """Commit (else roll back) and close, as session_scope() does; then enqueue."""
-    _commit_and_close(session)
+    """Commit (else roll back) and close, as session_scope() does; then enqueue. If the
+    commit fails, what commit_now() committed before it is enqueued all the same."""
+    try:
+        _commit_and_close(session)
+    except BaseException:
+        _enqueue(session, dispatcher, only=COMMITTED)
+        raise
     _enqueue(session, dispatcher)
 
 
-def _enqueue(session: Session, dispatcher: _Dispatcher, *, key: str = "") -> None:
+def _enqueue(session: Session, dispatcher: _Dispatcher, *, only: str = "") -> None:
     """Hand the committed deliveries' ids to the dispatcher: those commit_now() committed,
-    and unless `key` names only those, the ids the services asked for (session.info)."""
-    keys = (key,) if key else (COMMITTED, ENQUEUE)
+    and unless `only` names those alone, the ids the services asked for (session.info)."""
+    keys = (only,) if only else (COMMITTED, ENQUEUE)
     ids = [i for k in keys for i in session.info.pop(k, [])]
     if ids:
         dispatcher.enqueue(ids)

@@ -143,6 +143,12 @@ class Batching:
                     return
         self.inner.enqueue(ids)
 
+    @property
+    def closed(self) -> bool:
+        """True once close() has begun: enqueue() then hands ids over on the caller's
+        thread, a call to Redis (core.db's session dependency reads this)."""
+        return self._closed
+
     def close(self) -> None:
         """Hand over everything queued and stop the thread; later ids go over inline."""
         with self._changed:

@@ -29,11 +29,12 @@ def sign(
 ) -> LetterCreated:
     """Sign the appeal's letter; 202 with the letter's status URL.
 
-    The signing limit, the appeal's lookup, the signature and its commit all run here, on
-    one worker thread: each dependency of their own took a thread call of its own."""
+    The appeal's lookup (404), the signing limit (429), the signature and its commit all
+    run here, on one worker thread: as dependencies of their own, the lookup and the limit
+    each took a thread call of their own. The body is validated (422) before any of them."""
     client = client_host(request)
-    guard.check_signing_limit(settings, client)
     appeal = appeals.get_appeal(session, slug, include_drafts=False)
+    guard.check_signing_limit(settings, client)
     letter = service.sign_letter(
         session, appeal=appeal, form=form, settings=settings, now=utcnow(), client=client
     )

@@ -208,8 +208,8 @@ def sign_page(
     A plain `def`, so the database and Redis are used on a worker thread, never in the
     event loop: on SQLite a write waits there for the one writer, and in the event loop
     it would hold up every request of the process, the writer's own commit included."""
-    guard.check_signing_limit(settings, client_host(request))
     appeal = appeals.get_appeal(session, slug, include_drafts=False)
+    guard.check_signing_limit(settings, client_host(request))
     form = {name: str(posted.get(name, "")) for name in FORM_FIELDS}
     data: dict[str, Any] = {k: v for k, v in form.items() if v != ""}
     for box in CHECKBOXES:
@@ -240,7 +240,6 @@ def sign_page(
             now=utcnow(),
             client=client_host(request),
         )
-        commit_now(session)
     except ValidationError as exc:
         fields = explain.field_errors(exc.errors(), lang)
         return _appeal_page(
@@ -251,7 +250,11 @@ def sign_page(
         return _appeal_page(
             request, session, appeal, form=form, errors=fields, status_code=422, form_token=token
         )
-    return _signed_page(request, appeal, lang, letter=letter, email=form["email"])
+    # The page first, then the commit: a page that failed would otherwise answer an error
+    # for a letter that was stored and is being sent.
+    page = _signed_page(request, appeal, lang, letter=letter, email=form["email"])
+    commit_now(session)
+    return page
 
 
 def _signed_page(
@@ -307,8 +310,9 @@ def confirm_submit(
 ) -> HTMLResponse:
     """The button on the confirmation page: the letter is queued for delivery."""
     letter, already = letters.confirm_letter(session, token=token, settings=settings, now=utcnow())
+    page = _confirmed(request, letter, already=already)  # before the commit, as sign_page's
     commit_now(session)
-    return _confirmed(request, letter, already=already)
+    return page
 
 
 def _confirmed(request: Request, letter: Letter, *, already: bool) -> HTMLResponse:

@@ -240,6 +240,27 @@ def test_crlf_never_adds_a_header_or_recipient(
     assert msg["From"].addresses[0].addr_spec == "letters@localhost"
 
 
+def test_an_unknown_appeal_is_a_404_and_costs_no_signature_of_the_limit(
+    db_url: str, tmp_path: Path, session: Session
+) -> None:
+    from app.main import create_app
+
+    make_appeal(session)
+    session.commit()
+    settings = make_settings(db_url, tmp_path, sign_limit_per_hour=1)
+    with TestClient(create_app(settings, deliver_in_process=False)) as client:
+        for _ in range(2):
+            unknown = client.post("/api/v1/appeals/no-such-appeal/letters", json=signature())
+            assert unknown.status_code == 404, unknown.text
+        signed = client.post("/api/v1/appeals/free-them/letters", json=signature())
+        assert signed.status_code == 202, signed.text
+        # Over the limit now, an unknown appeal is still a 404 (it is looked up first).
+        unknown = client.post(
+            "/api/v1/appeals/no-such-appeal/letters", json=signature(email="b@example.net")
+        )
+        assert unknown.status_code == 404, unknown.text
+
+
 def test_signing_is_rate_limited_per_client(db_url: str, tmp_path: Path, session: Session) -> None:
     from app.main import create_app
 
