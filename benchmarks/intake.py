@@ -21,7 +21,7 @@ rate (200 a second by default) and reports latency measured from each request's
 scheduled time, so a stall cannot hide behind fewer requests sent.
 
     .venv/bin/python benchmarks/intake.py [--db postgresql sqlite] [--connections 16 64 256 1000]
-        [--seconds 10] [--workers 1] [--rate 200] [--rate-seconds 15]
+        [--seconds 10] [--rounds 1] [--workers 1] [--rate 200] [--rate-seconds 15]
 
 PostgreSQL: its own database (outcry_bench_intake) and Redis db 14 as the broker, with
 no worker (ids are enqueued, as in production, and nobody sends them). SQLite: the
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -352,7 +353,7 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(imported.stderr)
     results: dict[str, Any] = {"rows": [], "open_loop": {}}
     try:
-        for connections in args.connections:
+        for connections, round_ in itertools.product(args.connections, range(args.rounds)):
             for kind in KINDS:
                 with serving(kind, env, args.workers, scratch) as server:
                     run = uuid.uuid4().hex[:8]
@@ -364,6 +365,7 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
                 data.update(
                     kind=kind,
                     connections=connections,
+                    round=round_,
                     accepted=data["codes"].get("202", 0),
                     stored=stored(url, kind, run),
                     letters=letters_of_run(url, run) if kind in ("outcry", "statements") else None,
@@ -397,24 +399,43 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(db: str, results: dict[str, Any]) -> None:
+    """One line per number of connections and kind. With several rounds: the median
+    round's rate, latencies and CPU, the answers of all rounds, and the median of the
+    ratios to bare_insert's rate in the same round (measured a few seconds apart, so
+    the machine's changing load moves them least), with their range."""
     print(f"\n## {db}\n")
     print(
         "| connections | kind | rate/s | p50 ms | p99 ms | answers | 202s / stored |"
         " vs bare_insert | CPU ms/request: web, PostgreSQL |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    by = {(r["connections"], r["kind"]): r for r in results["rows"]}
-    for (connections, kind), row in by.items():
-        floor = by[(connections, "bare_insert")]["rate"]
-        codes = ", ".join(f"{k}: {v}" for k, v in sorted(row["codes"].items()))
-        errors = row["connect_errors"] + row["read_errors"] + row["timeouts"]
+    rows = results["rows"]
+    floor = {(r["connections"], r["round"]): r["rate"] for r in rows if r["kind"] == "bare_insert"}
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["connections"], row["kind"]), []).append(row)
+    for (connections, kind), runs in groups.items():
+        runs.sort(key=lambda r: r["rate"])
+        mid = runs[len(runs) // 2]
+        ratios = sorted(r["rate"] / floor[(connections, r["round"])] for r in runs)
+        ratio = f"{ratios[len(ratios) // 2]:.2f}"
+        if len(ratios) > 1:
+            ratio += f" ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+        codes: Counter[str] = Counter()
+        for r in runs:
+            codes.update(r["codes"])
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))
+        errors = sum(r["connect_errors"] + r["read_errors"] + r["timeouts"] for r in runs)
         if errors:
-            codes += f", socket errors: {errors}"
-        kept = f"{row['accepted']} / {row['stored']}" if kind != "bare" else "—"
+            answers += f", socket errors: {errors}"
+        accepted, kept = sum(r["accepted"] for r in runs), sum(r["stored"] for r in runs)
+        rate = f"{mid['rate']:.0f}"
+        if len(runs) > 1:
+            rate += f" ({runs[0]['rate']:.0f}–{runs[-1]['rate']:.0f})"
         print(
-            f"| {connections} | {kind} | {row['rate']:.0f} | {row['p50_ms']:.1f} |"
-            f" {row['p99_ms']:.1f} | {codes} | {kept} | {row['rate'] / floor:.2f} |"
-            f" {row['server_cpu_ms']:.2f}, {row['db_cpu_ms']:.2f} |"
+            f"| {connections} | {kind} | {rate} | {mid['p50_ms']:.1f} | {mid['p99_ms']:.1f} |"
+            f" {answers} | {f'{accepted} / {kept}' if kind != 'bare' else '—'} | {ratio} |"
+            f" {mid['server_cpu_ms']:.2f}, {mid['db_cpu_ms']:.2f} |"
         )
     for kind, s in results["open_loop"].items():
         print(
@@ -429,6 +450,7 @@ def main() -> None:
     parser.add_argument("--db", nargs="+", default=["postgresql", "sqlite"])
     parser.add_argument("--connections", nargs="+", type=int, default=[16, 64, 256, 1000])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1, help="each kind in turn, this often")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--rate-seconds", type=float, default=15)
