@@ -3,7 +3,6 @@ and a route that commits on its own thread (commit_now) spares the extra thread 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -20,6 +19,7 @@ from app.delivery.service import enqueue_after_commit
 from app.models import AuditEvent, Delivery, Letter
 from tests.appeals.factories import make_appeal
 from tests.letters.factories import form_data, signature
+from tests.support.loops import in_event_loop
 
 
 class Recorder:
@@ -34,14 +34,6 @@ class Recorder:
     def enqueue(self, ids: Sequence[int]) -> None:
         self.handed += ids
         self.in_loop.append(in_event_loop())
-
-
-def in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 class Calls:
@@ -136,83 +128,48 @@ def _actions(settings: Settings) -> list[str]:
         return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
 
 
-def test_a_route_that_commits_itself_takes_no_thread_call_to_finish(
-    app: tuple[FastAPI, Recorder], settings: Settings, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("path", "status", "thread_calls", "handed", "kept"),
+    [
+        # Committed on the route's thread: the dependency takes no thread call at all.
+        pytest.param("/commits-itself", 200, (0, 0), [7], ["itself"], id="commits-itself"),
+        # A read after commit_now begins a new transaction, which the dependency commits.
+        pytest.param("/commits-itself-then-reads", 200, (1, 0), [7], ["itself"], id="then-reads"),
+        # So does a change to an object: it is not lost.
+        pytest.param("/commits-itself-then-changes", 200, (1, 0), [], ["after"], id="then-changes"),
+        # A failure keeps, and enqueues, only what commit_now committed.
+        pytest.param("/commits-itself-then-fails", 404, (0, 1), [7], ["kept"], id="then-fails"),
+        # Even when it is the dependency's commit that fails.
+        pytest.param(
+            "/commits-itself-then-cannot-commit",
+            500,
+            (1, 0),
+            [7],
+            ["kept"],
+            id="then-cannot-commit",
+        ),
+        pytest.param("/fails-before-commit-now", 404, (0, 1), [], [], id="fails-before"),
+        # The usual route: the dependency commits, then enqueues.
+        pytest.param("/leaves-it", 200, (1, 0), [9], ["left"], id="leaves-it"),
+    ],
+)
+def test_what_is_committed_and_enqueued_and_by_whom(
+    app: tuple[FastAPI, Recorder],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    status: int,
+    thread_calls: tuple[int, int],
+    handed: list[int],
+    kept: list[str],
 ) -> None:
     web, recorder = app
     calls = Calls(monkeypatch)
-    with TestClient(web) as client:
-        assert client.post("/commits-itself").status_code == 200
-    assert (calls.commits, calls.rollbacks) == (0, 0)
-    assert recorder.handed == [7]
-    assert _actions(settings) == ["itself"]
-
-
-def test_work_after_commit_now_is_committed_by_the_dependency(
-    app: tuple[FastAPI, Recorder], settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    web, recorder = app
-    calls = Calls(monkeypatch)
-    with TestClient(web) as client:
-        answer = client.post("/commits-itself-then-reads")
-    assert answer.json() == {"n": 1}
-    assert (calls.commits, calls.rollbacks) == (1, 0)
-    assert recorder.handed == [7]
-
-
-def test_a_change_made_after_commit_now_is_committed_too(
-    app: tuple[FastAPI, Recorder], settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    web, _recorder = app
-    calls = Calls(monkeypatch)
-    with TestClient(web) as client:
-        assert client.post("/commits-itself-then-changes").status_code == 200
-    assert calls.commits == 1
-    assert _actions(settings) == ["after"]
-
-
-def test_a_failure_after_commit_now_keeps_and_enqueues_only_what_was_committed(
-    app: tuple[FastAPI, Recorder], settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    web, recorder = app
-    calls = Calls(monkeypatch)
-    with TestClient(web) as client:
-        assert client.post("/commits-itself-then-fails").status_code == 404
-    assert (calls.commits, calls.rollbacks) == (0, 1)
-    assert recorder.handed == [7]
-    assert _actions(settings) == ["kept"]
-
-
-def test_a_route_that_leaves_the_commit_to_the_dependency_is_committed_then_enqueued(
-    app: tuple[FastAPI, Recorder], settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    web, recorder = app
-    calls = Calls(monkeypatch)
-    with TestClient(web) as client:
-        assert client.post("/leaves-it").status_code == 200
-    assert (calls.commits, calls.rollbacks) == (1, 0)
-    assert recorder.handed == [9]
-    assert _actions(settings) == ["left"]
-
-
-def test_a_failure_before_commit_now_stores_and_enqueues_nothing(
-    app: tuple[FastAPI, Recorder], settings: Settings
-) -> None:
-    web, recorder = app
-    with TestClient(web) as client:
-        assert client.post("/fails-before-commit-now").status_code == 404
-    assert recorder.handed == []
-    assert _actions(settings) == []
-
-
-def test_a_commit_that_fails_after_commit_now_still_enqueues_what_was_committed(
-    app: tuple[FastAPI, Recorder], settings: Settings
-) -> None:
-    web, recorder = app
     with TestClient(web, raise_server_exceptions=False) as client:
-        assert client.post("/commits-itself-then-cannot-commit").status_code == 500
-    assert recorder.handed == [7]
-    assert _actions(settings) == ["kept"]
+        assert client.post(path).status_code == status
+    assert (calls.commits, calls.rollbacks) == thread_calls
+    assert recorder.handed == handed
+    assert _actions(settings) == kept
 
 
 def test_ids_go_to_the_dispatcher_in_the_event_loop_unless_it_is_closed(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -14,14 +13,7 @@ from app.organisers import service as organisers
 from tests.appeals.factories import make_appeal
 from tests.letters.factories import form_data
 from tests.organisers.factories import log_in, make_world
-
-
-def in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+from tests.support.loops import in_event_loop
 
 
 def test_the_form_signs_on_a_worker_thread_not_in_the_event_loop(
