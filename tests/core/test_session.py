@@ -3,7 +3,9 @@ and a route that commits on its own thread (commit_now) spares the extra thread 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi import FastAPI, HTTPException
@@ -14,12 +16,15 @@ from sqlalchemy.orm import Session
 from app.core import db
 from app.core.admission import Admission
 from app.core.config import Settings
-from app.core.db import SessionDep, commit_now, engine_for, session_factory
+from app.core.db import SessionDep, commit_now, engine_for, session_factory, session_scope
 from app.delivery.service import enqueue_after_commit
 from app.models import AuditEvent, Delivery, Letter
 from tests.appeals.factories import make_appeal
 from tests.letters.factories import form_data, signature
 from tests.support.loops import in_event_loop
+
+# Only bounds a wait for something that happens at once; never a measurement.
+WAIT = 30.0
 
 
 class Recorder:
@@ -66,6 +71,14 @@ def app(settings: Settings) -> tuple[FastAPI, Recorder]:
     app.state.admission = Admission(4, wait=5)
     recorder = Recorder()
     app.state.dispatcher = recorder
+
+    @app.post("/commits-itself-then-waits")
+    def commits_itself_then_waits(session: SessionDep) -> dict[str, str]:
+        _audit(session, "first")
+        commit_now(session)
+        app.state.committed.set()
+        assert app.state.go_on.wait(WAIT)
+        return {}
 
     @app.post("/commits-itself")
     def commits_itself(session: SessionDep) -> dict[str, str]:
@@ -170,6 +183,28 @@ def test_what_is_committed_and_enqueued_and_by_whom(
     assert (calls.commits, calls.rollbacks) == thread_calls
     assert recorder.handed == handed
     assert _actions(settings) == kept
+
+
+def test_after_commit_now_another_writer_goes_on_before_the_route_returns(
+    app: tuple[FastAPI, Recorder], settings: Settings
+) -> None:
+    # SQLite has one writer at a time (a process's writers queue on a lock of ours,
+    # released when the writer's connection goes back to the pool): commit_now must
+    # give it up at once, not when the request ends.
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's writers to different rows never wait for each other")
+    web, _recorder = app
+    web.state.committed, web.state.go_on = threading.Event(), threading.Event()
+    with TestClient(web) as client, ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(client.post, "/commits-itself-then-waits")
+        assert web.state.committed.wait(WAIT)
+        try:
+            with session_scope(session_factory(engine_for(settings.database_url))) as other:
+                _audit(other, "second")  # would wait for the writer lock, then fail
+        finally:
+            web.state.go_on.set()
+        assert answer.result(WAIT).status_code == 200
+    assert _actions(settings) == ["first", "second"]
 
 
 def test_ids_go_to_the_dispatcher_in_the_event_loop_unless_it_is_closed(
