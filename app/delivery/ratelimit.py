@@ -198,6 +198,16 @@ class MemoryRateLimiter(RateLimiter):
         self._next_sweep = now + self.sweep_interval
 
 
+# The start of every script here: `now`, the Redis server's clock in microseconds (one
+# clock for every web process and worker), and `time`, TIME's two parts.
+_NOW_LUA = """
+if redis.replicate_commands then
+  redis.replicate_commands()  -- needed for TIME before writes on Redis < 5; a no-op after
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])"""
+
+
 # KEYS: the limit keys, each once. ARGV[1]: limit; ARGV[2]: period in microseconds.
 # Returns 0 when a slot was taken in every key, else the microseconds until all of them
 # have a free slot (and nothing was taken).
@@ -210,14 +220,11 @@ class MemoryRateLimiter(RateLimiter):
 # 5.1 prints a number that large with 14 digits only.
 # Redis Cluster: all KEYS of one call must hash to one slot; domain_key() puts the
 # appeal in a {hash tag} for that.
-_SLIDING_WINDOW_LUA = """
-if redis.replicate_commands then
-  redis.replicate_commands()  -- needed for TIME before writes on Redis < 5; a no-op after
-end
+_SLIDING_WINDOW_LUA = (
+    _NOW_LUA
+    + """
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local counts = {}
 local wait = 0
 for i, key in ipairs(KEYS) do
@@ -244,18 +251,16 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
+)
 
 
 # KEYS: the turn keys. ARGV[1]: the caller's wait; ARGV[2]: the spacing (period/limit);
 # both in microseconds. Returns the microseconds until the caller's turn. Times are the
 # Redis server's, as in the script above; they are written with %.0f because Lua 5.1
 # would print them with 14 digits only.
-_NEXT_TURN_LUA = """
-if redis.replicate_commands then
-  redis.replicate_commands()
-end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+_NEXT_TURN_LUA = (
+    _NOW_LUA
+    + """
 local step = tonumber(ARGV[2])
 local turn = now + tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
@@ -272,6 +277,7 @@ for i, key in ipairs(KEYS) do
 end
 return turn - now
 """
+)
 
 
 # KEYS: limit keys, each on its own. ARGV: each key's limit and its period in
@@ -284,12 +290,9 @@ return turn - now
 # key is checked and taken atomically, as above; the keys do not depend on each other.
 # Their slots differ, so this is not for Redis Cluster (nor is the rest of the web
 # process's Redis use: Celery's broker is one Redis).
-_EACH_KEY_LUA = """
-if redis.replicate_commands then
-  redis.replicate_commands()
-end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+_EACH_KEY_LUA = (
+    _NOW_LUA
+    + """
 local waits = {}
 for i, key in ipairs(KEYS) do
   local limit = tonumber(ARGV[2 * i - 1])
@@ -308,6 +311,7 @@ for i, key in ipairs(KEYS) do
 end
 return waits
 """
+)
 
 
 class RedisRateLimiter(RateLimiter):
