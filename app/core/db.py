@@ -200,10 +200,11 @@ async def get_session(request: Request, _turn: Admitted) -> AsyncIterator[Sessio
                 # What commit_now() committed before the failure stays committed: send it.
                 await _hand_over(request, session, only=COMMITTED)
         raise
-    if _settled(session):
-        # The route committed on its own thread (commit_now): nothing is left to do that
-        # waits on the database, so no worker thread is taken for it. Closing a session
-        # with no transaction does no I/O; it only lets go of its objects.
+    if not session.in_transaction():
+        # The route committed on its own thread (commit_now), and added or changed nothing
+        # since (either would have begun a transaction): nothing is left that waits on the
+        # database, so no worker thread is taken. Closing a session with no transaction
+        # does no I/O; it only lets go of its objects.
         session.close()
         await _hand_over(request, session)
         return
@@ -236,12 +237,6 @@ def commit_now(session: Session) -> None:
     the request then fails."""
     session.commit()
     session.info.setdefault(COMMITTED, []).extend(session.info.pop(ENQUEUE, []))
-
-
-def _settled(session: Session) -> bool:
-    """True if the session holds nothing to commit. Adding or changing an object begins a
-    transaction too, so "no transaction" covers all of it."""
-    return not session.in_transaction()
 
 
 def _commit(session: Session, dispatcher: _Dispatcher) -> None:
