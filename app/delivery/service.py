@@ -15,7 +15,7 @@ Every function here flushes and never commits: the caller owns the transaction
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -689,14 +689,16 @@ def cancel_letter(session: Session, *, letter_id: int, detail: str) -> list[int]
     return cancelled
 
 
-def progress(session: Session, *, letter_id: int) -> tuple[bool, bool]:
-    """(whether any delivery of the letter is being sent right now, whether any has
-    reached a target), read afresh from the database."""
+def progress(
+    session: Session, *, letter_id: int, of: Collection[Channel] | None = None
+) -> tuple[bool, bool]:
+    """(whether any delivery of the letter, or any of its channels `of`, is being sent
+    right now; whether any has reached a target), read afresh from the database."""
     statuses = set(
         session.execute(
             select(Delivery.channel, Delivery.status).where(Delivery.letter_id == letter_id)
         ).all()
     )
-    sending = any(s is DeliveryStatus.sending for _, s in statuses)
+    sending = any(s is DeliveryStatus.sending and (of is None or c in of) for c, s in statuses)
     reached = any(c in TARGET_CHANNELS and s is DeliveryStatus.sent for c, s in statuses)
     return sending, reached

@@ -14,7 +14,7 @@ exactly as it was. Every function flushes; the caller commits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,13 +77,15 @@ def can_withdraw(letter: Letter) -> bool:
     )
 
 
-def _stop(session: Session, letter: Letter, detail: str) -> bool:
-    """Cancel what has not gone out; LetterBusy if a worker is sending part of it now.
-    Returns whether any target has the letter."""
+def _stop(
+    session: Session, letter: Letter, detail: str, *, busy: Collection[Channel] | None = None
+) -> bool:
+    """Cancel what has not gone out; LetterBusy if a worker is sending part of it now (of
+    the channels `busy`, if given). Returns whether any target has the letter."""
     delivery.cancel_letter(session, letter_id=letter.id, detail=detail)
     # Read after cancelling: a claim that won the race is `sending` by now, and one that
     # lost can no longer happen (the rows are cancelled, or locked until we commit).
-    sending, reached = delivery.progress(session, letter_id=letter.id)
+    sending, reached = delivery.progress(session, letter_id=letter.id, of=busy)
     if sending:
         raise LetterBusy()
     return reached
@@ -100,7 +102,10 @@ def withdraw(session: Session, *, letter: Letter, now: datetime) -> Letter:
         raise NotWithdrawable("This letter will not be sent anyway: there is nothing to withdraw.")
     if letter.status not in WITHDRAWABLE:
         raise NotWithdrawable()
-    if _stop(session, letter, "withdrawn by the supporter"):
+    # Only a copy on its way to a target stops a withdrawal. The supporter's own e-mail
+    # (their confirmation, a moment after signing) reaches no target, and its link
+    # confirms nothing once the letter is withdrawn.
+    if _stop(session, letter, "withdrawn by the supporter", busy=delivery.TARGET_CHANNELS):
         raise NotWithdrawable()  # rolled back with the cancellations by the caller
     transition(
         session,

@@ -13,7 +13,13 @@ from app.appeals import service as appeals
 from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import engine_for, session_factory
-from app.core.errors import AppealNotClosed, DuplicateSignature, LetterBusy, NotWithdrawable
+from app.core.errors import (
+    AppealNotClosed,
+    DuplicateSignature,
+    InvalidConfirmation,
+    LetterBusy,
+    NotWithdrawable,
+)
 from app.delivery import service as delivery
 from app.delivery import transports
 from app.delivery.deliverer import Deliverer
@@ -274,6 +280,33 @@ def test_a_letter_being_sent_waits(session: Session, settings: Settings) -> None
     # The fax, not yet handed out, was not cancelled either: all or nothing.
     statuses = {d.channel: d.status for d in reload(session, letter).deliveries}
     assert statuses[Channel.fax] is DeliveryStatus.queued
+
+
+def test_the_supporter_s_own_e_mail_on_its_way_does_not_stop_a_withdrawal(
+    session: Session, settings: Settings
+) -> None:
+    """Withdrawn a moment after signing, while the confirmation e-mail is being sent: it
+    reaches no target, and its link then confirms nothing. Erasing still waits for it:
+    its result, recorded after the erasure, would write the address back."""
+    appeal = make_appeal(session)
+    letter = sign(session, appeal, settings, email="ada@example.net")
+    session.commit()
+    now = utcnow()
+    [confirmation] = letter.deliveries
+    assert confirmation.channel is Channel.confirmation
+    assert delivery.claim(session, [confirmation], now=now, lease=timedelta(minutes=5))
+    session.commit()
+    with pytest.raises(LetterBusy):
+        privacy.erase(session, letter=letter, now=now)
+    session.rollback()
+    privacy.withdraw(session, letter=letter, now=now)
+    session.commit()
+    assert reload(session, letter).status is LetterStatus.withdrawn
+    with pytest.raises(InvalidConfirmation):
+        confirm(session, letter, settings)
+    session.rollback()
+    assert reload(session, letter).status is LetterStatus.withdrawn
+    assert {d.channel for d in reload(session, letter).deliveries} == {Channel.confirmation}
 
 
 def _closed(session: Session, appeal: Appeal) -> None:
