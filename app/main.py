@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.appeals.routes import router as appeals_router
@@ -62,10 +66,9 @@ def create_app(
         wake = WakeUp()
         dispatcher = wake
         if embedded:
-            deliverer = Deliverer(
-                sessions, transports.make_transport(settings), settings, upkeep=privacy.upkeep
+            loop = EmbeddedLoop(
+                _deliverer(settings, sessions), wake, interval=settings.embedded_poll_interval
             )
-            loop = EmbeddedLoop(deliverer, wake, interval=settings.embedded_poll_interval)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -125,7 +128,37 @@ def create_app(
     return app
 
 
+def _deliverer(settings: Settings, sessions: sessionmaker[Session]) -> Deliverer:
+    return Deliverer(sessions, transports.make_transport(settings), settings, upkeep=privacy.upkeep)
+
+
 def app_from_env() -> FastAPI:
     """The app with the settings of the environment: what `outcry serve` runs in each
-    web process."""
-    return create_app()
+    web process. It never delivers itself: without a broker, `outcry serve` runs the
+    embedded loop in a process of its own beside it (deliver_beside_server)."""
+    return create_app(deliver_in_process=False)
+
+
+def deliver_beside_server(parent: int) -> None:
+    """The embedded loop in `outcry serve`'s delivery process (embedded.DeliveryProcess),
+    until SIGTERM or until the process `parent` that started it is gone."""
+    # Ctrl-C reaches the whole process group: the server stops this process itself,
+    # once it has stopped taking requests.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    settings = get_settings()
+    sessions = session_factory(engine_for(settings.database_url))
+    loop = EmbeddedLoop(
+        _deliverer(settings, sessions), WakeUp(), interval=settings.embedded_poll_interval
+    )
+    loop.start()
+    log.info(
+        "delivery process %s: delivering (embedded, polling every %s s)",
+        os.getpid(),
+        settings.embedded_poll_interval,
+    )
+    while not stop.wait(1.0) and os.getppid() == parent:
+        pass
+    loop.stop()

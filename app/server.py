@@ -1,5 +1,6 @@
 """Serving the web app with uvicorn: one port, one or several processes, and a deadline
-for reading each request, so slow or stalled clients cannot hold connections open."""
+for reading each request, so slow or stalled clients cannot hold connections open.
+Without a broker, one delivery process beside them (embedded.DeliveryProcess)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.core.config import get_settings
+from app.delivery.embedded import DeliveryProcess
+from app.main import deliver_beside_server
 
 # uvicorn imports the app in each process by this name (the same with one process, so
 # one process and several are served the same way).
@@ -81,5 +84,14 @@ def options() -> dict[str, Any]:
 
 def run(*, host: str, port: int, workers: int) -> None:
     """Serve on host:port with `workers` processes sharing the socket; each reads its
-    settings from the environment, as the command that started them did."""
-    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, **options())
+    settings from the environment, as the command that started them did. Without a
+    broker, a delivery process of its own sends what they take in, and stops after them."""
+    delivery = None
+    if get_settings().embedded:
+        delivery = DeliveryProcess(deliver_beside_server)
+        delivery.start()
+    try:
+        uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, **options())
+    finally:
+        if delivery is not None:
+            delivery.stop()

@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     # alone before the sweeper hands it out again: longer than any one send can take.
     lease_seconds: int = Field(default=300, ge=5)
     sweep_interval: float = Field(default=30.0, gt=0)
-    embedded_poll_interval: float = Field(default=1.0, gt=0)
+    embedded_poll_interval: float = Field(default=0.25, gt=0)
     # SMTP connections per worker process, and so messages in flight at once.
     send_concurrency: int = Field(default=8, ge=1, le=200)
     # Delivery ids per task, claimed and recorded together in one transaction each.

@@ -1,12 +1,17 @@
-"""In-process delivery for `outcry serve` without a broker: the same claim/send loop."""
+"""Delivery without a broker: the same claim/send loop, on a thread (EmbeddedLoop), and
+for `outcry serve` in a process of its own beside the web processes (DeliveryProcess)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import threading
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 
-from app.delivery.deliverer import Deliverer
+from app.delivery.deliverer import SWEEP_PAGE, Deliverer
 from app.delivery.dispatch import WakeUp
 
 log = logging.getLogger(__name__)
@@ -39,11 +44,91 @@ class EmbeddedLoop:
                 self.wake.event.clear()
                 try:
                     ids = await asyncio.to_thread(self.deliverer.sweep)
-                    outcomes = await self.deliverer.deliver_many(ids) if ids else []
-                    if any(o.result != "skipped" for o in outcomes):
+                    if ids:
+                        await self.deliverer.deliver_many(ids)
+                    if len(ids) >= SWEEP_PAGE:
                         continue  # there may be more due than one sweep returns
                 except Exception:
                     log.exception("embedded delivery loop")
                 await asyncio.to_thread(self.wake.event.wait, self.interval)
         finally:
             await self.deliverer.transport.close()
+
+
+# How long the delivery process has to finish its round and go when the server stops,
+# and the pause before another is started in place of one that died.
+STOP_SECONDS = 15.0
+RESTART_PAUSE_SECONDS = 5.0
+
+
+class DeliveryProcess:
+    """The embedded loop in a process of its own, started and watched by `outcry serve`.
+
+    Served, the web processes do not deliver: composing a message (and a letter's PDF)
+    would hold the interpreter lock of a process that answers signers, and with
+    `--workers N` there would be N loops taking turns at SQLite's write lock. One process
+    delivers for all of them, on a core of its own, and finds what is due at each poll
+    (OUTCRY_EMBEDDED_POLL_INTERVAL): a crowd's confirmations go in batches, not one round
+    each. Measured on SQLite (BENCHMARKS.md): 248 signatures/s with the loop on a thread
+    of the web process, 300/s beside it.
+
+    `target(parent_pid)` runs in a spawned process (app.main.deliver_beside_server): it
+    stops on SIGTERM, and by itself once the process that started it is gone. One that
+    dies is started again after RESTART_PAUSE_SECONDS.
+    """
+
+    def __init__(
+        self, target: Callable[[int], None], *, restart_pause: float = RESTART_PAUSE_SECONDS
+    ):
+        self.target = target
+        self.restart_pause = restart_pause
+        self.process: BaseProcess | None = None
+        self._context = multiprocessing.get_context("spawn")
+        self._stopping = threading.Event()
+        self._watch = threading.Thread(
+            target=self._supervise, name="outcry-delivery-watch", daemon=True
+        )
+
+    def start(self) -> None:
+        self._spawn()
+        self._watch.start()
+
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Stop the process (SIGTERM, then SIGKILL after `timeout`); none is started again."""
+        self._stopping.set()
+        if self._watch.is_alive():
+            self._watch.join()
+        process = self.process
+        if process is None or process.exitcode is not None:
+            return
+        process.terminate()
+        process.join(timeout)
+        if process.exitcode is None:
+            log.error("delivery process %s did not stop within %s s; killed", process.pid, timeout)
+            process.kill()
+            process.join()
+
+    def _spawn(self) -> None:
+        process = self._context.Process(
+            target=self.target, args=(os.getpid(),), name="outcry-delivery"
+        )
+        process.start()
+        self.process = process
+        log.info("delivery process %s started", process.pid)
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            process = self.process
+            if process is None:
+                return
+            process.join(0.5)
+            if process.exitcode is None or self._stopping.is_set():
+                continue
+            log.error(
+                "delivery process %s exited with %s; another starts in %s s",
+                process.pid,
+                process.exitcode,
+                self.restart_pause,
+            )
+            if not self._stopping.wait(self.restart_pause):
+                self._spawn()

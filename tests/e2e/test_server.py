@@ -1,16 +1,28 @@
-"""`outcry serve` as a crowd meets it: slow clients cut off, several processes on one port."""
+"""`outcry serve` as a crowd meets it: slow clients cut off, several processes on one port,
+and one delivery process beside them."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
+from app.core import paths
 from tests.conftest import SECRET
-from tests.support.processes import outcry, outcry_env, serving, stop, wait_http, wait_until
+from tests.support.processes import (
+    outcry,
+    outcry_env,
+    run_outcry,
+    serving,
+    stop,
+    wait_http,
+    wait_until,
+)
 from tests.support.smtp import free_port
 
 pytestmark = pytest.mark.e2e
@@ -84,3 +96,72 @@ def test_several_web_processes_share_one_port(tmp_path: Path) -> None:
     finally:
         stop(proc)
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def delivering(log: Path) -> list[int]:
+    """The pids of the delivery processes started so far, from their first log line."""
+    return [int(pid) for pid in re.findall(r"delivery process (\d+): delivering", log.read_text())]
+
+
+def sign(base: str, n: int) -> None:
+    answer = httpx.post(
+        f"{base}/api/v1/appeals/almaty-coach-factory/letters",
+        json={"name": f"Signer {n}", "email": f"signer{n}@example.net", "country": "GB"},
+        timeout=30,
+    )
+    assert answer.status_code == 202, answer.text
+
+
+def confirmations(outbox: Path) -> int:
+    return len(list(outbox.glob("outcry.confirm.*.eml")))
+
+
+def test_one_delivery_process_sends_for_every_web_process(tmp_path: Path) -> None:
+    """Without a broker, the web processes take letters in and one process of its own
+    sends them; one that dies is started again, and all go when the server stops."""
+    environment = env(tmp_path)
+    demo = paths.demo_dir() / "almaty-coach-factory.yaml"
+    assert run_outcry("db", "upgrade", env=environment, cwd=tmp_path).returncode == 0
+    imported = run_outcry("appeal", "import", str(demo), env=environment, cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    proc = outcry(
+        "serve", "--port", str(port), "--workers", "2", env=environment, cwd=tmp_path, log=log
+    )
+    outbox = tmp_path / "outbox"
+    try:
+        wait_http(f"{base}/healthz", proc, log)
+        wait_until(lambda: len(delivering(log)) == 1)
+        [first] = delivering(log)
+        web = {int(p) for p in re.findall(r"Started server process \[(\d+)\]", log.read_text())}
+        assert first not in web
+        for n in range(6):
+            sign(base, n)
+        wait_until(lambda: confirmations(outbox) == 6)
+
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: len(delivering(log)) == 2)
+        second = delivering(log)[1]
+        sign(base, 6)
+        wait_until(lambda: confirmations(outbox) == 7)
+        assert len(delivering(log)) == 2
+    finally:
+        stop(proc)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in (*web, second))
+
+
+def test_the_delivery_process_goes_when_the_server_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = outcry("serve", "--port", str(port), env=env(tmp_path), cwd=tmp_path, log=log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
+        wait_until(lambda: len(delivering(log)) == 1)
+        [pid] = delivering(log)
+        proc.kill()  # the server alone, as the kernel's OOM killer would
+        proc.wait()
+        wait_until(lambda: not Path(f"/proc/{pid}").exists())
+    finally:
+        stop(proc)

@@ -108,3 +108,14 @@ def wait_until(predicate: object, timeout: float = 60, interval: float = 0.1) ->
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(interval)
+
+
+def idle(_parent: int) -> None:
+    """A DeliveryProcess target that does nothing until it is stopped."""
+    time.sleep(3600)
+
+
+def deaf(_parent: int) -> None:
+    """A DeliveryProcess target that ignores SIGTERM."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(3600)
