@@ -49,43 +49,80 @@ class WriterFile:
     serve`'s delivery process, a signature waited up to a third of a second behind a
     lock that had been free for most of it. This looks every half millisecond instead,
     and only while another process writes.
+
+    And turns: a process whose writer finds the lock taken says so, with a shared lock on
+    a second file (`…-writer-queue`), until it has the lock; a process that is not
+    waiting itself lets such a process go first. Otherwise a web process under a crowd,
+    whose next writer takes the lock the moment its last one lets go, kept the delivery
+    process out for as long as the crowd lasted.
     """
 
     def __init__(self, database: str):
         self.path = f"{database}-writer"
-        self._fd: int | None = None
+        self._fds: tuple[int, int] | None = None
         self._pid = 0
 
     def acquire(self, deadline: float) -> bool:
         """Take the lock, waiting until `deadline` (time.monotonic()) at most."""
-        fd = self._open()
-        if fd is None:
+        fds = self._open()
+        if fds is None:
             return True  # no file to lock: other processes are waited for in SQLite
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
+        lock, queue = fds
+        waiting = False
+        try:
+            while True:
+                if waiting or not _others_wait(queue):
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        return True
+                    except BlockingIOError:
+                        waiting = waiting or _join(queue)
                 if time.monotonic() >= deadline:
                     return False
                 time.sleep(WRITER_FILE_POLL_SECONDS)
+        finally:
+            if waiting:
+                fcntl.flock(queue, fcntl.LOCK_UN)
 
     def release(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if self._fds is not None and self._pid == os.getpid():
+            fcntl.flock(self._fds[0], fcntl.LOCK_UN)
 
-    def _open(self) -> int | None:
-        # Once a process: a forked child shares its parent's open file, and with it the
-        # parent's lock. Read-only is enough for a lock, and lets processes of another
+    def _open(self) -> tuple[int, int] | None:
+        # Once a process: a forked child shares its parent's open files, and with them the
+        # parent's locks. Read-only is enough for a lock, and lets processes of another
         # user take turns too.
         if self._pid != os.getpid():
             self._pid = os.getpid()
+            flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC
             try:
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._fds = (
+                    os.open(self.path, flags, 0o644),
+                    os.open(f"{self.path}-queue", flags, 0o644),
+                )
             except OSError as exc:
                 log.warning("writers take turns in SQLite alone: no lock file (%s)", exc)
-                self._fd = None
-        return self._fd
+                self._fds = None
+        return self._fds
+
+
+def _others_wait(queue: int) -> bool:
+    """Whether another process's writer is waiting for the lock (holds `queue` shared)."""
+    try:
+        fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(queue, fcntl.LOCK_UN)
+    return False
+
+
+def _join(queue: int) -> bool:
+    """Say this process is waiting; False if another is just then looking (try again)."""
+    try:
+        fcntl.flock(queue, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _sqlite_transactions(engine: Engine, *, foreign_keys: bool) -> None:

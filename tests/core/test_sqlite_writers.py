@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +17,7 @@ from sqlalchemy import Engine, event, text
 from app.core import db
 from app.core.db import WriterFile, make_engine
 from app.core.errors import DatabaseUnavailable
+from tests.support.processes import wait_until
 
 WAIT = 30
 
@@ -108,3 +111,35 @@ def test_without_a_lock_file_writers_take_turns_in_sqlite_alone(
     assert writer.acquire(time.monotonic())
     writer.release()
     assert "no lock file" in caplog.text
+
+
+def test_a_process_that_waits_goes_before_one_that_takes_the_lock_again(tmp_path: Path) -> None:
+    """A web process under a crowd takes the lock again the moment it lets go; another
+    process waiting for it goes first all the same."""
+    database = str(tmp_path / "outcry.db")
+    first, second = WriterFile(database), WriterFile(database)
+    order: list[str] = []
+
+    def take(writer: WriterFile, name: str) -> None:
+        assert writer.acquire(time.monotonic() + WAIT)
+        order.append(name)
+        writer.release()
+
+    def someone_waits() -> bool:
+        queue = os.open(f"{database}-writer-queue", os.O_RDONLY)
+        try:
+            fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(queue)
+        return False
+
+    assert first.acquire(time.monotonic())
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(take, second, "second")
+        wait_until(someone_waits)
+        first.release()
+        take(first, "first")
+        waiting.result(WAIT)
+    assert order == ["second", "first"]
