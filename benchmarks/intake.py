@@ -16,12 +16,15 @@ server started and warmed up for its own measurement and stopped after it:
 
 For each database and each number of connections it prints the rate, p50 and p99,
 answers by status code, and the 202s against what was stored (letters with their
-confirmation delivery; rows for bare_insert). Then an open-loop client signs at a fixed
+confirmation delivery; rows for bare_insert); on SQLite, also how many of Outcry's
+confirmation e-mails were sent by the end of the run (its delivery process sends them
+as they come, beside the web process). Then an open-loop client signs at a fixed
 rate (200 a second by default) and reports latency measured from each request's
 scheduled time, so a stall cannot hide behind fewer requests sent.
 
     .venv/bin/python benchmarks/intake.py [--db postgresql sqlite] [--connections 16 64 256 1000]
-        [--seconds 10] [--rounds 1] [--workers 1] [--rate 200] [--rate-seconds 15]
+        [--seconds 10] [--rounds 1] [--kinds outcry bare bare_insert statements] [--workers 1]
+        [--rate 200] [--rate-seconds 15]
 
 PostgreSQL: its own database (outcry_bench_intake) and Redis db 14 as the broker, with
 no worker (ids are enqueued, as in production, and nobody sends them). SQLite: the
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -145,11 +149,19 @@ def start(kind: str, env: dict[str, str], workers: int, scratch: Path) -> Server
 
 
 def stop(server: Server) -> None:
+    """Stop the server and every process it started (Outcry's delivery process finishes
+    its round first), so none of them runs into the next measurement."""
     try:
         os.killpg(server.proc.pid, signal.SIGTERM)
         server.proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            os.killpg(server.proc.pid, 0)  # ProcessLookupError once the group is gone
+            time.sleep(0.1)
         os.killpg(server.proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.proc.pid, signal.SIGKILL)
 
 
 @contextmanager
@@ -188,6 +200,28 @@ def stored(url: str, kind: str, run: str) -> int:
             )
         else:
             return 0
+        return int(conn.execute(query).scalar_one())
+
+
+def sent_of_run(url: str, run: str) -> int:
+    """Confirmation e-mails of this run already sent (the embedded default sends them as
+    it goes; with a broker and no worker, none are)."""
+    from sqlalchemy import func, select
+
+    from app.core.db import engine_for
+    from app.models import Channel, Delivery, DeliveryStatus, Letter
+
+    with engine_for(url).connect() as conn:
+        query = (
+            select(func.count())
+            .select_from(Delivery)
+            .join(Letter, Delivery.letter_id == Letter.id)
+            .where(
+                Letter.signer_email.like(f"s{run}-%"),
+                Delivery.channel == Channel.confirmation,
+                Delivery.status == DeliveryStatus.sent,
+            )
+        )
         return int(conn.execute(query).scalar_one())
 
 
@@ -354,13 +388,15 @@ def bench_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"rows": [], "open_loop": {}}
     try:
         for connections, round_ in itertools.product(args.connections, range(args.rounds)):
-            for kind in KINDS:
+            for kind in args.kinds:
                 with serving(kind, env, args.workers, scratch) as server:
                     run = uuid.uuid4().hex[:8]
                     cpu, pg_cpu = cpu_seconds(server.proc.pid), postgres_cpu_seconds()
                     data = wrk(server.port, connections, args.seconds, run)
                     cpu = cpu_seconds(server.proc.pid) - cpu
                     pg_cpu = postgres_cpu_seconds() - pg_cpu
+                    if kind == "outcry":
+                        data["sent"] = sent_of_run(url, run)
                     time.sleep(1)  # let the last commits land before counting
                 data.update(
                     kind=kind,
@@ -411,6 +447,7 @@ def report(db: str, results: dict[str, Any]) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     rows = results["rows"]
     floor = {(r["connections"], r["round"]): r["rate"] for r in rows if r["kind"] == "bare_insert"}
+    floor = floor or {(r["connections"], r["round"]): float("nan") for r in rows}
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["connections"], row["kind"]), []).append(row)
@@ -429,12 +466,15 @@ def report(db: str, results: dict[str, Any]) -> None:
         if errors:
             answers += f", socket errors: {errors}"
         accepted, kept = sum(r["accepted"] for r in runs), sum(r["stored"] for r in runs)
+        stored = f"{accepted} / {kept}" if kind != "bare" else "—"
+        if kind == "outcry" and db == "sqlite":
+            stored += f" (sent {sum(r.get('sent', 0) for r in runs)})"
         rate = f"{mid['rate']:.0f}"
         if len(runs) > 1:
             rate += f" ({runs[0]['rate']:.0f}–{runs[-1]['rate']:.0f})"
         print(
             f"| {connections} | {kind} | {rate} | {mid['p50_ms']:.1f} | {mid['p99_ms']:.1f} |"
-            f" {answers} | {f'{accepted} / {kept}' if kind != 'bare' else '—'} | {ratio} |"
+            f" {answers} | {stored} | {ratio} |"
             f" {mid['server_cpu_ms']:.2f}, {mid['db_cpu_ms']:.2f} |"
         )
     for kind, s in results["open_loop"].items():
@@ -451,6 +491,7 @@ def main() -> None:
     parser.add_argument("--connections", nargs="+", type=int, default=[16, 64, 256, 1000])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1, help="each kind in turn, this often")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--rate-seconds", type=float, default=15)
