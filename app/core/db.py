@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -61,6 +62,7 @@ class WriterFile:
         self.path = f"{database}-writer"
         self._fds: tuple[int, int] | None = None
         self._pid = 0
+        os.register_at_fork(after_in_child=partial(_forget_in_child, weakref.ref(self)))
 
     def acquire(self, deadline: float) -> bool:
         """Take the lock, waiting until `deadline` (time.monotonic()) at most."""
@@ -80,6 +82,11 @@ class WriterFile:
                 if time.monotonic() >= deadline:
                     return False
                 time.sleep(WRITER_FILE_POLL_SECONDS)
+        except OSError as exc:
+            # A file system without flock (some network and FUSE mounts): as without a file.
+            log.warning("writers take turns in SQLite alone: cannot lock %s (%s)", self.path, exc)
+            self._fds = None
+            return True
         finally:
             if waiting:
                 fcntl.flock(queue, fcntl.LOCK_UN)
@@ -104,6 +111,16 @@ class WriterFile:
                 log.warning("writers take turns in SQLite alone: no lock file (%s)", exc)
                 self._fds = None
         return self._fds
+
+
+def _forget_in_child(ref: weakref.ref[WriterFile]) -> None:
+    """After a fork: the child opens files of its own, and leaves its copies of the
+    parent's alone (closing them lets go of no lock; unlocking them would)."""
+    writer = ref()
+    if writer is not None and writer._fds is not None:
+        for fd in writer._fds:
+            os.close(fd)
+        writer._fds, writer._pid = None, 0
 
 
 def _others_wait(queue: int) -> bool:
@@ -139,8 +156,8 @@ def _sqlite_transactions(engine: Engine, *, foreign_keys: bool) -> None:
     locked" when it writes, whatever the busy timeout.
 
     This process's writers queue on a lock of ours, handed on when the previous writer's
-    connection goes back to the pool, after its commit; other processes' writers wait in
-    SQLite's busy handler, which polls.
+    connection goes back to the pool, after its commit; then take turns with other
+    processes' writers on a lock file (WriterFile).
     """
     writer = threading.Lock()
     database = engine.url.database
@@ -169,9 +186,12 @@ def _sqlite_transactions(engine: Engine, *, foreign_keys: bool) -> None:
             deadline = time.monotonic() + SQLITE_BUSY_SECONDS
             if not writer.acquire(timeout=SQLITE_BUSY_SECONDS):
                 raise DatabaseUnavailable()
-            if shared is not None and not shared.acquire(deadline):
+            try:
+                if shared is not None and not shared.acquire(deadline):
+                    raise DatabaseUnavailable()
+            except BaseException:
                 writer.release()
-                raise DatabaseUnavailable()
+                raise
             info[owner] = True
         cursor.execute("BEGIN IMMEDIATE")
         info[begun] = True

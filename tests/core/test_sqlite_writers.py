@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import multiprocessing
 import os
@@ -143,3 +144,18 @@ def test_a_process_that_waits_goes_before_one_that_takes_the_lock_again(tmp_path
         take(first, "first")
         waiting.result(WAIT)
     assert order == ["second", "first"]
+
+
+def test_on_a_file_system_without_flock_writers_take_turns_in_sqlite_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = engines(tmp_path / "outcry.db")
+
+    def no_locks(*_args: object) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    write(first, "first")
+    write(second, "second")
+    assert words(first) == ["first", "second"]
+    assert "cannot lock" in caplog.text
