@@ -427,7 +427,8 @@ WorkersOpt = Annotated[
 
 @cli.command()
 def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt = 1) -> None:
-    """Run the web app; upgrades the database; delivers in-process when no broker is set."""
+    """Run the web app; upgrades the database; without a broker, delivers from a process of
+    its own beside the web processes."""
     _check_port(host, port)
     _serve(_served_settings(host, port), host, port, workers)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -145,8 +145,9 @@ def deliver_beside_server(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the server stops this process itself,
     # once it has stopped taking requests.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stopped: list[int] = []
+    # Only a note here: the handler runs between the main thread's steps, whatever it holds.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopped.append(signum))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     settings = get_settings()
     sessions = session_factory(engine_for(settings.database_url))
@@ -154,11 +155,17 @@ def deliver_beside_server(parent: int) -> None:
         _deliverer(settings, sessions), WakeUp(), interval=settings.embedded_poll_interval
     )
     loop.start()
+    pid = os.getpid()
     log.info(
         "delivery process %s: delivering (embedded, polling every %s s)",
-        os.getpid(),
+        pid,
         settings.embedded_poll_interval,
     )
-    while not stop.wait(1.0) and os.getppid() == parent:
-        pass
+    while not stopped and os.getppid() == parent:
+        time.sleep(0.2)
+    log.info(
+        "delivery process %s: %s",
+        pid,
+        "stopping" if stopped else "the server is gone; stopping",
+    )
     loop.stop()

@@ -5,6 +5,7 @@ Without a broker, one delivery process beside them (embedded.DeliveryProcess).""
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 import uvicorn
@@ -82,6 +83,10 @@ def options() -> dict[str, Any]:
     }
 
 
+def _exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run(*, host: str, port: int, workers: int) -> None:
     """Serve on host:port with `workers` processes sharing the socket; each reads its
     settings from the environment, as the command that started them did. Without a
@@ -90,6 +95,10 @@ def run(*, host: str, port: int, workers: int) -> None:
     if get_settings().embedded:
         delivery = DeliveryProcess(deliver_beside_server)
         delivery.start()
+        # uvicorn stops on SIGTERM, then puts this handler back and raises the signal
+        # again: with the default one the process would end there, before the delivery
+        # process is stopped below.
+        signal.signal(signal.SIGTERM, _exit)
     try:
         uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, **options())
     finally:

@@ -285,7 +285,7 @@ class Settings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
-        """True when no broker is set: `outcry serve` delivers in-process."""
+        """True when no broker is set: `outcry serve` delivers itself (embedded.DeliveryProcess)."""
         return not self.broker_url
 
     def resolved_secret_key(self) -> str:

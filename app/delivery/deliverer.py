@@ -155,15 +155,28 @@ class Deliverer:
         [outcome] = await self.deliver_many([delivery_id])
         return outcome
 
-    async def deliver_many(self, ids: Sequence[int]) -> list[Outcome]:
+    async def deliver_many(
+        self, ids: Sequence[int], *, until: asyncio.Event | None = None
+    ) -> list[Outcome]:
         """Deliver `ids` through a Feed of this call's own, in batches of CHUNK; each id not
-        due or taken is skipped. Returns once every one is recorded."""
+        due or taken is skipped. Returns once every one is recorded, or once `until` is
+        set: then what is on the wire is sent and recorded, and the claims not yet sent
+        are given back (`sending` in the outcomes: not finished here)."""
         if not ids:
             return []
         feed = Feed(self, senders=self.settings.send_concurrency)
         try:
             ticket = feed.submit(ids)
-            await ticket.done.wait()
+            if until is None:
+                await ticket.done.wait()
+            else:
+                done = asyncio.ensure_future(ticket.done.wait())
+                halted = asyncio.ensure_future(until.wait())
+                try:
+                    await asyncio.wait({done, halted}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    done.cancel()
+                    halted.cancel()
             return ticket.results()
         finally:
             await feed.close(grace=0)
@@ -363,7 +376,7 @@ class Deliverer:
 
     def _privacy_upkeep(self) -> None:
         # Its own transaction, after the hand-out, so erasing never holds up sending; and
-        # not on every poll of the embedded loop (each second), once a sweep interval.
+        # not on every poll of the embedded loop (four a second), once a sweep interval.
         due = time.monotonic()
         if self.upkeep is None or due < self._upkeep_due:
             return

@@ -4,6 +4,7 @@ for `outcry serve` in a process of its own beside the web processes (DeliveryPro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -26,26 +27,37 @@ class EmbeddedLoop:
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outcry-delivery", daemon=True)
+        # The round under way is cut short through these (set in the loop's own thread).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._halt: asyncio.Event | None = None
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the messages on the wire: the claims not yet sent are given back, and
+        every result is recorded (Feed.close)."""
         self._stop.set()
         self.wake.event.set()
+        loop, halt = self._loop, self._halt
+        if loop is not None and halt is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                loop.call_soon_threadsafe(halt.set)
         self._thread.join(timeout)
 
     def _run(self) -> None:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
+        self._halt = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         try:
             while not self._stop.is_set():
                 self.wake.event.clear()
                 try:
                     ids = await asyncio.to_thread(self.deliverer.sweep)
-                    if ids:
-                        await self.deliverer.deliver_many(ids)
+                    if ids and not self._stop.is_set():
+                        await self.deliverer.deliver_many(ids, until=self._halt)
                     if len(ids) >= SWEEP_PAGE:
                         continue  # there may be more due than one sweep returns
                 except Exception:
@@ -124,7 +136,10 @@ class DeliveryProcess:
             process.join(0.5)
             if process.exitcode is None or self._stopping.is_set():
                 continue
-            log.error(
+            # 0: it was stopped (SIGTERM to it alone, or to the whole group as the server
+            # stops, when stop() comes next); anything else: it died.
+            report = log.info if process.exitcode == 0 else log.error
+            report(
                 "delivery process %s exited with %s; another starts in %s s",
                 process.pid,
                 process.exitcode,

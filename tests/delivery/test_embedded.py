@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from app.delivery.embedded import DeliveryProcess
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.db import engine_for, session_factory
+from app.delivery import transports
+from app.delivery.deliverer import Deliverer
+from app.delivery.dispatch import WakeUp
+from app.delivery.embedded import DeliveryProcess, EmbeddedLoop
+from app.models import Delivery
+from tests.appeals.factories import make_appeal
+from tests.conftest import make_settings
+from tests.letters.factories import sign
 from tests.support.processes import deaf, idle, wait_until
+from tests.support.smtp import Handler, SmtpSink
+
+WAIT = 30
 
 
 def running(delivery: DeliveryProcess) -> tuple[BaseProcess, int]:
@@ -51,3 +69,44 @@ def test_one_that_will_not_stop_is_killed() -> None:
     wait_until(lambda: ignores_sigterm(pid))
     delivery.stop(timeout=0.5)
     assert process.exitcode == -signal.SIGKILL
+
+
+def test_stopping_mid_round_sends_what_is_on_the_wire_and_gives_back_the_rest(
+    session: Session, db_url: str, tmp_path: Path
+) -> None:
+    """A stop does not wait for the round (up to a sweep's page of letters): the message
+    on the wire goes and is recorded; the claims behind it wait again, no attempt spent."""
+    on_the_wire, go_on = threading.Event(), threading.Event()
+
+    def hold(_rcpts: list[str]) -> None:
+        on_the_wire.set()
+        go_on.wait(WAIT)
+
+    with SmtpSink(Handler(on_data=hold)) as sink:
+        settings = make_settings(db_url, tmp_path, smtp_url=sink.url, send_concurrency=1)
+        appeal = make_appeal(session)
+        for n in range(30):
+            sign(session, appeal, settings, email=f"supporter{n}@example.net")
+        session.commit()
+        sessions = session_factory(engine_for(settings.database_url))
+        deliverer = Deliverer(sessions, transports.make_transport(settings), settings, upkeep=None)
+        loop = EmbeddedLoop(deliverer, WakeUp(), interval=60)
+        loop.start()
+        assert on_the_wire.wait(WAIT)
+        with ThreadPoolExecutor(1) as pool:
+            stopping = pool.submit(loop.stop, WAIT)
+            # The claims not on the wire are given back before the one on it is done.
+            wait_until(lambda: statuses(settings)["sending"] == 1)
+            go_on.set()
+            stopping.result(WAIT)
+        assert not loop._thread.is_alive()
+    assert len(sink.messages) == 1
+    assert statuses(settings) == {"sent": 1, "queued": 29}
+    with sessions() as check:
+        attempts = check.scalars(select(Delivery.attempts).where(Delivery.status == "queued"))
+        assert set(attempts) == {0}
+
+
+def statuses(settings: Settings) -> Counter[str]:
+    with session_factory(engine_for(settings.database_url))() as check:
+        return Counter(str(s) for s in check.scalars(select(Delivery.status)))

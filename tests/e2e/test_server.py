@@ -149,7 +149,36 @@ def test_one_delivery_process_sends_for_every_web_process(tmp_path: Path) -> Non
         assert len(delivering(log)) == 2
     finally:
         stop(proc)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in (*web, second))
+    assert all(gone(pid) for pid in (*web, second))
+
+
+def gone(pid: int) -> bool:
+    """No such process, or one that has ended and waits to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_the_server_stopped_alone_stops_its_delivery_process_first(tmp_path: Path) -> None:
+    """SIGTERM to the server's process alone (as `kill PID`): it stops the delivery
+    process before it ends itself, rather than leave it to find its parent gone."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = outcry("serve", "--port", str(port), env=env(tmp_path), cwd=tmp_path, log=log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
+        wait_until(lambda: len(delivering(log)) == 1)
+        [pid] = delivering(log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+        assert gone(pid)
+        served = log.read_text()
+        assert f"delivery process {pid}: stopping" in served
+        assert "the server is gone" not in served
+    finally:
+        stop(proc)
 
 
 def test_the_delivery_process_goes_when_the_server_is_killed(tmp_path: Path) -> None:
@@ -162,6 +191,7 @@ def test_the_delivery_process_goes_when_the_server_is_killed(tmp_path: Path) -> 
         [pid] = delivering(log)
         proc.kill()  # the server alone, as the kernel's OOM killer would
         proc.wait()
-        wait_until(lambda: not Path(f"/proc/{pid}").exists())
+        wait_until(lambda: gone(pid))
+        assert f"delivery process {pid}: the server is gone; stopping" in log.read_text()
     finally:
         stop(proc)
