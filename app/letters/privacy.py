@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, literal_column, select, update
+from sqlalchemy import and_, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.appeals import service as appeals
@@ -33,6 +33,7 @@ from app.models import (
     Appeal,
     Channel,
     Delivery,
+    DeliveryStatus,
     Letter,
     LetterStatus,
     StatusEvent,
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # The supporter's own mail: its recipient is their address, its server replies may be too.
 SUPPORTER_CHANNELS = (Channel.copy, Channel.confirmation, Channel.rejection)
+# What a withdrawal waits for while it is on the wire: all but the confirmation e-mail.
+_BUSY_FOR_WITHDRAWAL = tuple(c for c in Channel if c is not Channel.confirmation)
 # A letter the supporter may still take back, as long as no target has it.
 WITHDRAWABLE = (
     LetterStatus.pending_confirmation,
@@ -102,10 +105,10 @@ def withdraw(session: Session, *, letter: Letter, now: datetime) -> Letter:
         raise NotWithdrawable("This letter will not be sent anyway: there is nothing to withdraw.")
     if letter.status not in WITHDRAWABLE:
         raise NotWithdrawable()
-    # Only a copy on its way to a target stops a withdrawal. The supporter's own e-mail
-    # (their confirmation, a moment after signing) reaches no target, and its link
-    # confirms nothing once the letter is withdrawn.
-    if _stop(session, letter, "withdrawn by the supporter", busy=delivery.TARGET_CHANNELS):
+    # The supporter's confirmation e-mail on its way (a moment after signing) does not stop
+    # a withdrawal: it reaches no target, and its link confirms nothing once the letter is
+    # withdrawn. Anything else on its way does.
+    if _stop(session, letter, "withdrawn by the supporter", busy=_BUSY_FOR_WITHDRAWAL):
         raise NotWithdrawable()  # rolled back with the cancellations by the caller
     transition(
         session,
@@ -291,11 +294,20 @@ class PurgeResult:
     unfinished: int  # letters left as they are: still awaiting confirmation, held or queued
 
 
+def _in_flight() -> Any:
+    """The letter has a message on the wire: its result, recorded later, would write back
+    what erasing it scrubbed (the server's reply may quote the address)."""
+    return exists().where(
+        Delivery.letter_id == Letter.id, Delivery.status == DeliveryStatus.sending
+    )
+
+
 def _purgeable(appeal: Appeal, before: datetime | None) -> list[Any]:
     conditions: list[Any] = [
         Letter.appeal_id == appeal.id,
         Letter.status.in_(FINISHED),
         Letter.erased_at.is_(None),
+        ~_in_flight(),
     ]
     if before is not None:
         conditions.append(Letter.created_at < before)
@@ -313,8 +325,11 @@ def purge_preview(session: Session, *, appeal: Appeal, before: datetime | None) 
 def _unfinished(session: Session, appeal: Appeal, before: datetime | None) -> int:
     conditions: list[Any] = [
         Letter.appeal_id == appeal.id,
-        Letter.status.in_(
-            (LetterStatus.pending_confirmation, LetterStatus.held, LetterStatus.queued)
+        or_(
+            Letter.status.in_(
+                (LetterStatus.pending_confirmation, LetterStatus.held, LetterStatus.queued)
+            ),
+            and_(Letter.status.in_(FINISHED), Letter.erased_at.is_(None), _in_flight()),
         ),
     ]
     if before is not None:

@@ -307,6 +307,12 @@ def test_the_supporter_s_own_e_mail_on_its_way_does_not_stop_a_withdrawal(
     session.rollback()
     assert reload(session, letter).status is LetterStatus.withdrawn
     assert {d.channel for d in reload(session, letter).deliveries} == {Channel.confirmation}
+    # Nor does a purge of the closed appeal scrub it while that e-mail is on its way.
+    _closed(session, appeal)
+    purged = privacy.purge_appeal(session, appeal=appeal, now=utcnow(), by="test")
+    session.commit()
+    assert (purged.erased, purged.unfinished) == (0, 1)
+    assert reload(session, letter).signer_email == "ada@example.net"
 
 
 def _closed(session: Session, appeal: Appeal) -> None:
