@@ -161,9 +161,18 @@ def gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
-def test_the_server_stopped_alone_stops_its_delivery_process_first(tmp_path: Path) -> None:
-    """SIGTERM to the server's process alone (as `kill PID`): it stops the delivery
-    process before it ends itself, rather than leave it to find its parent gone."""
+@pytest.mark.parametrize(
+    ("sig", "exit_code", "said"),
+    [
+        # `kill PID`: the server stops its delivery process before it ends itself.
+        (signal.SIGTERM, 128 + signal.SIGTERM, "stopping"),
+        # As the kernel's OOM killer would: the delivery process finds its parent gone.
+        (signal.SIGKILL, -signal.SIGKILL, "the server is gone; stopping"),
+    ],
+)
+def test_the_server_stopped_alone_takes_its_delivery_process_with_it(
+    tmp_path: Path, sig: int, exit_code: int, said: str
+) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
     proc = outcry("serve", "--port", str(port), env=env(tmp_path), cwd=tmp_path, log=log)
@@ -171,27 +180,11 @@ def test_the_server_stopped_alone_stops_its_delivery_process_first(tmp_path: Pat
         wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
         wait_until(lambda: len(delivering(log)) == 1)
         [pid] = delivering(log)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 128 + signal.SIGTERM
-        assert gone(pid)
-        served = log.read_text()
-        assert f"delivery process {pid}: stopping" in served
-        assert "the server is gone" not in served
-    finally:
-        stop(proc)
-
-
-def test_the_delivery_process_goes_when_the_server_is_killed(tmp_path: Path) -> None:
-    port = free_port()
-    log = tmp_path / "serve.log"
-    proc = outcry("serve", "--port", str(port), env=env(tmp_path), cwd=tmp_path, log=log)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
-        wait_until(lambda: len(delivering(log)) == 1)
-        [pid] = delivering(log)
-        proc.kill()  # the server alone, as the kernel's OOM killer would
-        proc.wait()
+        proc.send_signal(sig)
+        assert proc.wait(60) == exit_code
+        if sig == signal.SIGTERM:
+            assert gone(pid)  # the server waited for it
         wait_until(lambda: gone(pid))
-        assert f"delivery process {pid}: the server is gone; stopping" in log.read_text()
+        assert f"delivery process {pid}: {said}" in log.read_text()
     finally:
         stop(proc)
