@@ -79,10 +79,10 @@ class DeliveryProcess:
     Served, the web processes do not deliver: composing a message (and a letter's PDF)
     would hold the interpreter lock of a process that answers signers, and with
     `--workers N` there would be N loops taking turns at SQLite's write lock. One process
-    delivers for all of them, on a core of its own, and finds what is due at each poll
-    (OUTCRY_EMBEDDED_POLL_INTERVAL): a crowd's confirmations go in batches, not one round
-    each. Measured on SQLite (BENCHMARKS.md): 248 signatures/s with the loop on a thread
-    of the web process, 300/s beside it.
+    delivers for all of them (the system runs it on another core where there is one),
+    and finds what is due at each poll (OUTCRY_EMBEDDED_POLL_INTERVAL): a crowd's
+    confirmations go in batches, not one round each. Measured on SQLite, 16 connections
+    (BENCHMARKS.md, fourth pass): one web process 193 → 247 signatures/s, two 198 → 310.
 
     `target(parent_pid)` runs in a spawned process (app.main.deliver_beside_server): it
     stops on SIGTERM, and by itself once the process that started it is gone. One that
