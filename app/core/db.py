@@ -281,14 +281,34 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     _commit_and_close(session)
 
 
+# The request's hold on its turn, counted in its ASGI scope: a route may take the session
+# and the session factory together, and holds one turn until the last of them lets go.
+_TURNS = "outcry.turns"
+
+
+async def _take_turn(request: Request) -> None:
+    """Wait for this request's turn to use the database (or 503: see admission.py),
+    unless it holds one already."""
+    held = request.scope.get(_TURNS, 0)
+    if not held:
+        await request.app.state.admission.acquire()
+    request.scope[_TURNS] = held + 1
+
+
+def _let_go_of_turn(request: Request) -> None:
+    held = request.scope[_TURNS] - 1
+    request.scope[_TURNS] = held
+    if not held:
+        request.app.state.admission.release()
+
+
 async def admitted(request: Request) -> AsyncIterator[None]:
-    """Wait for this request's turn to use the database (or 503: see admission.py)."""
-    admission = request.app.state.admission
-    await admission.acquire()
+    """This request's turn to use the database (or 503), held until the response ends."""
+    await _take_turn(request)
     try:
         yield
     finally:
-        admission.release()
+        _let_go_of_turn(request)
 
 
 Admitted = Annotated[None, Depends(admitted)]
@@ -303,39 +323,46 @@ class _Dispatcher(Protocol):  # app.delivery.dispatch's, which core does not imp
     def enqueue(self, ids: Sequence[int]) -> None: ...
 
 
-async def get_session(request: Request, _turn: Admitted) -> AsyncIterator[Session]:
-    """The request's session; committed when the route returns, rolled back on error.
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session, in the request's turn to use the database (or 503: see
+    admission.py); committed when the route returns, rolled back on error.
 
     Delivery ids the services asked to enqueue (session.info[ENQUEUE]) are handed
     to the dispatcher only after the commit, so a rolled-back letter enqueues nothing.
 
     async, so that opening the session (no I/O: it connects when first used) takes no
     worker thread; the commit or rollback and the close take one, all in one call. A
-    plain generator took a thread hop at each end (issue 10).
+    plain generator took a thread hop at each end (issue 10). It takes the request's turn
+    itself: `admitted` as a generator dependency of its own cost a signature about 4% of
+    its CPU in FastAPI's exit stack.
     """
-    factory: sessionmaker[Session] = request.app.state.sessions
-    session = factory()
+    await _take_turn(request)
     try:
-        yield session
-    except BaseException:
-        # Shielded: a request cancelled (its client gone) still gives its connection back.
+        factory: sessionmaker[Session] = request.app.state.sessions
+        session = factory()
+        try:
+            yield session
+        except BaseException:
+            # Shielded: a request cancelled (its client gone) still gives its connection back.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await anyio.to_thread.run_sync(_roll_back, session)
+                finally:
+                    # What commit_now() committed before the failure stays committed: send it.
+                    await _hand_over(request, session, only=COMMITTED)
+            raise
+        if not session.in_transaction():
+            # The route committed on its own thread (commit_now), and added or changed
+            # nothing since (either would have begun a transaction): nothing is left that
+            # waits on the database, so no worker thread is taken. Closing a session with
+            # no transaction does no I/O; it only lets go of its objects.
+            session.close()
+            await _hand_over(request, session)
+            return
         with anyio.CancelScope(shield=True):
-            try:
-                await anyio.to_thread.run_sync(_roll_back, session)
-            finally:
-                # What commit_now() committed before the failure stays committed: send it.
-                await _hand_over(request, session, only=COMMITTED)
-        raise
-    if not session.in_transaction():
-        # The route committed on its own thread (commit_now), and added or changed nothing
-        # since (either would have begun a transaction): nothing is left that waits on the
-        # database, so no worker thread is taken. Closing a session with no transaction
-        # does no I/O; it only lets go of its objects.
-        session.close()
-        await _hand_over(request, session)
-        return
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(_commit, session, request.app.state.dispatcher)
+            await anyio.to_thread.run_sync(_commit, session, request.app.state.dispatcher)
+    finally:
+        _let_go_of_turn(request)
 
 
 async def _hand_over(request: Request, session: Session, *, only: str = "") -> None:

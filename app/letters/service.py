@@ -32,6 +32,7 @@ from app.letters.schemas import (
     LetterRead,
     SignatureIn,
     SignerRead,
+    normalised_address,
 )
 from app.models import (
     Appeal,
@@ -62,14 +63,13 @@ def needs_moderation(appeal: Appeal, message: str, hold_reason: str = "") -> boo
 def normalise_email(address: str, *, check_deliverability: bool) -> str:
     """The address as we store and compare it; InvalidInput naming `email` if it is not one."""
     try:
-        valid = validate_email(
-            address, check_deliverability=check_deliverability, allow_smtputf8=False
-        )
+        if not check_deliverability:
+            return normalised_address(address)
+        valid = validate_email(address, check_deliverability=True, allow_smtputf8=False)
     except EmailNotValidError as exc:
         kind = "email_undeliverable" if isinstance(exc, EmailUndeliverableError) else "email_syntax"
         raise InvalidInput({"email": str(exc)}, codes={"email": kind}) from exc
-    # Mail providers treat the local part case-insensitively in practice; comparing
-    # it folded stops "Ada@x" and "ada@x" from signing one appeal twice.
+    # As normalised_address() folds it.
     return valid.normalized.lower()
 
 

@@ -4,11 +4,12 @@ and a route that commits on its own thread (commit_now) spares the extra thread 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,7 +17,14 @@ from sqlalchemy.orm import Session
 from app.core import db
 from app.core.admission import Admission
 from app.core.config import Settings
-from app.core.db import SessionDep, commit_now, engine_for, session_factory, session_scope
+from app.core.db import (
+    SessionDep,
+    SessionsDep,
+    commit_now,
+    engine_for,
+    session_factory,
+    session_scope,
+)
 from app.delivery.service import enqueue_after_commit
 from app.models import AuditEvent, Delivery, Letter
 from tests.appeals.factories import make_appeal
@@ -254,3 +262,38 @@ def test_signing_and_confirming_hand_each_delivery_over_once(
     assert to_targets
     assert recorder.handed == [confirmation.id, *to_targets]
     assert all(recorder.in_loop)
+
+
+def test_one_turn_a_request_held_until_its_stream_ends(settings: Settings) -> None:
+    """The session takes the request's turn itself; with the session factory too (a
+    streamed download), the request still holds one turn, until the stream's last byte."""
+    app = FastAPI()
+    app.state.sessions = session_factory(engine_for(settings.database_url))
+    admission = app.state.admission = Admission(2, wait=0)
+    app.state.dispatcher = Recorder()
+    seen: list[tuple[str, int]] = []
+
+    @app.get("/session")
+    def with_session(session: SessionDep) -> dict[str, int]:
+        seen.append(("session", admission.busy))
+        return {}
+
+    @app.get("/both")
+    def with_both(session: SessionDep, sessions: SessionsDep) -> StreamingResponse:
+        seen.append(("route", admission.busy))
+
+        def body() -> Iterator[str]:
+            for part in ("a", "b"):
+                seen.append(("stream", admission.busy))
+                yield part
+
+        return StreamingResponse(body())
+
+    with TestClient(app) as client:
+        assert client.get("/session").status_code == 200
+        assert admission.busy == 0
+        answer = client.get("/both")
+        assert answer.status_code == 200
+        assert answer.text == "ab"
+        assert admission.busy == 0
+    assert seen == [("session", 1), ("route", 1), ("stream", 1), ("stream", 1)]
