@@ -9,10 +9,12 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Enum,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -255,6 +257,11 @@ class Appeal(Base):
     rate_limit: Mapped[int] = mapped_column(Integer, default=60)  # per recipient domain a minute
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Drawn anew by triggers whenever the appeal, its targets or its organisations change
+    # (migration c3e1f7a2d9b8): a web process checks its copy against it.
+    revision: Mapped[int] = mapped_column(
+        BigInteger, server_default="0", server_onupdate=FetchedValue()
+    )
 
     targets: Mapped[list[Target]] = relationship(
         back_populates="appeal",

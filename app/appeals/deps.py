@@ -15,7 +15,7 @@ from app.models import Appeal
 
 
 def public_appeal(session: SessionDep, slug: str) -> Appeal:
-    return service.get_appeal(session, slug, include_drafts=False)
+    return service.published_appeal(session, slug)
 
 
 CurrentAppeal = Annotated[Appeal, Depends(public_appeal)]

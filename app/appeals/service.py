@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import URL, bindparam, case, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from app.appeals import files, templating, texts
@@ -26,7 +26,15 @@ from app.appeals.texts import in_language as in_language
 from app.appeals.texts import target_text as target_text
 from app.audit import service as audit
 from app.core.errors import AppealNotFound, Conflict, InvalidInput
-from app.models import Appeal, AppealStatus, LetterStatus, LetterTally, Organisation, Target
+from app.models import (
+    Appeal,
+    AppealStatus,
+    LetterStatus,
+    LetterTally,
+    Organisation,
+    Target,
+    table_of,
+)
 
 # Letters released for delivery: on their way, delivered, or failed. These are what a
 # union hands over in a bundle; a letter still held by a moderator is not (yet).
@@ -247,6 +255,52 @@ def get_appeal(session: Session, slug: str, *, include_drafts: bool = True) -> A
     appeal = find_appeal(session, slug)
     if appeal is None or (not include_drafts and appeal.status is AppealStatus.draft):
         raise AppealNotFound()
+    return appeal
+
+
+_APPEAL = table_of(Appeal)
+_REVISION = select(_APPEAL.c.id, _APPEAL.c.revision, _APPEAL.c.status).where(
+    _APPEAL.c.slug == bindparam("slug")
+)
+# This process's copies of published appeals, by database and slug: loaded with their
+# targets and organisations, never attached to a session, never changed. At most this many.
+_COPIES: dict[tuple[URL, str], Appeal] = {}
+COPIES_KEPT = 256
+
+
+def published_appeal(session: Session, slug: str) -> Appeal:
+    """The published appeal with this slug (AppealNotFound for none or a draft), for a
+    supporter's request: what signing and the public pages read of it.
+
+    Loading an appeal with its targets and organisations was the largest single piece of
+    a signature's own work (issue 10). This looks up one row's id, revision and status,
+    and when the process's copy has that revision, merges the copy into the session
+    without loading it (the triggers of migration c3e1f7a2d9b8 draw a new revision
+    whenever the appeal, a target of it or an organisation in it changes, whoever writes).
+    The object returned is the session's own, as if loaded."""
+    row = session.execute(_REVISION, {"slug": slug}).first()
+    if row is None or row.status is AppealStatus.draft:
+        raise AppealNotFound()
+    key = (session.get_bind().engine.url, slug)
+    copy = _COPIES.get(key)
+    if copy is None or copy.id != row.id or copy.revision != row.revision:
+        copy = _load_copy(session, slug)
+        if copy.status is AppealStatus.draft:  # unpublished a moment ago
+            raise AppealNotFound()
+        if len(_COPIES) >= COPIES_KEPT:
+            _COPIES.clear()
+        _COPIES[key] = copy
+    return session.merge(copy, load=False)
+
+
+def _load_copy(session: Session, slug: str) -> Appeal:
+    """The appeal with its targets and organisations, read in the session's transaction
+    by a session of its own, and left attached to none."""
+    with Session(bind=session.connection()) as own:
+        appeal = find_appeal(own, slug)
+        if appeal is None:  # deleted a moment ago
+            raise AppealNotFound()
+        own.expunge_all()
     return appeal
 
 

@@ -33,7 +33,7 @@ def sign(
     run here, on one worker thread: as dependencies of their own, the lookup and the limit
     each took a thread call of their own. The body is validated (422) before any of them."""
     client = client_host(request)
-    appeal = appeals.get_appeal(session, slug, include_drafts=False)
+    appeal = appeals.published_appeal(session, slug)
     guard.check_signing_limit(settings, client)
     letter = service.sign_letter(
         session, appeal=appeal, form=form, settings=settings, now=utcnow(), client=client

@@ -190,7 +190,7 @@ def index(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLR
 
 @router.get("/a/{slug}", response_class=HTMLResponse)
 def appeal_page(request: Request, session: SessionDep, slug: str) -> HTMLResponse:
-    appeal = appeals.get_appeal(session, slug, include_drafts=False)
+    appeal = appeals.published_appeal(session, slug)
     return _appeal_page(request, session, appeal, form={}, errors={})
 
 
@@ -208,7 +208,7 @@ def sign_page(
     A plain `def`, so the database and Redis are used on a worker thread, never in the
     event loop: on SQLite a write waits there for the one writer, and in the event loop
     it would hold up every request of the process, the writer's own commit included."""
-    appeal = appeals.get_appeal(session, slug, include_drafts=False)
+    appeal = appeals.published_appeal(session, slug)
     guard.check_signing_limit(settings, client_host(request))
     form = {name: str(posted.get(name, "")) for name in FORM_FIELDS}
     data: dict[str, Any] = {k: v for k, v in form.items() if v != ""}
