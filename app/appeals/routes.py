@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.appeals import service
-from app.appeals.deps import CurrentAppeal
 from app.appeals.schemas import AppealIn, AppealRead
 from app.core import paths
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.deps import Admin, SettingsDep
 from app.core.errors import Conflict, InvalidInput, error_responses
+from app.core.responses import model_response
 from app.models import Appeal, utcnow
 
 # Every route here waits its turn for the database (admission.py): 503 when it cannot.
@@ -52,12 +52,17 @@ def list_appeals(
     ]
 
 
-@router.get("/{slug}", responses=error_responses(404, 422))
+@router.get("/{slug}", response_model=AppealRead, responses=error_responses(404, 422))
 def get_appeal(
-    session: SessionDep, settings: SettingsDep, appeal: CurrentAppeal, lang: LangQuery = None
-) -> AppealRead:
-    """One appeal with its counts, its texts in `lang` where it has them."""
-    return _read(session, appeal, settings, lang)
+    session: SessionDep, settings: SettingsDep, slug: str, lang: LangQuery = None
+) -> Response:
+    """One appeal with its counts, its texts in `lang` where it has them.
+
+    The lookup (404) and the answer's JSON on the route's own thread: as a dependency
+    (CurrentAppeal) and as FastAPI's step after the route, each took a thread call of its
+    own (core/responses.py). A crowd reads this page's data as it signs."""
+    appeal = service.published_appeal(session, slug)
+    return model_response(_read(session, appeal, settings, lang))
 
 
 @router.post("", status_code=201, responses=error_responses(401, 403, 409, 413, 422))

@@ -10,6 +10,7 @@ from app.core.db import SessionDep, commit_now
 from app.core.deps import SettingsDep, client_host
 from app.core.errors import error_responses
 from app.core.files import download_headers
+from app.core.responses import model_response
 from app.documents import service as documents
 from app.letters import guard, privacy, service
 from app.letters.schemas import ConfirmIn, LetterCreated, LetterRead, SignatureIn
@@ -22,16 +23,18 @@ router = APIRouter(prefix="/api/v1", tags=["letters"], responses=error_responses
 @router.post(
     "/appeals/{slug}/letters",
     status_code=202,
+    response_model=LetterCreated,
     responses=error_responses(404, 409, 413, 422, 429),
 )
 def sign(
     request: Request, session: SessionDep, settings: SettingsDep, slug: str, form: SignatureIn
-) -> LetterCreated:
+) -> Response:
     """Sign the appeal's letter; 202 with the letter's status URL.
 
-    The appeal's lookup (404), the signing limit (429), the signature and its commit all
-    run here, on one worker thread: as dependencies of their own, the lookup and the limit
-    each took a thread call of their own. The body is validated (422) before any of them."""
+    The appeal's lookup (404), the signing limit (429), the signature, its commit and the
+    answer's JSON all run here, on one worker thread: as dependencies of their own, the
+    lookup and the limit each took a thread call of their own, and so did the answer
+    (core/responses.py). The body is validated (422) before any of them."""
     client = client_host(request)
     appeal = appeals.published_appeal(session, slug)
     guard.check_signing_limit(settings, client)
@@ -39,9 +42,10 @@ def sign(
         session, appeal=appeal, form=form, settings=settings, now=utcnow(), client=client
     )
     commit_now(session)
-    return LetterCreated(
+    created = LetterCreated(
         id=letter.public_id, status=letter.status, status_url=service.status_url(settings, letter)
     )
+    return model_response(created, status_code=202)
 
 
 @router.post("/letters/confirm", responses=error_responses(404, 409, 413, 422))
