@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import URL, bindparam, case, func, select
+from sqlalchemy import Engine, bindparam, case, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from app.appeals import files, templating, texts
@@ -262,9 +262,9 @@ _APPEAL = table_of(Appeal)
 _REVISION = select(_APPEAL.c.id, _APPEAL.c.revision, _APPEAL.c.status).where(
     _APPEAL.c.slug == bindparam("slug")
 )
-# This process's copies of published appeals, by database and slug: loaded with their
+# This process's copies of published appeals, by engine (database) and slug: loaded with their
 # targets and organisations, never attached to a session, never changed. At most this many.
-_COPIES: dict[tuple[URL, str], Appeal] = {}
+_COPIES: dict[tuple[Engine, str], Appeal] = {}
 COPIES_KEPT = 256
 
 
@@ -281,7 +281,7 @@ def published_appeal(session: Session, slug: str) -> Appeal:
     row = session.execute(_REVISION, {"slug": slug}).first()
     if row is None or row.status is AppealStatus.draft:
         raise AppealNotFound()
-    key = (session.get_bind().engine.url, slug)
+    key = (session.get_bind().engine, slug)
     copy = _COPIES.get(key)
     if copy is None or copy.id != row.id or copy.revision != row.revision:
         copy = _load_copy(session, slug)
