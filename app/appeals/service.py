@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, bindparam, case, func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import JSON, Engine, bindparam, case, func, select
+from sqlalchemy.orm import Session, class_mapper, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.appeals import files, templating, texts
 from app.appeals.schemas import (
@@ -290,7 +292,27 @@ def published_appeal(session: Session, slug: str) -> Appeal:
         if len(_COPIES) >= COPIES_KEPT:
             _COPIES.clear()
         _COPIES[key] = copy
-    return session.merge(copy, load=False)
+    appeal = session.merge(copy, load=False)
+    # merge() hands the session's object the copy's very lists and dicts: its own ones
+    # (a few microseconds), so nothing done to them in place can reach the copy.
+    _own_values(appeal, _APPEAL_JSON)
+    for target in appeal.targets:
+        _own_values(target, _TARGET_JSON)
+    return appeal
+
+
+def _json_attributes(entity: type[Appeal] | type[Target]) -> tuple[str, ...]:
+    return tuple(
+        a.key for a in class_mapper(entity).column_attrs if isinstance(a.columns[0].type, JSON)
+    )
+
+
+_APPEAL_JSON, _TARGET_JSON = _json_attributes(Appeal), _json_attributes(Target)
+
+
+def _own_values(obj: Appeal | Target, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        set_committed_value(obj, key, deepcopy(getattr(obj, key)))
 
 
 def _load_copy(session: Session, slug: str) -> Appeal:

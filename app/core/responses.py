@@ -6,6 +6,10 @@ signature's CPU and a second wait in line for a thread under a crowd (issue 10).
 that returns a Response skips that step, so these routes build theirs from the same
 model, on their own thread, and declare the model as `response_model` for the API's
 description. The model is validated when it is built; the JSON is the same.
+
+A Response returned by a route is sent as it is: headers or a status that a dependency
+sets on FastAPI's injected `Response` are not copied onto it. None of these routes'
+dependencies sets any; one that did would have to set them on this answer itself.
 """
 
 from __future__ import annotations

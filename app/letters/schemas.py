@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import datetime
-from functools import lru_cache
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
@@ -15,24 +15,36 @@ from app.models import Channel, DeliveryStatus, LetterStatus
 MESSAGE_MAX = 2000
 
 
-@lru_cache(maxsize=256)
-def normalised_address(address: str) -> str:
-    """The address as we store and compare it, checked for syntax only (no DNS);
-    EmailNotValidError if it is not one. Remembered: a signature checks its address when
-    the form is read and again when it is stored, and the check is about 4% of its CPU
-    (issue 10). The last 256 only: between the two checks, a process works on at most
-    OUTCRY_REQUEST_CONCURRENCY other signatures, and addresses are kept in memory no
-    longer than that needs. No SMTPUTF8: a letter's Reply-To and the supporter's e-mails carry the
-    address in ASCII headers, which cannot hold a non-ASCII local part."""
+# The address the request's form checked last, and its normal form: a signature checks
+# its address when the form is read and again when it is stored, and the check is about
+# 4% of its CPU (issue 10). A context variable, so it lives as long as the request (the
+# route's worker thread runs in a copy of the request's context) and no longer: no
+# address is kept in the process after its request.
+_CHECKED: ContextVar[tuple[str, str] | None] = ContextVar("outcry_checked_address", default=None)
+
+
+def _normalise(address: str) -> str:
+    # No SMTPUTF8: a letter's Reply-To and the supporter's e-mails carry the address in
+    # ASCII headers, which cannot hold a non-ASCII local part.
     valid = validate_email(address, check_deliverability=False, allow_smtputf8=False)
     # Mail providers treat the local part case-insensitively in practice; comparing
     # it folded stops "Ada@x" and "ada@x" from signing one appeal twice.
     return valid.normalized.lower()
 
 
+def normalised_address(address: str) -> str:
+    """The address as we store and compare it, checked for syntax only (no DNS);
+    EmailNotValidError if it is not one. Not checked again if this request's form just
+    checked it."""
+    checked = _CHECKED.get()
+    if checked is not None and checked[0] == address:
+        return checked[1]
+    return _normalise(address)
+
+
 def syntax_only(value: str) -> str:
     try:
-        normalised_address(value)
+        _CHECKED.set((value, _normalise(value)))
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from exc
     return value

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, inspect, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -175,3 +176,35 @@ def test_an_appeal_made_again_with_the_same_id_is_not_taken_for_the_copy(
         assert again.id == appeal_id
     with session_scope(sessions) as session:
         assert [t.name for t in service.published_appeal(session, SLUG).targets] == ["D. Judge"]
+
+
+def test_what_a_request_does_to_its_appeal_never_reaches_the_copy(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Changed in place, as no code does today: the session's lists and dicts are its own."""
+    _published(sessions)
+    with session_scope(sessions) as session:
+        appeal = service.published_appeal(session, SLUG)
+        appeal.languages.append("kk")
+        appeal.letter["en"]["subject"] = "Changed"  # type: ignore[index]
+        appeal.targets[0].translations["ru"] = {"name": "Changed"}
+        session.expunge_all()  # nothing of it is written
+    with session_scope(sessions) as session:
+        again = service.published_appeal(session, SLUG)
+        assert again.languages == ["en", "ru"]
+        assert again.letter["en"]["subject"] == "Free them now"  # type: ignore[index]
+        assert "ru" not in again.targets[0].translations
+
+
+def test_an_edit_in_this_process_shows_on_the_next_public_read(
+    sessions: sessionmaker[Session], client: TestClient
+) -> None:
+    _published(sessions)
+    assert client.get(f"/api/v1/appeals/{SLUG}").json()["targets"][0]["name"] == "A. President"
+    with session_scope(sessions) as session:
+        make_appeal(
+            session,
+            targets=[{"name": "E. Minister", "email": "minister@example.org"}],
+            organisations=[{"slug": "union", "name": "A Union"}],
+        )
+    assert client.get(f"/api/v1/appeals/{SLUG}").json()["targets"][0]["name"] == "E. Minister"

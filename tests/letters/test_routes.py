@@ -283,3 +283,29 @@ def test_signing_is_rate_limited_per_client(db_url: str, tmp_path: Path, session
         )
         assert page.status_code == 429
         assert page.headers["Retry-After"]
+
+
+def test_a_signature_checks_its_address_once(
+    client: TestClient, appeal: Appeal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form's syntax check and the service's normalising check are one check: the
+    service reads what the request's form found (schemas._CHECKED), and nothing else."""
+    from app.letters import schemas
+
+    checked: list[str] = []
+    normalise = schemas._normalise
+
+    def counted(address: str) -> str:
+        checked.append(address)
+        return normalise(address)
+
+    monkeypatch.setattr(schemas, "_normalise", counted)
+    sign(client, email="Ada.Once@Example.net")
+    assert checked == ["Ada.Once@Example.net"]
+    # Another request's address is checked afresh, and stored folded as before.
+    created = sign(client, email="Bob.Twice@Example.net")
+    assert checked == ["Ada.Once@Example.net", "Bob.Twice@Example.net"]
+    assert created["status"] == "pending_confirmation"
+    # Nothing of a request is left outside it: here, the address is checked afresh.
+    assert schemas.normalised_address("Bob.Twice@Example.net") == "bob.twice@example.net"
+    assert checked[2:] == ["Bob.Twice@Example.net"]
