@@ -8,6 +8,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -137,8 +138,11 @@ class DeliveryProcess:
             if process.exitcode is None or self._stopping.is_set():
                 continue
             # 0: it was stopped (SIGTERM to it alone, or to the whole group as the server
-            # stops, when stop() comes next); anything else: it died.
-            report = log.info if process.exitcode == 0 else log.error
+            # stops, when stop() comes next); -SIGTERM: the same, come while it was still
+            # starting, before its handler was in place (seen when a test stopped a
+            # server a moment after it started); anything else: it died.
+            stopped = process.exitcode in (0, -signal.SIGTERM)
+            report = log.info if stopped else log.error
             report(
                 "delivery process %s exited with %s; another starts in %s s",
                 process.pid,

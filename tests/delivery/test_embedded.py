@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -60,6 +62,26 @@ def test_a_delivery_process_that_dies_is_started_again() -> None:
     # Stopped for good: none is started in its place.
     assert delivery.process is second
     assert not delivery._watch.is_alive()
+
+
+def test_a_sigterm_is_a_stop_not_a_death(caplog: pytest.LogCaptureFixture) -> None:
+    """SIGTERM to the whole process group (systemd, Ctrl-C's sibling) may reach the
+    delivery process before its handler is in place; it then ends by the signal, which is
+    still a stop: logged as one, not as an error. It is started again all the same."""
+    delivery = DeliveryProcess(idle, restart_pause=0.05)
+    delivery.start()
+    try:
+        for signum, level in ((signal.SIGTERM, logging.INFO), (signal.SIGKILL, logging.ERROR)):
+            caplog.clear()
+            process, pid = running(delivery)
+            with caplog.at_level(logging.INFO, logger="app.delivery.embedded"):
+                os.kill(pid, signum)
+                wait_until(lambda p=process: delivery.process is not p)
+            assert process.exitcode == -signum
+            [exited] = [r for r in caplog.records if "exited with" in r.getMessage()]
+            assert exited.levelno == level
+    finally:
+        delivery.stop()
 
 
 def test_one_that_will_not_stop_is_killed() -> None:

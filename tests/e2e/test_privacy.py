@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Page
 
 from app.core import paths
 from tests.e2e.test_signing import confirm_url
+from tests.support.browser import click_and_load
 from tests.support.processes import outcry, outcry_env, run_outcry, stop, wait_http, wait_until
 from tests.support.smtp import SmtpSink, free_port
 
@@ -27,7 +28,7 @@ def sign(page: Page, base: str, email: str) -> None:
     page.fill("#f-name", SUPPORTERS[email])
     page.fill("#f-email", email)
     page.select_option("#f-country", "KZ")
-    page.click("button[type=submit]")
+    click_and_load(page, "button[type=submit]")
     assert "Check your e-mail" in page.content()
 
 
@@ -52,9 +53,9 @@ def test_withdraw_and_erase_from_the_letter_page(browser: Browser, tmp_path: Pat
 
             # Withdraw before confirming: the letter never goes out.
             sign(page, base, "aigerim.withdraws@example.net")
-            page.click("a.button[href^='/letters/']")
+            click_and_load(page, "a.button[href^='/letters/']")
             assert "Waiting for your confirmation" in page.content()
-            page.click("#withdraw")
+            click_and_load(page, "#withdraw")
             assert "Your letter is withdrawn. It will not be sent." in page.content()
             assert page.locator("#withdraw").count() == 0
             page.screenshot(path=str(tmp_path / "withdrawn.png"))
@@ -66,8 +67,8 @@ def test_withdraw_and_erase_from_the_letter_page(browser: Browser, tmp_path: Pat
             text = confirmation.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
             assert "erased 30 days after your letter has been sent" in text
             page.goto(confirm_url(confirmation))
-            page.click("button[type=submit]")
-            page.click("a.button[href^='/letters/']")
+            click_and_load(page, "button[type=submit]")
+            click_and_load(page, "a.button[href^='/letters/']")
             letter_page = page.url
             wait_until(lambda: any("president@example.org" in m.rcpt_tos for m in sink.messages))
 
@@ -77,10 +78,10 @@ def test_withdraw_and_erase_from_the_letter_page(browser: Browser, tmp_path: Pat
 
             wait_until(sent)
             assert page.locator("#withdraw").count() == 0
-            page.click("#erase")
+            click_and_load(page, "#erase")
             assert "Erase your details?" in page.content()
             assert "The copy the targets received cannot be recalled" in page.content()
-            page.click("#erase-confirm")
+            click_and_load(page, "#erase-confirm")
             html = page.content()
             assert "Your details are erased." in html
             assert "Bota Erasova" not in html

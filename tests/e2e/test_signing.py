@@ -14,6 +14,7 @@ from app.core import paths
 from app.core.db import engine_for, session_factory, session_scope
 from app.models import Letter
 from tests.conftest import _truncate
+from tests.support.browser import click_and_load
 from tests.support.processes import outcry, outcry_env, run_outcry, serving, stop, wait_http
 from tests.support.smtp import Received, SmtpSink, free_port
 
@@ -57,7 +58,7 @@ def test_browser_sign_confirm_deliver(browser: Browser, tmp_path: Path) -> None:
             page.fill("#f-organisation", "Unite the Union")
             page.fill("#f-message", "Hands off the strike committee! {{ 7*7 }}")
             page.check("#f-notify_replies")
-            page.click("button[type=submit]")
+            click_and_load(page, "button[type=submit]")
             assert "ada@example.net" in page.content()
             page.screenshot(path=str(tmp_path / "signed.png"))
 
@@ -65,7 +66,7 @@ def test_browser_sign_confirm_deliver(browser: Browser, tmp_path: Path) -> None:
             assert confirmation.rcpt_tos == ["ada@example.net"]
             page.goto(confirm_url(confirmation))
             assert "Hands off the strike committee!" in page.content()
-            page.click("button[type=submit]")
+            click_and_load(page, "button[type=submit]")
             assert page.locator("a.button[href^='/letters/']").count() == 1
 
             received = sink.wait_for(2)[1]
@@ -99,7 +100,7 @@ def test_form_errors_keep_what_was_typed(browser: Browser, tmp_path: Path) -> No
         # Valid to the browser's own check, refused by email-validator: the server decides.
         page.fill("#f-email", "anna@localhost")
         page.select_option("#f-country", "KZ")
-        page.click("button[type=submit]")
+        click_and_load(page, "button[type=submit]")
         assert page.locator("[role=alert]").count() >= 1
         assert page.input_value("#f-name") == "Анна Пример"
         assert page.input_value("#f-email") == "anna@localhost"
