@@ -252,10 +252,11 @@ def find_appeal(session: Session, slug: str) -> Appeal | None:
     return session.scalars(_FIND_APPEAL, {"slug": slug}).unique().one_or_none()
 
 
-def get_appeal(session: Session, slug: str, *, include_drafts: bool = True) -> Appeal:
-    """The appeal with this slug, or AppealNotFound."""
+def get_appeal(session: Session, slug: str) -> Appeal:
+    """The appeal with this slug, drafts too (for organisers), or AppealNotFound. A
+    supporter's request takes published_appeal()."""
     appeal = find_appeal(session, slug)
-    if appeal is None or (not include_drafts and appeal.status is AppealStatus.draft):
+    if appeal is None:
         raise AppealNotFound()
     return appeal
 

@@ -23,28 +23,25 @@ MESSAGE_MAX = 2000
 _CHECKED: ContextVar[tuple[str, str] | None] = ContextVar("outcry_checked_address", default=None)
 
 
-def _normalise(address: str) -> str:
+def normalised_address(address: str, *, check_deliverability: bool = False) -> str:
+    """The address as we store and compare it; EmailNotValidError if it is not one (or,
+    with `check_deliverability`, if its domain takes no mail: a DNS lookup). The syntax
+    alone is not checked again if this request's form just checked it."""
+    if not check_deliverability:
+        checked = _CHECKED.get()
+        if checked is not None and checked[0] == address:
+            return checked[1]
     # No SMTPUTF8: a letter's Reply-To and the supporter's e-mails carry the address in
     # ASCII headers, which cannot hold a non-ASCII local part.
-    valid = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    valid = validate_email(address, check_deliverability=check_deliverability, allow_smtputf8=False)
     # Mail providers treat the local part case-insensitively in practice; comparing
     # it folded stops "Ada@x" and "ada@x" from signing one appeal twice.
     return valid.normalized.lower()
 
 
-def normalised_address(address: str) -> str:
-    """The address as we store and compare it, checked for syntax only (no DNS);
-    EmailNotValidError if it is not one. Not checked again if this request's form just
-    checked it."""
-    checked = _CHECKED.get()
-    if checked is not None and checked[0] == address:
-        return checked[1]
-    return _normalise(address)
-
-
 def syntax_only(value: str) -> str:
     try:
-        _CHECKED.set((value, _normalise(value)))
+        _CHECKED.set((value, normalised_address(value)))
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from exc
     return value

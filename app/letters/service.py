@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
+from email_validator import EmailNotValidError, EmailUndeliverableError
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -63,14 +63,10 @@ def needs_moderation(appeal: Appeal, message: str, hold_reason: str = "") -> boo
 def normalise_email(address: str, *, check_deliverability: bool) -> str:
     """The address as we store and compare it; InvalidInput naming `email` if it is not one."""
     try:
-        if not check_deliverability:
-            return normalised_address(address)
-        valid = validate_email(address, check_deliverability=True, allow_smtputf8=False)
+        return normalised_address(address, check_deliverability=check_deliverability)
     except EmailNotValidError as exc:
         kind = "email_undeliverable" if isinstance(exc, EmailUndeliverableError) else "email_syntax"
         raise InvalidInput({"email": str(exc)}, codes={"email": kind}) from exc
-    # As normalised_address() folds it.
-    return valid.normalized.lower()
 
 
 def letter_row(
