@@ -6,8 +6,9 @@ from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import JSON, Engine, bindparam, case, func, select
+from sqlalchemy import JSON, Engine, Row, bindparam, case, func, select
 from sqlalchemy.orm import Session, class_mapper, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -262,7 +263,9 @@ def get_appeal(session: Session, slug: str) -> Appeal:
 
 
 _APPEAL = table_of(Appeal)
-_REVISION = select(_APPEAL.c.id, _APPEAL.c.revision, _APPEAL.c.status).where(
+# What published_appeal() checks a copy against. A caller may join more onto it, so that
+# one round trip brings what it needs besides (letters.service: an earlier letter).
+REVISION = select(_APPEAL.c.id, _APPEAL.c.revision, _APPEAL.c.status).where(
     _APPEAL.c.slug == bindparam("slug")
 )
 # This process's copies of published appeals, by engine (database) and slug: loaded with their
@@ -271,7 +274,7 @@ _COPIES: dict[tuple[Engine, str], Appeal] = {}
 COPIES_KEPT = 256
 
 
-def published_appeal(session: Session, slug: str) -> Appeal:
+def published_appeal(session: Session, slug: str, *, seen: Row[Any] | None = None) -> Appeal:
     """The published appeal with this slug (AppealNotFound for none or a draft), for a
     supporter's request: what signing and the public pages read of it.
 
@@ -280,8 +283,12 @@ def published_appeal(session: Session, slug: str) -> Appeal:
     and when the process's copy has that revision, merges the copy into the session
     without loading it (the triggers of migration c3e1f7a2d9b8 draw a new revision
     whenever the appeal, a target of it or an organisation in it changes, whoever writes).
-    The object returned is the session's own, as if loaded."""
-    row = session.execute(_REVISION, {"slug": slug}).first()
+    The object returned is the session's own, as if loaded.
+
+    `seen`: the row of REVISION (id, revision, status, and maybe more columns) for this
+    slug that the caller read in this session, joined with what it needed besides;
+    published_appeal() then reads nothing more for a copy it has."""
+    row = seen if seen is not None else session.execute(REVISION, {"slug": slug}).first()
     if row is None or row.status is AppealStatus.draft:
         raise AppealNotFound()
     key = (session.get_bind().engine, slug)

@@ -18,8 +18,9 @@ import random
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Insert, Table, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.audit import service as audit
@@ -127,33 +128,79 @@ def plan_confirmation(session: Session, *, letter: Letter, mail_from: str, now: 
     """Write the confirmation e-mail to the supporter and enqueue it after commit; its id.
 
     One Core INSERT, as for the letter (letters.service._store): every signature asking
-    for confirmation writes this row, and the unit of work cost more than the INSERT."""
+    for confirmation writes this row, and the unit of work cost more than the INSERT.
+    On PostgreSQL a signature writes it in the letter's own INSERT instead
+    (insert_with_confirmation)."""
     if letter.signer_email is None:
         raise AssertionError("a letter just signed has its address")
-    row = {
-        "letter_id": letter.id,
+    row = confirmation_row(
+        public_id=letter.public_id,
+        appeal_id=letter.appeal_id,
+        organisation_id=letter.organisation_id,
+        signer_email=letter.signer_email,
+        max_attempts=letter.appeal.max_attempts,
+        mail_from=mail_from,
+        now=now,
+    )
+    delivery_id: int = session.execute(
+        _INSERT_DELIVERY, {"letter_id": letter.id, **row}
+    ).scalar_one()
+    enqueue_after_commit(session, [delivery_id])
+    return delivery_id
+
+
+def confirmation_row(
+    *,
+    public_id: str,
+    appeal_id: int,
+    organisation_id: int | None,
+    signer_email: str,
+    max_attempts: int,
+    mail_from: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The row of a letter's confirmation e-mail, all but its letter_id."""
+    return {
         "invitation_id": None,
-        "appeal_id": letter.appeal_id,
-        "organisation_id": letter.organisation_id,
+        "appeal_id": appeal_id,
+        "organisation_id": organisation_id,
         "target_id": None,
         "channel": Channel.confirmation,
-        "recipients": [letter.signer_email],
+        "recipients": [signer_email],
         "cc": [],
         "status": DeliveryStatus.queued,
         "attempts": 0,
-        "max_attempts": letter.appeal.max_attempts,
+        "max_attempts": max_attempts,
         "next_attempt_at": now,
         "lease_until": None,
         "last_error": None,
         "accepted": [],
         # Random, as in _add(): the row is written in one INSERT, and kept in it.
-        "message_id": message_id("confirm", letter.public_id, security.new_token(9), mail_from),
+        "message_id": message_id("confirm", public_id, security.new_token(9), mail_from),
         "sent_at": None,
         "created_at": now,
     }
-    delivery_id: int = session.execute(_INSERT_DELIVERY, row).scalar_one()
-    enqueue_after_commit(session, [delivery_id])
-    return delivery_id
+
+
+def insert_with_confirmation(letter: Table, columns: Sequence[str]) -> Insert:
+    """One PostgreSQL statement that INSERTs a letter (its `columns`, as bind parameters
+    named `letter_<column>`) and its confirmation e-mail (confirmation_row()'s, named
+    `delivery_<column>`), returning (letter_id, delivery id): a round trip and a
+    statement's work fewer than two INSERTs, on every signature (issue 10). SQLite
+    cannot INSERT in a WITH clause."""
+    new_letter = (
+        insert(letter)
+        .values({c: bindparam(f"letter_{c}", type_=letter.c[c].type) for c in columns})
+        .returning(letter.c.id)
+        .cte("new_letter")
+    )
+    fields = [c.name for c in _DELIVERY.c if c.name not in ("id", "letter_id")]
+    values = [bindparam(f"delivery_{c}", type_=_DELIVERY.c[c].type) for c in fields]
+    return (
+        insert(_DELIVERY)
+        .from_select(["letter_id", *fields], select(new_letter.c.id, *values))
+        .returning(_DELIVERY.c.letter_id, _DELIVERY.c.id)
+    )
 
 
 # An invitation is tried as often as a letter by default: the invitee may be waiting.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
-from app.appeals import service as appeals
-from app.core.db import SessionDep, commit_now
-from app.core.deps import SettingsDep, client_host
+from app.core.db import SessionDep, commit_now, in_session
+from app.core.deps import SettingsDep, app_settings, client_host
 from app.core.errors import error_responses
 from app.core.files import download_headers
 from app.core.responses import model_response
@@ -26,26 +26,38 @@ router = APIRouter(prefix="/api/v1", tags=["letters"], responses=error_responses
     response_model=LetterCreated,
     responses=error_responses(404, 409, 413, 422, 429),
 )
-def sign(
-    request: Request, session: SessionDep, settings: SettingsDep, slug: str, form: SignatureIn
-) -> Response:
+async def sign(request: Request, slug: str, form: SignatureIn) -> Response:
     """Sign the appeal's letter; 202 with the letter's status URL.
 
-    The appeal's lookup (404), the signing limit (429), the signature, its commit and the
-    answer's JSON all run here, on one worker thread: as dependencies of their own, the
-    lookup and the limit each took a thread call of their own, and so did the answer
-    (core/responses.py). The body is validated (422) before any of them."""
-    client = client_host(request)
-    appeal = appeals.published_appeal(session, slug)
-    guard.check_signing_limit(settings, client)
-    letter = service.sign_letter(
-        session, appeal=appeal, form=form, settings=settings, now=utcnow(), client=client
-    )
-    commit_now(session)
-    created = LetterCreated(
-        id=letter.public_id, status=letter.status, status_url=service.status_url(settings, letter)
-    )
-    return model_response(created, status_code=202)
+    The body is validated (422) first, in the event loop. Then the appeal's lookup (404),
+    the signing limit (429), the signature, its commit and the answer's JSON all run on
+    one worker thread (core/db.py, in_session): as dependencies of their own, the lookup
+    and the limit each took a thread call, the answer took one (core/responses.py), and
+    the session as a dependency cost FastAPI's machinery for one (issue 10)."""
+    settings, client = app_settings(request), client_host(request)
+
+    def work(session: Session) -> Response:
+        appeal, earlier = service.appeal_to_sign(
+            session, slug=slug, address=form.email, settings=settings
+        )
+        guard.check_signing_limit(settings, client)
+        letter = service.sign_letter(
+            session,
+            appeal=appeal,
+            form=form,
+            settings=settings,
+            now=utcnow(),
+            client=client,
+            earlier=earlier,
+        )
+        created = LetterCreated(
+            id=letter.public_id,
+            status=letter.status,
+            status_url=service.status_url(settings, letter),
+        )
+        return model_response(created, status_code=202)
+
+    return await in_session(request, work)
 
 
 @router.post("/letters/confirm", responses=error_responses(404, 409, 413, 422))

@@ -28,12 +28,22 @@ def test_a_failure_after_the_letter_is_written_stores_nothing(
     appeal_id = make_appeal(session).id
     session.commit()
 
-    def fail(*_args: object, **_kwargs: object) -> None:
+    written: list[tuple[int | None, int | None]] = []
+
+    def fail(session: Session, _ids: object) -> None:
+        count = select(func.count())
+        letters, deliveries = Letter.__table__, Delivery.__table__
+        written.append(
+            (
+                session.scalar(count.select_from(letters)),
+                session.scalar(count.select_from(deliveries)),
+            )
+        )
         raise DiskFull()
 
-    # After sign_letter has flushed the letter (inside its SAVEPOINT), before the
-    # confirmation e-mail's delivery exists.
-    monkeypatch.setattr(delivery, "plan_confirmation", fail)
+    # Once the letter and its confirmation e-mail are written, before the commit: on
+    # SQLite by two INSERTs, on PostgreSQL by one statement.
+    monkeypatch.setattr(delivery, "enqueue_after_commit", fail)
     sessions = session_factory(engine_for(settings.database_url))
     form = SignatureIn.model_validate(signature())
 
@@ -45,6 +55,7 @@ def test_a_failure_after_the_letter_is_written_stores_nothing(
 
     with pytest.raises(DiskFull):
         sign_in_a_transaction()
+    assert written == [(1, 1)]  # both were written in the transaction that failed
 
     with session_scope(sessions) as fresh:
         assert fresh.scalar(select(func.count()).select_from(Letter)) == 0
@@ -117,3 +128,27 @@ def test_a_letter_confirmed_while_the_address_signs_again_is_kept(
     [letter] = session.scalars(select(Letter)).all()
     assert letter.id == first_id
     assert letter.signer_name == "Ada Example"
+
+
+def test_a_signature_s_confirmation_e_mail_is_the_row_plan_confirmation_writes(
+    session: Session, settings: Settings
+) -> None:
+    """On PostgreSQL a signature writes its letter and confirmation e-mail in one
+    statement; on SQLite, plan_confirmation() writes the e-mail. Either way the same row."""
+    appeal = make_appeal(session)
+    letter = sign(session, appeal, settings)
+    session.flush()
+    delivery.plan_confirmation(
+        session, letter=letter, mail_from=settings.mail_from, now=letter.created_at
+    )
+    session.flush()
+    session.expire_all()
+    signed, planned = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    columns = [c.key for c in Delivery.__table__.columns if c.key not in ("id", "message_id")]
+    assert {c: getattr(signed, c) for c in columns} == {c: getattr(planned, c) for c in columns}
+    assert signed.letter_id == letter.id
+    assert signed.recipients == ["ada@example.net"]
+    prefix = f"<outcry.confirm.{letter.public_id}."
+    assert signed.message_id.startswith(prefix)
+    assert planned.message_id.startswith(prefix)
+    assert signed.message_id != planned.message_id
