@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[2]
 
 
+@cache  # a signature renders its letter from a file under it
 def data_root() -> Path:
     """The checkout's root, or site-packages/outcry_data in an installed wheel."""
     installed = _ROOT / "outcry_data"

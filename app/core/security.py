@@ -63,8 +63,9 @@ def unsign(secret: str, purpose: str, token: str) -> str | None:
 def derive(secret: str, purpose: str, value: str) -> str:
     """HMAC-SHA256 of `value` for one `purpose`: a value that can be shown (a CSRF token)
     without revealing `value` (the session token it is derived from) or the secret."""
-    mac = hmac.new(secret.encode(), f"outcry.{purpose}:{value}".encode(), hashlib.sha256)
-    return mac.hexdigest()
+    # hmac.digest(): OpenSSL's one-shot HMAC, the same bytes as hmac.new()'s at a third of
+    # its cost; a signature derives four of these (issue 10).
+    return hmac.digest(secret.encode(), f"outcry.{purpose}:{value}".encode(), "sha256").hex()
 
 
 def invitation_token(secret: str, nonce: str) -> str:

@@ -46,8 +46,13 @@ def from_display(signer_name: str, sender_name: str) -> str:
 def message_id(kind: str, public_id: str, unique: str | int, mail_from: str) -> str:
     """The Message-ID of one delivery's message: made once when the delivery is written and
     kept with it, so every resend after a crash is recognisably the same message."""
-    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
-    return f"<outcry.{kind}.{public_id}.{unique}@{domain}>"
+    return f"<outcry.{kind}.{public_id}.{unique}@{_domain(mail_from)}>"
+
+
+@lru_cache(maxsize=16)
+def _domain(mail_from: str) -> str:
+    # Parsed once: every signature's confirmation e-mail is given a Message-ID.
+    return parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
 
 
 @dataclass(frozen=True, slots=True)
