@@ -1,4 +1,5 @@
-"""Engine, the request's session dependency, and session_scope() for workers and CLI."""
+"""Engine, the request's session dependency (and in_session(), its one-thread form for the
+busiest route), and session_scope() for workers and CLI."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import DatabaseUnavailable
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +368,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         _let_go_of_turn(request)
 
 
-async def in_session(request: Request, work: Callable[[Session], T]) -> T:
+async def in_session(request: Request, work: Callable[[Session], _T]) -> _T:
     """Run `work` with a session of its own, in the request's turn to use the database (or
     503), on one worker thread that also commits the session (rolls it back if `work`
     fails) and closes it; then enqueue what it committed, as get_session() does.
@@ -395,7 +396,7 @@ async def in_session(request: Request, work: Callable[[Session], T]) -> T:
         _let_go_of_turn(request)
 
 
-def _work_and_commit(session: Session, work: Callable[[Session], T]) -> T:
+def _work_and_commit(session: Session, work: Callable[[Session], _T]) -> _T:
     try:
         result = work(session)
     except BaseException:

@@ -1,11 +1,12 @@
-"""Answers built on the route's own thread, for the busiest plain `def` routes.
+"""Answers built on the route's own worker thread, for the busiest routes.
 
 FastAPI validates and serialises the model a plain `def` route returns on a worker thread
 of its own, after the route's: a second thread call for every request, about 5% of a
 signature's CPU and a second wait in line for a thread under a crowd (issue 10). A route
 that returns a Response skips that step, so these routes build theirs from the same
-model, on their own thread, and declare the model as `response_model` for the API's
-description. The model is validated when it is built; the JSON is the same.
+model, on their own thread (signing's, in core.db.in_session), and declare the model as
+`response_model` for the API's description. The model is validated when it is built;
+the JSON is the same.
 
 A Response returned by a route is sent as it is: headers or a status that a dependency
 sets on FastAPI's injected `Response` are not copied onto it. None of these routes'

@@ -182,23 +182,24 @@ def confirmation_row(
     }
 
 
-def insert_with_confirmation(letter: Table, columns: Sequence[str]) -> Insert:
-    """One PostgreSQL statement that INSERTs a letter (its `columns`, as bind parameters
-    named `letter_<column>`) and its confirmation e-mail (confirmation_row()'s, named
-    `delivery_<column>`), returning (letter_id, delivery id): a round trip and a
-    statement's work fewer than two INSERTs, on every signature (issue 10). SQLite
-    cannot INSERT in a WITH clause."""
+def insert_with_confirmation(
+    letter: Table, letter_columns: Sequence[str], delivery_columns: Sequence[str]
+) -> Insert:
+    """One PostgreSQL statement that INSERTs a letter (its `letter_columns`, as bind
+    parameters named `letter_<column>`) and its confirmation e-mail (`delivery_columns`,
+    confirmation_row()'s, named `delivery_<column>`; the letter_id is the new letter's),
+    returning (letter_id, delivery id): a round trip and a statement's work fewer than two
+    INSERTs, on every signature (issue 10). SQLite cannot INSERT in a WITH clause."""
     new_letter = (
         insert(letter)
-        .values({c: bindparam(f"letter_{c}", type_=letter.c[c].type) for c in columns})
+        .values({c: bindparam(f"letter_{c}", type_=letter.c[c].type) for c in letter_columns})
         .returning(letter.c.id)
         .cte("new_letter")
     )
-    fields = [c.name for c in _DELIVERY.c if c.name not in ("id", "letter_id")]
-    values = [bindparam(f"delivery_{c}", type_=_DELIVERY.c[c].type) for c in fields]
+    values = [bindparam(f"delivery_{c}", type_=_DELIVERY.c[c].type) for c in delivery_columns]
     return (
         insert(_DELIVERY)
-        .from_select(["letter_id", *fields], select(new_letter.c.id, *values))
+        .from_select(["letter_id", *delivery_columns], select(new_letter.c.id, *values))
         .returning(_DELIVERY.c.letter_id, _DELIVERY.c.id)
     )
 

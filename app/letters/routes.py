@@ -12,7 +12,7 @@ from app.core.errors import error_responses
 from app.core.files import download_headers
 from app.core.responses import model_response
 from app.documents import service as documents
-from app.letters import guard, privacy, service
+from app.letters import privacy, service
 from app.letters.schemas import ConfirmIn, LetterCreated, LetterRead, SignatureIn
 from app.models import utcnow
 
@@ -26,36 +26,20 @@ router = APIRouter(prefix="/api/v1", tags=["letters"], responses=error_responses
     response_model=LetterCreated,
     responses=error_responses(404, 409, 413, 422, 429),
 )
+# The body is validated (422) first, in the event loop. Then the appeal's lookup (404),
+# the signing limit (429), the signature, its commit and the answer's JSON all run on one
+# worker thread (core/db.py, in_session): as dependencies of their own, the lookup and
+# the limit each took a thread call, the answer took one (core/responses.py), and the
+# session as a dependency cost FastAPI's machinery for one (issue 10).
 async def sign(request: Request, slug: str, form: SignatureIn) -> Response:
-    """Sign the appeal's letter; 202 with the letter's status URL.
-
-    The body is validated (422) first, in the event loop. Then the appeal's lookup (404),
-    the signing limit (429), the signature, its commit and the answer's JSON all run on
-    one worker thread (core/db.py, in_session): as dependencies of their own, the lookup
-    and the limit each took a thread call, the answer took one (core/responses.py), and
-    the session as a dependency cost FastAPI's machinery for one (issue 10)."""
+    """Sign the appeal's letter; 202 with the letter's status URL."""
     settings, client = app_settings(request), client_host(request)
 
     def work(session: Session) -> Response:
-        appeal, earlier = service.appeal_to_sign(
-            session, slug=slug, address=form.email, settings=settings
+        letter = service.sign(
+            session, slug=slug, form=form, settings=settings, now=utcnow(), client=client
         )
-        guard.check_signing_limit(settings, client)
-        letter = service.sign_letter(
-            session,
-            appeal=appeal,
-            form=form,
-            settings=settings,
-            now=utcnow(),
-            client=client,
-            earlier=earlier,
-        )
-        created = LetterCreated(
-            id=letter.public_id,
-            status=letter.status,
-            status_url=service.status_url(settings, letter),
-        )
-        return model_response(created, status_code=202)
+        return model_response(service.created(settings, letter), status_code=202)
 
     return await in_session(request, work)
 
@@ -67,9 +51,7 @@ def confirm(session: SessionDep, settings: SettingsDep, body: ConfirmIn) -> Lett
         session, token=body.token, settings=settings, now=utcnow()
     )
     commit_now(session)
-    return LetterCreated(
-        id=letter.public_id, status=letter.status, status_url=service.status_url(settings, letter)
-    )
+    return service.created(settings, letter)
 
 
 # Before `/letters/{public_id}`, which would otherwise take "abc.pdf" for a public id.

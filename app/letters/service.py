@@ -31,6 +31,7 @@ from app.letters import guard, privacy
 from app.letters.schemas import (
     AttemptRead,
     DeliveryRead,
+    LetterCreated,
     LetterRead,
     SignatureIn,
     SignerRead,
@@ -229,18 +230,49 @@ _APPEAL_AND_EARLIER = appeals.REVISION.add_columns(
 )
 
 
+def sign(
+    session: Session,
+    *,
+    slug: str,
+    form: SignatureIn,
+    settings: Settings,
+    now: datetime,
+    client: str | None,
+) -> Letter:
+    """Sign the published appeal with this slug, for the API: AppealNotFound, then the
+    signing limit of `client` (RateLimited), then as sign_letter()."""
+    appeal, earlier = appeal_to_sign(session, slug=slug, address=form.email, settings=settings)
+    guard.check_signing_limit(settings, client)
+    return sign_letter(
+        session,
+        appeal=appeal,
+        form=form,
+        settings=settings,
+        now=now,
+        client=client,
+        earlier=earlier,
+    )
+
+
 def appeal_to_sign(
     session: Session, *, slug: str, address: str, settings: Settings
 ) -> tuple[Appeal, Earlier]:
     """The published appeal with this slug (AppealNotFound for none or a draft) and the
     letter `address` signed it with before, for sign_letter(): in one round trip, where
-    they took two, each a tenth of a signature's CPU (issue 10)."""
+    they took two, each a tenth of a signature's CPU (issue 10).
+
+    The earlier letter is read before the limits are counted (a call to Redis), so a
+    moment sooner than sign_letter() would read it. That costs nothing in safety: each
+    write of _make_way() checks the status it read, and the unique key catches a letter
+    that came meanwhile; either way the signature is refused (409), never stored twice."""
     digest = privacy.email_hash(settings, normalise_email(address, check_deliverability=False))
     row = session.execute(_APPEAL_AND_EARLIER, {"slug": slug, "digest": digest}).first()
     if row is None:
         raise AppealNotFound()
     appeal = appeals.published_appeal(session, slug, seen=row)
-    return appeal, Earlier(appeal.id, digest, row.earlier_id, row.earlier_status)
+    # The appeal id read with the letter: should published_appeal() have found another
+    # appeal by now (deleted and made again), sign_letter() reads its earlier letter itself.
+    return appeal, Earlier(row.id, digest, row.earlier_id, row.earlier_status)
 
 
 def _store(
@@ -258,8 +290,9 @@ def _store(
     return _as_loaded(session, letter_id, row, appeal=appeal, organisation=organisation)
 
 
-# Built for a letter's columns as sign_letter() writes them (all but the id), on first use.
-_WITH_CONFIRMATION: dict[tuple[str, ...], Insert] = {}
+# Built on first use for the columns written: a letter's as sign_letter() writes them (all
+# but the id) and its confirmation e-mail's, as delivery.confirmation_row() does.
+_WITH_CONFIRMATION: dict[tuple[tuple[str, ...], tuple[str, ...]], Insert] = {}
 
 
 def _store_with_confirmation(
@@ -281,18 +314,23 @@ def _store_with_confirmation(
         mail_from=settings.mail_from,
         now=now,
     )
-    columns = tuple(row)
+    columns = (tuple(row), tuple(confirmation))
     statement = _WITH_CONFIRMATION.get(columns)
     if statement is None:
         statement = _WITH_CONFIRMATION.setdefault(
-            columns, delivery.insert_with_confirmation(_LETTER, columns)
+            columns, delivery.insert_with_confirmation(_LETTER, *columns)
         )
     params = {f"letter_{k}": v for k, v in row.items()}
     params.update((f"delivery_{k}", v) for k, v in confirmation.items())
     try:
         letter_id, delivery_id = session.execute(statement, params).one()
-    except IntegrityError as exc:  # as in _store()
-        raise DuplicateSignature() from exc
+    except IntegrityError as exc:
+        # As in _store(), but only for the letter's own unique keys: the delivery's half
+        # of the statement failing is no duplicate signature.
+        diag = getattr(exc.orig, "diag", None)
+        if str(getattr(diag, "constraint_name", "")).startswith("uq_letter_"):
+            raise DuplicateSignature() from exc
+        raise
     delivery.enqueue_after_commit(session, [delivery_id])
     return _as_loaded(session, letter_id, row, appeal=appeal, organisation=organisation)
 
@@ -307,7 +345,8 @@ def _as_loaded(
 ) -> Letter:
     letter = Letter(id=letter_id, **row)
     # What the row holds and nothing pending: the object stays clean, and its
-    # deliveries (written next, also without the ORM) load when first read.
+    # deliveries (written without the ORM, in the same statement or the next) load when
+    # first read.
     make_transient_to_detached(letter)
     set_committed_value(letter, "appeal", appeal)
     set_committed_value(letter, "organisation", organisation)
@@ -466,3 +505,10 @@ def to_read(session: Session, letter: Letter, *, settings: Settings) -> LetterRe
 def status_url(settings: Settings, letter: Letter) -> str:
     """The API URL a supporter polls for their letter's status."""
     return f"{settings.base_url}/api/v1/letters/{letter.public_id}?key={letter.key}"
+
+
+def created(settings: Settings, letter: Letter) -> LetterCreated:
+    """What the API answers for a letter just signed or confirmed."""
+    return LetterCreated(
+        id=letter.public_id, status=letter.status, status_url=status_url(settings, letter)
+    )

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -22,6 +22,7 @@ from app.core.db import (
     SessionsDep,
     commit_now,
     engine_for,
+    in_session,
     session_factory,
     session_scope,
 )
@@ -141,6 +142,34 @@ def app(settings: Settings) -> tuple[FastAPI, Recorder]:
         enqueue_after_commit(session, [9])
         return {}
 
+    # in_session(): the route's work, its commit (or rollback) and close on one thread.
+    @app.post("/in-session")
+    async def in_session_route(request: Request) -> dict[str, int]:
+        def work(session: Session) -> dict[str, int]:
+            _audit(session, "in-session")
+            enqueue_after_commit(session, [5])
+            return {"busy": app.state.admission.busy}
+
+        return await in_session(request, work)
+
+    @app.post("/in-session-fails")
+    async def in_session_fails(request: Request) -> dict[str, str]:
+        def work(session: Session) -> dict[str, str]:
+            _audit(session, "lost")
+            enqueue_after_commit(session, [5])
+            raise HTTPException(404)
+
+        return await in_session(request, work)
+
+    @app.post("/in-session-cannot-commit")
+    async def in_session_cannot_commit(request: Request) -> dict[str, str]:
+        def work(session: Session) -> dict[str, str]:
+            session.add(AuditEvent(actor="test", action=None))  # NOT NULL: the commit fails
+            enqueue_after_commit(session, [5])
+            return {}
+
+        return await in_session(request, work)
+
     return app, recorder
 
 
@@ -172,6 +201,12 @@ def _actions(settings: Settings) -> list[str]:
         pytest.param("/fails-before-commit-now", 404, (0, 1), [], [], id="fails-before"),
         # The usual route: the dependency commits, then enqueues.
         pytest.param("/leaves-it", 200, (1, 0), [9], ["left"], id="leaves-it"),
+        # in_session() commits on the work's own thread, then enqueues; rolls back on failure.
+        pytest.param("/in-session", 200, (0, 0), [5], ["in-session"], id="in-session"),
+        pytest.param("/in-session-fails", 404, (0, 1), [], [], id="in-session-fails"),
+        pytest.param(
+            "/in-session-cannot-commit", 500, (0, 0), [], [], id="in-session-cannot-commit"
+        ),
     ],
 )
 def test_what_is_committed_and_enqueued_and_by_whom(
@@ -188,6 +223,7 @@ def test_what_is_committed_and_enqueued_and_by_whom(
     calls = Calls(monkeypatch)
     with TestClient(web, raise_server_exceptions=False) as client:
         assert client.post(path).status_code == status
+    assert web.state.admission.busy == 0  # the turn is given back, whatever happened
     assert (calls.commits, calls.rollbacks) == thread_calls
     assert recorder.handed == handed
     assert _actions(settings) == kept
@@ -297,3 +333,49 @@ def test_one_turn_a_request_held_until_its_stream_ends(settings: Settings) -> No
         assert answer.text == "ab"
         assert admission.busy == 0
     assert seen == [("session", 1), ("route", 1), ("stream", 1), ("stream", 1)]
+
+
+def test_in_session_works_in_the_request_s_turn_on_one_thread(
+    app: tuple[FastAPI, Recorder], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web, recorder = app
+    threads: list[int] = []
+    work_and_commit = db._work_and_commit
+
+    def on_one_thread(*args: object) -> object:
+        threads.append(threading.get_ident())
+        return work_and_commit(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(db, "_work_and_commit", on_one_thread)
+    with TestClient(web) as client:
+        answer = client.post("/in-session")
+    assert answer.json() == {"busy": 1}
+    assert len(threads) == 1
+    assert threads[0] != threading.get_ident()  # a worker thread, not the event loop's
+    assert recorder.in_loop == [True]
+
+
+def test_signing_answers_422_at_once_and_503_without_a_turn(
+    session: Session, settings: Settings
+) -> None:
+    """A body that cannot be a signature is refused before the request waits for a turn;
+    a good one with no turn to be had gets 503 and Retry-After, and nothing is stored."""
+    from app.main import create_app
+
+    make_appeal(session)
+    session.commit()
+    web = create_app(settings, deliver_in_process=False)
+    url = "/api/v1/appeals/free-them/letters"
+    with TestClient(web) as client:
+        assert client.portal is not None
+        web.state.admission = admission = Admission(1, wait=0)
+        web.state.dispatcher = Recorder()
+        client.portal.call(admission.acquire)  # another request's turn
+        assert client.post(url, json=signature(email="not-an-address")).status_code == 422
+        refused = client.post(url, json=signature())
+        assert refused.status_code == 503, refused.text
+        assert "retry-after" in refused.headers
+        assert session.scalar(select(func.count()).select_from(Letter)) == 0
+        client.portal.call(admission.release)
+        assert client.post(url, json=signature()).status_code == 202
+    assert admission.busy == 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -71,8 +74,9 @@ def test_the_same_address_signing_at_the_same_moment_gets_409_and_stores_nothing
     first = client.post(url, json=signature())
     assert first.status_code == 202, first.text
 
-    # The second request looked for an earlier letter before the first one committed,
-    # found none, and so goes straight to its INSERT: the unique key must catch it.
+    # As if the second request had looked for an earlier letter before the first one
+    # committed and found none: it goes straight to its INSERT, and the unique key must
+    # catch it.
     monkeypatch.setattr(service, "_make_way", lambda *_args, **_kwargs: None)
     second = client.post(url, json=signature(name="Ada Again"))
     assert second.status_code == 409, second.text
@@ -152,3 +156,68 @@ def test_a_signature_s_confirmation_e_mail_is_the_row_plan_confirmation_writes(
     assert signed.message_id.startswith(prefix)
     assert planned.message_id.startswith(prefix)
     assert signed.message_id != planned.message_id
+
+
+def test_a_letter_confirmed_after_it_was_read_with_the_appeal_is_kept(
+    session: Session, settings: Settings
+) -> None:
+    """The API reads the address's earlier letter with the appeal (appeal_to_sign); the
+    supporter confirms it before the new signature would replace it: it stays, whole."""
+    appeal = make_appeal(session)
+    first = sign(session, appeal, settings)
+    session.commit()
+    form = SignatureIn.model_validate(signature(name="Ada Again"))
+    appeal, earlier = service.appeal_to_sign(
+        session, slug=appeal.slug, address=form.email, settings=settings
+    )
+    assert (earlier.id, earlier.status) == (first.id, LetterStatus.pending_confirmation)
+    sessions = session_factory(engine_for(settings.database_url))
+    with session_scope(sessions) as other:  # the confirmation lands meanwhile
+        other.execute(update(Letter).values(status=LetterStatus.queued))
+
+    with pytest.raises(DuplicateSignature):
+        service.sign_letter(
+            session, appeal=appeal, form=form, settings=settings, now=utcnow(), earlier=earlier
+        )
+    session.rollback()
+    session.expire_all()
+    [letter] = session.scalars(select(Letter)).all()
+    assert (letter.id, letter.signer_name) == (first.id, "Ada Example")
+
+
+def test_an_earlier_letter_read_for_another_address_is_looked_for_again(
+    session: Session, settings: Settings
+) -> None:
+    appeal = make_appeal(session)
+    first = sign(session, appeal, settings)  # ada@example.net, unconfirmed
+    session.commit()
+    _appeal, someone_else = service.appeal_to_sign(
+        session, slug=appeal.slug, address="bob@example.net", settings=settings
+    )
+    assert someone_else.id is None
+    form = SignatureIn.model_validate(signature(name="Ada Again"))
+    again = service.sign_letter(
+        session, appeal=appeal, form=form, settings=settings, now=utcnow(), earlier=someone_else
+    )
+    session.commit()
+    # Had bob's "no earlier letter" been taken for ada's, the INSERT would have met her
+    # first letter's unique key (409); read again, that letter gives way.
+    [letter] = session.scalars(select(Letter)).all()
+    assert letter.public_id == again.public_id != first.public_id
+
+
+def test_a_confirmation_e_mail_that_cannot_be_written_is_no_duplicate_signature(
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    appeal = make_appeal(session)
+    row = delivery.confirmation_row
+
+    def broken(**kwargs: Any) -> dict[str, Any]:
+        return {**row(**kwargs), "invitation_id": 987654}  # no such invitation
+
+    monkeypatch.setattr(delivery, "confirmation_row", broken)
+    with pytest.raises(IntegrityError) as failed:
+        sign(session, appeal, settings)
+    assert not isinstance(failed.value, DuplicateSignature)
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Letter)) == 0
