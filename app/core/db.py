@@ -377,7 +377,9 @@ async def in_session(request: Request, work: Callable[[Session], _T]) -> _T:
     without FastAPI's handling of a generator dependency (its exit stack, shielded exit
     and cancel scopes), which was about 5% of a signature's CPU (issue 10). `work`
     returns before the commit, so whatever it builds from the session must not need
-    what the commit does (a database default it has not read, say).
+    what the commit does (a database default it has not read, say); or it commits
+    itself with commit_now(), whose ids are enqueued here all the same, even if `work`
+    then fails.
     """
     await _take_turn(request)
     try:
