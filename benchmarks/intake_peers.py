@@ -33,7 +33,6 @@ from fastapi import FastAPI
 from sqlalchemy import (
     Column,
     DateTime,
-    Insert,
     Integer,
     MetaData,
     String,
@@ -150,7 +149,6 @@ def statements() -> FastAPI:
     postgresql = engine.dialect.name == "postgresql"
     insert_letter = insert(letter).returning(letter.c.id)
     insert_delivery = insert(delivery).returning(delivery.c.id)
-    statements_made: dict[tuple[tuple[str, ...], tuple[str, ...]], Insert] = {}
     secret = settings.resolved_secret_key()
     app = FastAPI()
 
@@ -208,13 +206,7 @@ def statements() -> FastAPI:
                 "created_at": now,
             }
             if postgresql:  # one statement for both rows, as Outcry writes them there
-                both = statements_made.get((tuple(row), tuple(confirmation)))
-                if both is None:
-                    both = insert_with_confirmation(letter, tuple(row), tuple(confirmation))
-                    statements_made[(tuple(row), tuple(confirmation))] = both
-                params = {f"letter_{k}": v for k, v in row.items()}
-                params.update((f"delivery_{k}", v) for k, v in confirmation.items())
-                conn.execute(both, params)
+                insert_with_confirmation(conn, letter, row, confirmation)
             else:
                 letter_id = conn.execute(insert_letter, row).scalar_one()
                 conn.execute(insert_delivery, {"letter_id": letter_id, **confirmation})

@@ -404,7 +404,10 @@ def _work_and_commit(session: Session, work: Callable[[Session], _T]) -> _T:
     except BaseException:
         _roll_back(session)
         raise
-    _commit_and_close(session)
+    if session.in_transaction():
+        _commit_and_close(session)
+    else:  # `work` committed (commit_now) and began nothing since: no I/O is left
+        session.close()
     return result
 
 

@@ -20,7 +20,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Table, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, joinedload
 
 from app.audit import service as audit
@@ -182,14 +194,38 @@ def confirmation_row(
     }
 
 
+# Built on first use for the columns written: a letter's (as letters.service writes them)
+# and its confirmation e-mail's (confirmation_row()'s).
+_WITH_CONFIRMATION: dict[tuple[tuple[str, ...], tuple[str, ...]], Insert] = {}
+
+
 def insert_with_confirmation(
+    db: Session | Connection,
+    letter: Table,
+    row: Mapping[str, Any],
+    confirmation: Mapping[str, Any],
+) -> tuple[int, int]:
+    """INSERT a letter (`row`, all its columns but the id) and its confirmation e-mail
+    (confirmation_row()'s `confirmation`) in one PostgreSQL statement; (letter id,
+    delivery id). A round trip and a statement's work fewer than two INSERTs, on every
+    signature (issue 10). SQLite cannot INSERT in a WITH clause."""
+    columns = (tuple(row), tuple(confirmation))
+    statement = _WITH_CONFIRMATION.get(columns)
+    if statement is None:
+        statement = _WITH_CONFIRMATION.setdefault(
+            columns, _letter_and_confirmation(letter, *columns)
+        )
+    params = {f"letter_{k}": v for k, v in row.items()}
+    params.update((f"delivery_{k}", v) for k, v in confirmation.items())
+    letter_id, delivery_id = db.execute(statement, params).one()
+    return letter_id, delivery_id
+
+
+def _letter_and_confirmation(
     letter: Table, letter_columns: Sequence[str], delivery_columns: Sequence[str]
 ) -> Insert:
-    """One PostgreSQL statement that INSERTs a letter (its `letter_columns`, as bind
-    parameters named `letter_<column>`) and its confirmation e-mail (`delivery_columns`,
-    confirmation_row()'s, named `delivery_<column>`; the letter_id is the new letter's),
-    returning (letter_id, delivery id): a round trip and a statement's work fewer than two
-    INSERTs, on every signature (issue 10). SQLite cannot INSERT in a WITH clause."""
+    # The letter's columns as bind parameters named letter_<column>, the e-mail's as
+    # delivery_<column>; its letter_id is the new letter's, from the CTE's RETURNING.
     new_letter = (
         insert(letter)
         .values({c: bindparam(f"letter_{c}", type_=letter.c[c].type) for c in letter_columns})

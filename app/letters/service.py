@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, EmailUndeliverableError
-from sqlalchemy import Insert, and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -290,11 +290,6 @@ def _store(
     return _as_loaded(session, letter_id, row, appeal=appeal, organisation=organisation)
 
 
-# Built on first use for the columns written: a letter's as sign_letter() writes them (all
-# but the id) and its confirmation e-mail's, as delivery.confirmation_row() does.
-_WITH_CONFIRMATION: dict[tuple[tuple[str, ...], tuple[str, ...]], Insert] = {}
-
-
 def _store_with_confirmation(
     session: Session,
     row: dict[str, Any],
@@ -314,16 +309,10 @@ def _store_with_confirmation(
         mail_from=settings.mail_from,
         now=now,
     )
-    columns = (tuple(row), tuple(confirmation))
-    statement = _WITH_CONFIRMATION.get(columns)
-    if statement is None:
-        statement = _WITH_CONFIRMATION.setdefault(
-            columns, delivery.insert_with_confirmation(_LETTER, *columns)
-        )
-    params = {f"letter_{k}": v for k, v in row.items()}
-    params.update((f"delivery_{k}", v) for k, v in confirmation.items())
     try:
-        letter_id, delivery_id = session.execute(statement, params).one()
+        letter_id, delivery_id = delivery.insert_with_confirmation(
+            session, _LETTER, row, confirmation
+        )
     except IntegrityError as exc:
         # As in _store(), but only for the letter's own unique keys: the delivery's half
         # of the statement failing is no duplicate signature.
