@@ -60,7 +60,10 @@ def create_app(
     loop: EmbeddedLoop | None = None
     if settings.broker_url:
         # A request only leaves its ids with Batching; its thread talks to Redis.
-        batching = Batching(CeleryDispatcher(settings.broker_url, batch=settings.send_batch))
+        batching = Batching(
+            CeleryDispatcher(settings.broker_url, batch=settings.send_batch),
+            gather=settings.send_batch,
+        )
         dispatcher = batching
     else:
         wake = WakeUp()

@@ -209,3 +209,40 @@ def test_without_a_thread_the_ids_go_over_on_the_callers_thread(
     assert recorder.sent() == [1, 2, 3]
     assert recorder.calls[1][1] != threading.get_ident()
     dispatcher.close()
+
+
+def test_ids_that_come_within_the_linger_go_over_together() -> None:
+    """One hand-over costs the process about as much CPU however few ids it carries: ids
+    that come one by one within the linger go over in one call."""
+    inner = Recorder()
+    # Never reached: the batch fills first, or close() ends the linger.
+    batching = Batching(inner, gather=4, linger=10 * WAIT)
+    lingering = threading.Event()
+
+    class Watched(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            if timeout is not None:
+                lingering.set()
+            return super().wait(timeout)
+
+    batching._changed = Watched()
+    batching.enqueue([0])
+    assert lingering.wait(WAIT)  # the thread has [0], and waits for more
+    for n in (1, 2):
+        batching.enqueue([n])
+    assert inner.calls == []  # not sent one by one
+    batching.enqueue([3])  # the batch is full: it goes at once, not after the linger
+    inner.wait_for(4)
+    assert [ids for ids, _ in inner.calls] == [[0, 1, 2, 3]]
+    batching.enqueue([4])
+    batching.close()  # ends the linger: what gathered goes over now
+    assert [ids for ids, _ in inner.calls] == [[0, 1, 2, 3], [4]]
+
+
+def test_a_lone_id_goes_over_after_the_linger() -> None:
+    inner = Recorder()
+    batching = Batching(inner, gather=50, linger=0.001)
+    batching.enqueue([7])
+    inner.wait_for(1)  # without close(): the linger ended it
+    assert inner.sent() == [7]
+    batching.close()
