@@ -276,18 +276,40 @@ COPIES_KEPT = 256
 
 def published_appeal(session: Session, slug: str, *, seen: Row[Any] | None = None) -> Appeal:
     """The published appeal with this slug (AppealNotFound for none or a draft), for a
-    supporter's request: what signing and the public pages read of it.
+    supporter's request: what signing and the public pages read of it. The object
+    returned is the session's own, as if loaded: published_copy()'s copy, merged into
+    the session without loading it.
+
+    `seen`: as for published_copy()."""
+    return attached(session, published_copy(session, slug, seen=seen))
+
+
+def attached(session: Session, copy: Appeal) -> Appeal:
+    """The session's own object for published_copy()'s `copy`, as if loaded, without
+    loading it."""
+    appeal = session.merge(copy, load=False)
+    # merge() hands the session's object the copy's very lists and dicts: its own ones
+    # (a few microseconds), so nothing done to them in place can reach the copy.
+    _own_values(appeal, _APPEAL_JSON)
+    for target in appeal.targets:
+        _own_values(target, _TARGET_JSON)
+    return appeal
+
+
+def published_copy(session: Session, slug: str, *, seen: Row[Any] | None = None) -> Appeal:
+    """This process's copy of the published appeal with this slug (AppealNotFound for none
+    or a draft), as current as the database: read it, never change it, and never put it,
+    or anything pointing at it, in a session. published_appeal() gives a session's own.
 
     Loading an appeal with its targets and organisations was the largest single piece of
     a signature's own work (issue 10). This looks up one row's id, revision and status,
-    and when the process's copy has that revision, merges the copy into the session
-    without loading it (the triggers of migration c3e1f7a2d9b8 draw a new revision
-    whenever the appeal, a target of it or an organisation in it changes, whoever writes).
-    The object returned is the session's own, as if loaded.
+    and when the process's copy has that revision, reads nothing more (the triggers of
+    migration c3e1f7a2d9b8 draw a new revision whenever the appeal, a target of it or an
+    organisation in it changes, whoever writes).
 
     `seen`: the row of REVISION (id, revision, status, and maybe more columns) for this
     slug that the caller read in this session, joined with what it needed besides;
-    published_appeal() then reads nothing more for a copy it has."""
+    published_copy() then reads nothing more for a copy it has."""
     row = seen if seen is not None else session.execute(REVISION, {"slug": slug}).first()
     if row is None or row.status is AppealStatus.draft:
         raise AppealNotFound()
@@ -300,13 +322,7 @@ def published_appeal(session: Session, slug: str, *, seen: Row[Any] | None = Non
         if len(_COPIES) >= COPIES_KEPT:
             _COPIES.clear()
         _COPIES[key] = copy
-    appeal = session.merge(copy, load=False)
-    # merge() hands the session's object the copy's very lists and dicts: its own ones
-    # (a few microseconds), so nothing done to them in place can reach the copy.
-    _own_values(appeal, _APPEAL_JSON)
-    for target in appeal.targets:
-        _own_values(target, _TARGET_JSON)
-    return appeal
+    return copy
 
 
 def _json_attributes(entity: type[Appeal] | type[Target]) -> tuple[str, ...]:

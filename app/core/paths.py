@@ -15,6 +15,7 @@ def data_root() -> Path:
     return installed if installed.is_dir() else _ROOT
 
 
+@cache  # as data_root()
 def letter_templates_dir() -> Path:
     return data_root() / "templates" / "letters"
 

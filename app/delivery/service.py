@@ -136,28 +136,17 @@ _DELIVERY = table_of(Delivery)
 _INSERT_DELIVERY = insert(_DELIVERY).returning(_DELIVERY.c.id)
 
 
-def plan_confirmation(session: Session, *, letter: Letter, mail_from: str, now: datetime) -> int:
-    """Write the confirmation e-mail to the supporter and enqueue it after commit; its id.
-
-    One Core INSERT, as for the letter (letters.service._store): every signature asking
-    for confirmation writes this row, and the unit of work cost more than the INSERT.
-    On PostgreSQL a signature writes it in the letter's own INSERT instead
-    (insert_with_confirmation)."""
-    if letter.signer_email is None:
-        raise AssertionError("a letter just signed has its address")
-    row = confirmation_row(
-        public_id=letter.public_id,
-        appeal_id=letter.appeal_id,
-        organisation_id=letter.organisation_id,
-        signer_email=letter.signer_email,
-        max_attempts=letter.appeal.max_attempts,
-        mail_from=mail_from,
-        now=now,
-    )
-    delivery_id: int = session.execute(
-        _INSERT_DELIVERY, {"letter_id": letter.id, **row}
+def insert_confirmation(
+    db: Session | Connection, letter_id: int, confirmation: Mapping[str, Any]
+) -> int:
+    """INSERT the confirmation e-mail (confirmation_row()'s `confirmation`) of the letter
+    with this id; its id. One Core INSERT, as for the letter: every signature asking for
+    confirmation writes this row, and the unit of work cost more than the INSERT. On
+    PostgreSQL a signature writes it in the letter's own INSERT instead
+    (insert_with_confirmation())."""
+    delivery_id: int = db.execute(
+        _INSERT_DELIVERY, {"letter_id": letter_id, **confirmation}
     ).scalar_one()
-    enqueue_after_commit(session, [delivery_id])
     return delivery_id
 
 

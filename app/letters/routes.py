@@ -36,13 +36,13 @@ async def sign(request: Request, slug: str, form: SignatureIn) -> Response:
     settings, client = app_settings(request), client_host(request)
 
     def work(session: Session) -> Response:
-        letter = service.sign(
+        signed = service.sign(
             session, slug=slug, form=form, settings=settings, now=utcnow(), client=client
         )
         # Committed before the answer is built: SQLite's one write lock is held from
         # the first INSERT to the commit, and every other writer waits for it.
         commit_now(session)
-        return model_response(service.created(settings, letter), status_code=202)
+        return model_response(service.created(settings, signed), status_code=202)
 
     return await in_session(request, work)
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, EmailUndeliverableError
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -138,10 +138,92 @@ def sign_letter(
     appeal needs no confirmation. Replaces an earlier never-confirmed letter of the same
     address. `client` (the signer's IP address) feeds the flood guard, which may hold the
     letter for moderation. Raises AppealClosed, DuplicateSignature, InvalidInput or
-    TooManyConfirmations. The letter returned is in the session, as if loaded.
+    TooManyConfirmations. The letter returned is in the session, as if loaded, and so
+    must `appeal` be.
 
     `earlier`: what appeal_to_sign() read of the address's earlier letter, in this
     session; without it, it is read here."""
+    if inspect(appeal).session_id != session.hash_key:
+        # Never the process's copy (published_copy()): the letter would point at it.
+        raise AssertionError("sign_letter() takes the session's own appeal")
+    letter_id, row, organisation = _write(
+        session,
+        appeal=appeal,
+        form=form,
+        settings=settings,
+        now=now,
+        client=client,
+        earlier=earlier,
+    )
+    letter = _as_loaded(session, letter_id, row, appeal=appeal, organisation=organisation)
+    if not appeal.require_confirmation and letter.status is LetterStatus.queued:
+        delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
+    return letter
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A letter just signed, as the API answers for it (created())."""
+
+    public_id: str
+    key: str
+    status: LetterStatus
+
+
+def sign(
+    session: Session,
+    *,
+    slug: str,
+    form: SignatureIn,
+    settings: Settings,
+    now: datetime,
+    client: str | None,
+) -> Signed:
+    """Sign the published appeal with this slug, for the API: AppealNotFound, then the
+    signing limit of `client` (RateLimited), then as sign_letter().
+
+    A letter that waits for its confirmation is written from the process's copy of the
+    appeal, and no ORM object is made of either: merging the copy into the session and
+    making the letter an object in it took a seventh of a signature's own CPU, for an
+    answer that needs three of the letter's columns (issue 10)."""
+    appeal, earlier = appeal_to_sign(session, slug=slug, address=form.email, settings=settings)
+    guard.check_signing_limit(settings, client)
+    if appeal.require_confirmation:
+        _id, row, _organisation = _write(
+            session,
+            appeal=appeal,
+            form=form,
+            settings=settings,
+            now=now,
+            client=client,
+            earlier=earlier,
+        )
+        return Signed(row["public_id"], row["key"], row["status"])
+    letter = sign_letter(
+        session,
+        appeal=appeals.attached(session, appeal),
+        form=form,
+        settings=settings,
+        now=now,
+        client=client,
+        earlier=earlier,
+    )
+    return Signed(letter.public_id, letter.key, letter.status)
+
+
+def _write(
+    session: Session,
+    *,
+    appeal: Appeal,
+    form: SignatureIn,
+    settings: Settings,
+    now: datetime,
+    client: str | None,
+    earlier: Earlier | None,
+) -> tuple[int, dict[str, Any], Organisation | None]:
+    """sign_letter()'s letter, and its confirmation e-mail when the appeal asks for one,
+    written with Core alone: `appeal` is only read, so it may be the process's copy. The
+    letter's id, its row and the organisation it credits."""
     if not appeals.accepting(appeal, now):
         raise AppealClosed()
     email = normalise_email(form.email, check_deliverability=settings.check_email_deliverability)
@@ -182,20 +264,15 @@ def sign_letter(
     row["hold_reason"] = hold_reason
     if confirm:
         row["status"] = LetterStatus.pending_confirmation
+        letter_id = _store_with_confirmation(
+            session, row, max_attempts=appeal.max_attempts, settings=settings, now=now
+        )
     else:
         held = needs_moderation(appeal, form.message, hold_reason)
         row["status"] = LetterStatus.held if held else LetterStatus.queued
         row["confirmed_at"] = now
-    if confirm and session.get_bind().dialect.name == "postgresql":
-        return _store_with_confirmation(
-            session, row, appeal=appeal, organisation=organisation, settings=settings, now=now
-        )
-    letter = _store(session, row, appeal=appeal, organisation=organisation)
-    if confirm:
-        delivery.plan_confirmation(session, letter=letter, mail_from=settings.mail_from, now=now)
-    elif letter.status is LetterStatus.queued:
-        delivery.plan_letter(session, letter=letter, mail_from=settings.mail_from, now=now)
-    return letter
+        letter_id = _store(session, row)
+    return letter_id, row, organisation
 
 
 _LETTER = table_of(Letter)
@@ -230,36 +307,13 @@ _APPEAL_AND_EARLIER = appeals.REVISION.add_columns(
 )
 
 
-def sign(
-    session: Session,
-    *,
-    slug: str,
-    form: SignatureIn,
-    settings: Settings,
-    now: datetime,
-    client: str | None,
-) -> Letter:
-    """Sign the published appeal with this slug, for the API: AppealNotFound, then the
-    signing limit of `client` (RateLimited), then as sign_letter()."""
-    appeal, earlier = appeal_to_sign(session, slug=slug, address=form.email, settings=settings)
-    guard.check_signing_limit(settings, client)
-    return sign_letter(
-        session,
-        appeal=appeal,
-        form=form,
-        settings=settings,
-        now=now,
-        client=client,
-        earlier=earlier,
-    )
-
-
 def appeal_to_sign(
     session: Session, *, slug: str, address: str, settings: Settings
 ) -> tuple[Appeal, Earlier]:
-    """The published appeal with this slug (AppealNotFound for none or a draft) and the
-    letter `address` signed it with before, for sign_letter(): in one round trip, where
-    they took two, each a tenth of a signature's CPU (issue 10).
+    """The published appeal with this slug, as the process's copy (published_copy():
+    AppealNotFound for none or a draft), and the letter `address` signed it with before,
+    for sign_letter(): in one round trip, where they took two, each a tenth of a
+    signature's CPU (issue 10).
 
     The earlier letter is read before the limits are counted (a call to Redis), so a
     moment sooner than sign_letter() would read it. That costs nothing in safety: each
@@ -269,59 +323,55 @@ def appeal_to_sign(
     row = session.execute(_APPEAL_AND_EARLIER, {"slug": slug, "digest": digest}).first()
     if row is None:
         raise AppealNotFound()
-    appeal = appeals.published_appeal(session, slug, seen=row)
-    # The appeal id read with the letter: should published_appeal() have found another
+    appeal = appeals.published_copy(session, slug, seen=row)
+    # The appeal id read with the letter: should published_copy() have found another
     # appeal by now (deleted and made again), sign_letter() reads its earlier letter itself.
     return appeal, Earlier(row.id, digest, row.earlier_id, row.earlier_status)
 
 
-def _store(
-    session: Session, row: dict[str, Any], *, appeal: Appeal, organisation: Organisation | None
-) -> Letter:
-    """INSERT the letter's row in the session's transaction and return it as a Letter in the
-    session, as if it had been loaded; DuplicateSignature if the address signed at the
-    same moment."""
+def _store(session: Session, row: dict[str, Any]) -> int:
+    """INSERT the letter's row in the session's transaction; its id. DuplicateSignature if
+    the address signed at the same moment."""
     try:
-        letter_id = session.execute(_INSERT_LETTER, row).scalar_one()
+        letter_id: int = session.execute(_INSERT_LETTER, row).scalar_one()
     except IntegrityError as exc:
         # The same address signing twice at the same moment. No SAVEPOINT to go on
         # from: the request ends here and its transaction is rolled back whole.
         raise DuplicateSignature() from exc
-    return _as_loaded(session, letter_id, row, appeal=appeal, organisation=organisation)
+    return letter_id
 
 
 def _store_with_confirmation(
-    session: Session,
-    row: dict[str, Any],
-    *,
-    appeal: Appeal,
-    organisation: Organisation | None,
-    settings: Settings,
-    now: datetime,
-) -> Letter:
-    """_store() and delivery.plan_confirmation() in one statement, on PostgreSQL."""
+    session: Session, row: dict[str, Any], *, max_attempts: int, settings: Settings, now: datetime
+) -> int:
+    """_store(), and the letter's confirmation e-mail, enqueued after commit: in one
+    statement on PostgreSQL, in two on SQLite (which cannot INSERT in a WITH clause)."""
     confirmation = delivery.confirmation_row(
         public_id=row["public_id"],
         appeal_id=row["appeal_id"],
         organisation_id=row["organisation_id"],
         signer_email=row["signer_email"],
-        max_attempts=appeal.max_attempts,
+        max_attempts=max_attempts,
         mail_from=settings.mail_from,
         now=now,
     )
-    try:
-        letter_id, delivery_id = delivery.insert_with_confirmation(
-            session, _LETTER, row, confirmation
-        )
-    except IntegrityError as exc:
-        # As in _store(), but only for the letter's own unique keys: the delivery's half
-        # of the statement failing is no duplicate signature.
-        diag = getattr(exc.orig, "diag", None)
-        if str(getattr(diag, "constraint_name", "")).startswith("uq_letter_"):
-            raise DuplicateSignature() from exc
-        raise
+    if session.get_bind().dialect.name != "postgresql":
+        letter_id = _store(session, row)
+        delivery_id = delivery.insert_confirmation(session, letter_id, confirmation)
+    else:
+        try:
+            letter_id, delivery_id = delivery.insert_with_confirmation(
+                session, _LETTER, row, confirmation
+            )
+        except IntegrityError as exc:
+            # As in _store(), but only for the letter's own unique keys: the delivery's
+            # half of the statement failing is no duplicate signature.
+            diag = getattr(exc.orig, "diag", None)
+            if str(getattr(diag, "constraint_name", "")).startswith("uq_letter_"):
+                raise DuplicateSignature() from exc
+            raise
     delivery.enqueue_after_commit(session, [delivery_id])
-    return _as_loaded(session, letter_id, row, appeal=appeal, organisation=organisation)
+    return letter_id
 
 
 def _as_loaded(
@@ -332,6 +382,7 @@ def _as_loaded(
     appeal: Appeal,
     organisation: Organisation | None,
 ) -> Letter:
+    """The letter with this id and row as an object in the session, as if loaded."""
     letter = Letter(id=letter_id, **row)
     # What the row holds and nothing pending: the object stays clean, and its
     # deliveries (written without the ORM, in the same statement or the next) load when
@@ -491,12 +542,12 @@ def to_read(session: Session, letter: Letter, *, settings: Settings) -> LetterRe
     )
 
 
-def status_url(settings: Settings, letter: Letter) -> str:
+def status_url(settings: Settings, letter: Letter | Signed) -> str:
     """The API URL a supporter polls for their letter's status."""
     return f"{settings.base_url}/api/v1/letters/{letter.public_id}?key={letter.key}"
 
 
-def created(settings: Settings, letter: Letter) -> LetterCreated:
+def created(settings: Settings, letter: Letter | Signed) -> LetterCreated:
     """What the API answers for a letter just signed or confirmed."""
     return LetterCreated(
         id=letter.public_id, status=letter.status, status_url=status_url(settings, letter)

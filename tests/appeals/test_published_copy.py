@@ -15,9 +15,19 @@ from app.appeals import service
 from app.core.config import Settings
 from app.core.db import engine_for, session_factory, session_scope
 from app.core.errors import AppealNotFound
-from app.models import Appeal, AppealStatus, Organisation, Target, appeal_organisation
+from app.models import (
+    Appeal,
+    AppealStatus,
+    Channel,
+    Delivery,
+    Letter,
+    LetterStatus,
+    Organisation,
+    Target,
+    appeal_organisation,
+)
 from tests.appeals.factories import make_appeal
-from tests.letters.factories import sign
+from tests.letters.factories import sign, signature
 
 SLUG = "free-them"
 
@@ -208,3 +218,48 @@ def test_an_edit_in_this_process_shows_on_the_next_public_read(
             organisations=[{"slug": "union", "name": "A Union"}],
         )
     assert client.get(f"/api/v1/appeals/{SLUG}").json()["targets"][0]["name"] == "E. Minister"
+
+
+@pytest.mark.parametrize("confirm", [True, False], ids=["confirmation", "no confirmation"])
+def test_signing_through_the_api_reads_the_copy_and_leaves_it_alone(
+    sessions: sessionmaker[Session], client: TestClient, loads: list[str], confirm: bool
+) -> None:
+    """A signature waiting for confirmation is written from the copy itself, never merged
+    into a session (letters.service.sign); one without is written with the session's own
+    appeal. Either way the copy stays out of every session, and as it was."""
+    with session_scope(sessions) as session:
+        make_appeal(
+            session,
+            organisations=[{"slug": "union", "name": "A Union"}],
+            require_confirmation=confirm,
+        )
+    path = f"/api/v1/appeals/{SLUG}/letters"
+    first = client.post(path, json=signature(org="union"))
+    assert first.status_code == 202
+    (copy,) = service._COPIES.values()
+    before = {a: getattr(copy, a) for a in ("languages", "letter", "translations", "copies")}
+    second = client.post(path, json=signature(email="bob@example.net", message="Free them"))
+    assert second.status_code == 202
+    assert loads == [SLUG]
+    assert service._COPIES[next(iter(service._COPIES))] is copy
+    assert inspect(copy).detached
+    assert all(inspect(t).detached for t in copy.targets)
+    assert all(inspect(o).detached for o in copy.organisations)
+    assert {a: getattr(copy, a) for a in before} == before
+    with session_scope(sessions) as session:
+        letters = session.execute(
+            select(Letter.public_id, Letter.status, Organisation.slug)
+            .outerjoin(Organisation, Letter.organisation_id == Organisation.id)
+            .order_by(Letter.id)
+        ).all()
+        channels = session.scalars(select(Delivery.channel).order_by(Delivery.id)).all()
+    waiting = LetterStatus.pending_confirmation if confirm else LetterStatus.queued
+    assert letters == [
+        (first.json()["id"], waiting, "union"),
+        (second.json()["id"], waiting, None),
+    ]
+    if confirm:
+        assert channels == [Channel.confirmation, Channel.confirmation]
+    else:
+        assert Channel.confirmation not in channels
+        assert Channel.email in channels

@@ -14,7 +14,7 @@ from app.core.config import Settings
 from app.core.db import engine_for, session_factory, session_scope
 from app.core.errors import DuplicateSignature
 from app.delivery import service as delivery
-from app.letters import service
+from app.letters import guard, service
 from app.letters.schemas import SignatureIn
 from app.models import Appeal, Delivery, Letter, LetterStatus, LetterTally, utcnow
 from tests.appeals.factories import make_appeal
@@ -134,17 +134,25 @@ def test_a_letter_confirmed_while_the_address_signs_again_is_kept(
     assert letter.signer_name == "Ada Example"
 
 
-def test_a_signature_s_confirmation_e_mail_is_the_row_plan_confirmation_writes(
+def test_a_signature_s_confirmation_e_mail_is_the_row_insert_confirmation_writes(
     session: Session, settings: Settings
 ) -> None:
     """On PostgreSQL a signature writes its letter and confirmation e-mail in one
-    statement; on SQLite, plan_confirmation() writes the e-mail. Either way the same row."""
+    statement; on SQLite, insert_confirmation() writes the e-mail. Either way the same row."""
     appeal = make_appeal(session)
     letter = sign(session, appeal, settings)
     session.flush()
-    delivery.plan_confirmation(
-        session, letter=letter, mail_from=settings.mail_from, now=letter.created_at
+    assert letter.signer_email is not None
+    row = delivery.confirmation_row(
+        public_id=letter.public_id,
+        appeal_id=letter.appeal_id,
+        organisation_id=letter.organisation_id,
+        signer_email=letter.signer_email,
+        max_attempts=appeal.max_attempts,
+        mail_from=settings.mail_from,
+        now=letter.created_at,
     )
+    delivery.insert_confirmation(session, letter.id, row)
     session.flush()
     session.expire_all()
     signed, planned = session.scalars(select(Delivery).order_by(Delivery.id)).all()
@@ -159,7 +167,7 @@ def test_a_signature_s_confirmation_e_mail_is_the_row_plan_confirmation_writes(
 
 
 def test_a_letter_confirmed_after_it_was_read_with_the_appeal_is_kept(
-    session: Session, settings: Settings
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The API reads the address's earlier letter with the appeal (appeal_to_sign); the
     supporter confirms it before the new signature would replace it: it stays, whole."""
@@ -167,22 +175,42 @@ def test_a_letter_confirmed_after_it_was_read_with_the_appeal_is_kept(
     first = sign(session, appeal, settings)
     session.commit()
     form = SignatureIn.model_validate(signature(name="Ada Again"))
-    appeal, earlier = service.appeal_to_sign(
+    _copy, earlier = service.appeal_to_sign(
         session, slug=appeal.slug, address=form.email, settings=settings
     )
     assert (earlier.id, earlier.status) == (first.id, LetterStatus.pending_confirmation)
+    session.rollback()
     sessions = session_factory(engine_for(settings.database_url))
-    with session_scope(sessions) as other:  # the confirmation lands meanwhile
-        other.execute(update(Letter).values(status=LetterStatus.queued))
 
+    def confirmed_meanwhile(_settings: Settings, _client: str | None) -> None:
+        # Between the read and the write: while the signing limit is counted.
+        with session_scope(sessions) as other:
+            other.execute(update(Letter).values(status=LetterStatus.queued))
+
+    monkeypatch.setattr(guard, "check_signing_limit", confirmed_meanwhile)
     with pytest.raises(DuplicateSignature):
-        service.sign_letter(
-            session, appeal=appeal, form=form, settings=settings, now=utcnow(), earlier=earlier
+        service.sign(
+            session, slug=appeal.slug, form=form, settings=settings, now=utcnow(), client=None
         )
     session.rollback()
     session.expire_all()
     [letter] = session.scalars(select(Letter)).all()
     assert (letter.id, letter.signer_name) == (first.id, "Ada Example")
+
+
+def test_sign_letter_refuses_the_process_s_copy_of_the_appeal(
+    session: Session, settings: Settings
+) -> None:
+    """A letter in a session pointing at the copy every request shares would put the copy
+    in that session, or let a change to it reach every request."""
+    appeal = make_appeal(session)
+    session.commit()
+    form = SignatureIn.model_validate(signature())
+    copy, _earlier = service.appeal_to_sign(
+        session, slug=appeal.slug, address=form.email, settings=settings
+    )
+    with pytest.raises(AssertionError, match="session's own appeal"):
+        service.sign_letter(session, appeal=copy, form=form, settings=settings, now=utcnow())
 
 
 def test_an_earlier_letter_read_for_another_address_is_looked_for_again(
