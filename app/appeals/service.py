@@ -263,7 +263,7 @@ def get_appeal(session: Session, slug: str) -> Appeal:
 
 
 _APPEAL = table_of(Appeal)
-# What published_appeal() checks a copy against. A caller may join more onto it, so that
+# What published_copy() checks a copy against. A caller may join more onto it, so that
 # one round trip brings what it needs besides (letters.service: an earlier letter).
 REVISION = select(_APPEAL.c.id, _APPEAL.c.revision, _APPEAL.c.status).where(
     _APPEAL.c.slug == bindparam("slug")

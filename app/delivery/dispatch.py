@@ -99,13 +99,13 @@ class Batching:
     into tasks of its batch size).
 
     Nothing waits for a quiet moment: the thread hands over what gathered once `gather` ids
-    have, or `linger` seconds after the first of them came, whichever is sooner (and while
-    one hand-over is on its way to Redis, the next ones pile up). A hand-over costs the
-    process about 0.3 ms of CPU however few ids it carries: without the linger, a crowd
-    of 300 signatures a second made 240 of them a second, a tenth of the web process's
-    CPU (issue 10). With it there are at most 1/`linger` a second, and a lone
-    signature's confirmation e-mail is queued `linger` later, which nobody waiting for an
-    e-mail can tell.
+    have, or `linger` seconds after the first of them came, whichever is sooner (or, if a
+    hand-over to Redis was still on its way then, as soon as it is back). A hand-over
+    costs the process about 0.3 ms of CPU however few ids it carries: without the linger,
+    a crowd of 300 signatures a second made 240 of them a second, a tenth of the web
+    process's CPU (issue 10). With it, there are at most 1/`linger` hand-overs a second
+    of less than a full batch, and a lone signature's confirmation e-mail is queued
+    `linger` later, which nobody waiting for an e-mail can tell.
 
     Ids held here are not precious. Their deliveries were committed before they came, with
     no lease (lease_until NULL), and the sweeper hands out any such delivery older than its
@@ -128,6 +128,7 @@ class Batching:
         self.close_seconds = close_seconds
         self._changed = threading.Condition()
         self._waiting: list[int] = []
+        self._first_came = 0.0  # time.monotonic() when the first of _waiting came
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -138,6 +139,8 @@ class Batching:
             return
         with self._changed:
             if not self._closed:
+                if not self._waiting:
+                    self._first_came = time.monotonic()
                 self._waiting.extend(ids)
                 # is_alive(): in a child forked after the thread started, it does not run.
                 if self._thread is None or not self._thread.is_alive():
@@ -191,7 +194,7 @@ class Batching:
             with self._changed:
                 while not self._waiting and not self._closed:
                     self._changed.wait()
-                handover = time.monotonic() + self.linger
+                handover = self._first_came + self.linger
                 while len(self._waiting) < self.gather and not self._closed:
                     left = handover - time.monotonic()
                     if left <= 0:

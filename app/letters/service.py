@@ -312,11 +312,11 @@ def appeal_to_sign(
 ) -> tuple[Appeal, Earlier]:
     """The published appeal with this slug, as the process's copy (published_copy():
     AppealNotFound for none or a draft), and the letter `address` signed it with before,
-    for sign_letter(): in one round trip, where they took two, each a tenth of a
-    signature's CPU (issue 10).
+    for sign(): in one round trip, where they took two, each a tenth of a signature's
+    CPU (issue 10). sign_letter() takes the copy only once attached (appeals.attached()).
 
     The earlier letter is read before the limits are counted (a call to Redis), so a
-    moment sooner than sign_letter() would read it. That costs nothing in safety: each
+    moment sooner than _make_way() would read it. That costs nothing in safety: each
     write of _make_way() checks the status it read, and the unique key catches a letter
     that came meanwhile; either way the signature is refused (409), never stored twice."""
     digest = privacy.email_hash(settings, normalise_email(address, check_deliverability=False))
@@ -325,7 +325,7 @@ def appeal_to_sign(
         raise AppealNotFound()
     appeal = appeals.published_copy(session, slug, seen=row)
     # The appeal id read with the letter: should published_copy() have found another
-    # appeal by now (deleted and made again), sign_letter() reads its earlier letter itself.
+    # appeal by now (deleted and made again), _make_way() reads its earlier letter itself.
     return appeal, Earlier(row.id, digest, row.earlier_id, row.earlier_status)
 
 
